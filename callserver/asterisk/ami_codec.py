@@ -1,0 +1,203 @@
+"""Sans-IO codec for the Asterisk Manager Interface (AMI).
+
+``AmiCodec.feed(data)`` takes raw bytes as they come off the socket, in chunks of any size, and
+returns the complete messages they finish. It knows the banner line
+(``Asterisk Call Manager/11.0.0``), CRLF and bare LF line endings, repeated headers (kept, always as
+a list), incremental UTF-8 (a Cyrillic caller name split across two TCP reads survives) and a frame
+size limit. ``encode_action`` builds an action frame and refuses values that could inject a header.
+
+No I/O here: ``ami_connection`` owns the socket.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from callserver.asterisk.errors import AmiFrameTooLarge, AmiProtocolError
+
+MessageKind = Literal["banner", "response", "event", "other"]
+
+DEFAULT_MAX_FRAME = 1024 * 1024
+"""Bytes (characters after decoding) one message may take before the peer is deemed broken."""
+
+
+@dataclass(slots=True)
+class AmiMessage:
+    """One AMI frame: a banner, an action response or an event.
+
+    ``fields`` maps a header name to its value, or to a list of values when the header was
+    repeated (``ChanVariable``, ``Output`` …). ``get`` returns the first value, ``getall`` always
+    a list. Header names keep the case Asterisk sent.
+    """
+
+    kind: MessageKind
+    name: str
+    fields: dict[str, str | list[str]] = field(default_factory=dict)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self.fields.get(key)
+        if value is None:
+            return default
+        if isinstance(value, list):
+            return value[0]
+        return value
+
+    def __getitem__(self, key: str) -> str:
+        value = self.fields[key]
+        return value[0] if isinstance(value, list) else value
+
+    def getall(self, key: str) -> list[str]:
+        value = self.fields.get(key)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return list(value)
+        return [value]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.fields
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+
+def _parse_block(block: str) -> AmiMessage:
+    fields: dict[str, str | list[str]] = {}
+    for line in block.split("\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            if not line:
+                continue
+            key, value = "", line  # a line with no colon (old Command output): keep it
+        elif value[:1] == " ":
+            value = value[1:]
+        old = fields.get(key)
+        if old is None:
+            fields[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            fields[key] = [old, value]
+    first_key = block[: block.find(":")] if ":" in block else ""
+    if first_key == "Event":
+        kind: MessageKind = "event"
+    elif first_key == "Response":
+        kind = "response"
+    else:
+        kind = "other"
+    raw_name = fields.get(first_key, "")
+    name = raw_name[0] if isinstance(raw_name, list) else raw_name
+    return AmiMessage(kind, name, fields)
+
+
+class AmiCodec:
+    """Incremental AMI decoder.
+
+    ``expect_banner``: the first line of the stream is the one-line banner (client side).
+    ``max_frame``: a message longer than this raises ``AmiFrameTooLarge`` (the caller should drop
+    the connection: the stream cannot be trusted any more).
+    ``skip_events``: event names dropped by a cheap peek at the first line, before the block is
+    split into headers (e.g. ``RTCPSent``). Responses are never skipped.
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_banner: bool = True,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        skip_events: Iterable[str] = (),
+    ) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buf = ""
+        self._pending_cr = False
+        self._want_banner = expect_banner
+        self._max_frame = max_frame
+        self._skip_prefixes = tuple(f"Event: {name}\n" for name in skip_events)
+        self.skipped = 0
+        """How many events ``skip_events`` dropped so far."""
+
+    def feed(self, data: bytes) -> list[AmiMessage]:
+        """Decode ``data`` and return every message it completes, in stream order."""
+        text = self._decoder.decode(data)
+        if self._pending_cr:
+            text = "\r" + text
+            self._pending_cr = False
+        if text.endswith("\r"):
+            self._pending_cr = True
+            text = text[:-1]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        buf = self._buf + text if self._buf else text
+        out: list[AmiMessage] = []
+        if self._want_banner:
+            nl = buf.find("\n")
+            if nl < 0:
+                self._buf = buf
+                self._check_size()
+                return out
+            self._want_banner = False
+            line = buf[:nl]
+            buf = buf[nl + 1 :]
+            if not line.startswith("Asterisk Call Manager"):
+                raise AmiProtocolError(message=f"unexpected AMI banner {line[:80]!r}")
+            out.append(AmiMessage("banner", line, {}))
+        parts = buf.split("\n\n")
+        self._buf = parts.pop()
+        skip = self._skip_prefixes
+        for block in parts:
+            if not block:
+                continue
+            if block[0] == "\n":
+                block = block.lstrip("\n")
+                if not block:
+                    continue
+            if skip and block.startswith(skip):
+                self.skipped += 1
+                continue
+            out.append(_parse_block(block))
+        self._check_size()
+        return out
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max_frame:
+            size = len(self._buf)
+            self._buf = ""
+            raise AmiFrameTooLarge(
+                message=f"AMI frame over {self._max_frame} characters", size=size
+            )
+
+
+def _check_value(key: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"AMI header {key!r} must not contain a line break")
+    return value
+
+
+def encode_action(
+    action: str,
+    action_id: str,
+    headers: Mapping[str, str | Sequence[str]] | None = None,
+) -> bytes:
+    """Encode one action frame (CRLF line endings, blank line at the end).
+
+    A header whose value is a sequence is repeated once per item (``Variable`` in Originate).
+    Raises ValueError when a name or value contains CR or LF: untrusted text (a caller ID) can
+    never add a header or a second action.
+    """
+    lines = [
+        f"Action: {_check_value('Action', action)}",
+        f"ActionID: {_check_value('ActionID', action_id)}",
+    ]
+    for key, value in (headers or {}).items():
+        if not key or ":" in key:
+            raise ValueError(f"bad AMI header name {key!r}")
+        _check_value("header name", key)
+        if isinstance(value, str):
+            lines.append(f"{key}: {_check_value(key, value)}")
+        else:
+            lines.extend(f"{key}: {_check_value(key, v)}" for v in value)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")

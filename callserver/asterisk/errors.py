@@ -1,0 +1,87 @@
+"""Errors of the Asterisk adapters (AMI, FastAGI, ARI)."""
+
+from __future__ import annotations
+
+from callserver.errors import CallserverError
+
+
+class AsteriskError(CallserverError):
+    error_id = "asterisk-error"
+
+
+class AmiError(AsteriskError):
+    error_id = "ami-error"
+
+
+class AmiProtocolError(AmiError):
+    """The peer sent something that is not AMI."""
+
+    error_id = "ami-protocol"
+
+
+class AmiFrameTooLarge(AmiProtocolError):
+    error_id = "ami-frame-too-large"
+
+
+class AmiConnectionError(AmiError):
+    """Connecting, reading or writing failed, or the connection is down."""
+
+    error_id = "ami-connection"
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the login (wrong username or secret)."""
+
+    error_id = "ami-auth"
+
+
+class AmiActionError(AmiError):
+    """An action got ``Response: Error``; ``details['response']`` holds the message."""
+
+    error_id = "ami-action"
+
+
+class AmiTimeout(AmiError):
+    error_id = "ami-timeout"
+
+
+class AgiError(AsteriskError):
+    error_id = "agi-error"
+
+
+class AgiProtocolError(AgiError):
+    error_id = "agi-protocol"
+
+
+class AgiHangup(AgiError):
+    """The channel hung up (``HANGUP`` or ``511``) or the connection closed."""
+
+    error_id = "agi-hangup"
+
+
+class AgiTimeout(AgiError):
+    error_id = "agi-timeout"
+
+
+class AgiCommandError(AgiError):
+    """Asterisk answered 510/520 to a command."""
+
+    error_id = "agi-command"
+
+
+class AriError(AsteriskError):
+    error_id = "ari-error"
+
+
+class AriConnectionError(AriError):
+    error_id = "ari-connection"
+
+
+class AriHttpError(AriError):
+    """ARI answered with an HTTP error; ``details['status']`` and ``details['body']``."""
+
+    error_id = "ari-http"
+
+
+class AriTimeout(AriError):
+    error_id = "ari-timeout"

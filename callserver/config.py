@@ -1,0 +1,195 @@
+"""Typed configuration: defaults ← TOML file ← environment, loaded once, validated.
+
+Every key ``[section] key`` can be overridden by ``CALLSERVER_<SECTION>_<KEY>`` (upper case),
+e.g. ``CALLSERVER_AMI_PORT=5039``. A bad value stops start-up with a ``ConfigError`` that names the
+key (``ami.port: expected an integer, got 'x'``). Unknown sections and keys are errors too: a typo
+must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callserver.errors import ConfigError
+
+ENV_PREFIX = "CALLSERVER_"
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callserver"
+    secret: str = ""
+    connect_timeout: float = 5.0
+    action_timeout: float = 10.0
+    ping_interval: float = 20.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    enabled: bool = True
+    url: str = "http://127.0.0.1:8088/ari"
+    username: str = "callserver"
+    password: str = ""
+    app: str = "callserver"
+    request_timeout: float = 5.0
+    reconnect_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573
+    command_timeout: float = 2.0
+    session_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/callserver"
+    batch_size: int = 500
+    flush_interval: float = 0.2
+    buffer_limit: int = 100_000
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "callserver:"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_token: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    ari: AriConfig = field(default_factory=AriConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None or value == "":
+            return None
+        return _coerce(key, value, args[0])
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(message=f"{key}: expected true/false, got {value!r}", key=key)
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(message=f"{key}: expected an integer, got {value!r}", key=key)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                message=f"{key}: expected an integer, got {value!r}", key=key
+            ) from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(message=f"{key}: expected a number, got {value!r}", key=key)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(message=f"{key}: expected a number, got {value!r}", key=key) from None
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(message=f"{key}: expected a string, got {value!r}", key=key)
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(message=f"{key}: expected a list, got {value!r}", key=key)
+        (item,) = typing.get_args(kind)[:1]
+        return tuple(_coerce(key, v, item) for v in value)
+    return value
+
+
+def _build_section(
+    name: str, cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(message=f"{name}.{key}: unknown key", key=f"{name}.{key}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        dotted = f"{name}.{f.name}"
+        env_key = f"{ENV_PREFIX}{name}_{f.name}".upper()
+        if env_key in env:
+            values[f.name] = _coerce(dotted, env[env_key], hints[f.name])
+        elif f.name in raw:
+            values[f.name] = _coerce(dotted, raw[f.name], hints[f.name])
+    return cls(**values)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the config. Raises ConfigError naming the bad key."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(message=f"config file {path} not found", key="--config") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(message=f"config file {path}: {exc}", key="--config") from exc
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    hints = typing.get_type_hints(Config)
+    for name, value in raw.items():
+        if name not in sections:
+            raise ConfigError(message=f"{name}: unknown config section", key=name)
+        if not isinstance(value, dict):
+            raise ConfigError(message=f"{name}: expected a [{name}] table", key=name)
+    built = {name: _build_section(name, hints[name], raw.get(name, {}), env) for name in sections}
+    config = Config(**built)
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    for name, port in (
+        ("ami.port", config.ami.port),
+        ("agi.port", config.agi.port),
+        ("http.port", config.http.port),
+    ):
+        if not 0 <= port <= 65535:
+            raise ConfigError(message=f"{name}: {port} is not a TCP port", key=name)
+    if not config.ari.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            message=f"ari.url: expected http(s)://…, got {config.ari.url!r}", key="ari.url"
+        )
+    if not config.database.dsn.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(message="database.dsn: expected postgresql://…", key="database.dsn")
+    if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(message="redis.url: expected redis://…", key="redis.url")

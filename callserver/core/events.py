@@ -1,0 +1,171 @@
+"""Typed domain events emitted by the live model.
+
+Every call event carries ``call``: a frozen snapshot of the call *after* the event, so a consumer
+(the store, Redis publisher, screen-pop, dashboards) never has to reach into the live model.
+Times are POSIX seconds (float, from Asterisk's ``Timestamp`` header where there is one).
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CallState = Literal[
+    "ringing", "routing", "queued", "agent_ringing", "answered", "abandoned", "ended"
+]
+Direction = Literal["inbound", "outbound", "internal"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """A call (all channels sharing one Linkedid) at one moment. ``id`` is the Linkedid."""
+
+    id: str
+    linkedid: str
+    direction: Direction
+    state: CallState
+    caller: str
+    caller_name: str
+    did: str
+    ad_source: str
+    queue: str
+    agent: str
+    agent_name: str
+    started_at: float
+    queued_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    wait_seconds: float | None = None
+    talk_seconds: float | None = None
+    hold_seconds: float | None = None
+    abandon_position: int | None = None
+    hangup_by: str = ""
+    hangup_cause: str = ""
+    variables: tuple[tuple[str, str], ...] = ()
+    """Routing-relevant channel variables seen on the call (ROUTE_*, campaign …)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["variables"] = dict(self.variables)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    at: float
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``type``, ``at``, every field (snapshots as dicts)."""
+        d: dict[str, Any] = {"type": self.type}
+        for cls in reversed(type(self).__mro__):
+            for name in getattr(cls, "__slots__", ()):
+                value = getattr(self, name)
+                d[name] = value.to_dict() if hasattr(value, "to_dict") else value
+        if isinstance(self, CallEvent):
+            d["call_id"] = self.call.id
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent(DomainEvent):
+    call: CallSnapshot
+
+    @property
+    def call_id(self) -> str:
+        return self.call.id
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(CallEvent):
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated(CallEvent):
+    """Something routing-relevant changed: DID, ad source, a ROUTE_* variable, caller name."""
+
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued(CallEvent):
+    queue: str = ""
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging(CallEvent):
+    queue: str = ""
+    agent: str = ""
+    """Queue member interface, e.g. ``PJSIP/op101``."""
+    agent_name: str = ""
+    agent_channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer(CallEvent):
+    queue: str = ""
+    agent: str = ""
+    ring_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(CallEvent):
+    queue: str = ""
+    agent: str = ""
+    agent_name: str = ""
+    wait_seconds: float = 0.0
+    ring_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned(CallEvent):
+    queue: str = ""
+    hold_seconds: float = 0.0
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(CallEvent):
+    talk_seconds: float | None = None
+    hangup_by: str = ""
+    """``caller``, ``agent``, ``transfer`` or empty when unknown."""
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    interface: str
+    name: str
+    queues: tuple[str, ...]
+    status: str
+    """Asterisk device status: ``not_inuse``, ``inuse``, ``busy``, ``invalid``, ``unavailable``,
+    ``ringing``, ``ringinuse``, ``onhold``, ``unknown``."""
+    paused: bool
+    paused_reason: str
+    in_call: bool
+    calls_taken: int
+    last_call: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatusChanged(DomainEvent):
+    agent: AgentSnapshot = field(
+        default_factory=lambda: AgentSnapshot("", "", (), "unknown", False, "", False, 0, 0.0)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResynced(DomainEvent):
+    """The model was rebuilt from CoreShowChannels/QueueStatus after a (re)connect."""
+
+    closed_calls: tuple[str, ...] = ()
+    live_calls: int = 0

@@ -1,0 +1,1 @@
+"""pbxsim package."""

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from callserver.config import load_config
+from callserver.errors import ConfigError
+
+
+def test_defaults_file_and_environment_layer_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[ami]\nport = 5039\nsecret = "s"\n[http]\napi_token = "t"\n')
+    config = load_config(path, env={"CALLSERVER_AMI_PORT": "6000"})
+    assert config.ami.port == 6000
+    assert config.ami.secret == "s"
+    assert config.http.api_token == "t"
+    assert config.agi.port == 4573
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ('[ami]\nport = "x"\n', {}, "ami.port"),
+        ("[ami]\nprot = 1\n", {}, "ami.prot"),
+        ("[amy]\nport = 1\n", {}, "amy"),
+        ("", {"CALLSERVER_AGI_PORT": "seventy"}, "agi.port"),
+        ('[database]\ndsn = "mysql://x"\n', {}, "database.dsn"),
+        ("[http]\nport = 70000\n", {}, "http.port"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert info.value.details["key"] == key
+    assert key in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
