@@ -79,6 +79,31 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class CrmConfig:
+    """``[crm]``: patient lookup and pushes (crm_bridge). Times in seconds."""
+
+    backend: str = "embedded"
+    """``embedded`` (PostgreSQL tables of crm_bridge) or ``rest`` (the clinic's own CRM)."""
+    lookup_url_template: str = ""
+    """rest: GET URL with ``{phone}`` (E.164, URL-encoded), e.g. ``https://crm/api/lookup?phone={phone}``."""
+    webhook_url: str = ""
+    hmac_secret: str = ""
+    auth_token: str = ""
+    timeout: float = 0.5
+    push_timeout: float = 5.0
+    retries: int = 1
+    cache_ttl: float = 300.0
+    negative_cache_ttl: float = 30.0
+    outbox_workers: int = 1
+    outbox_batch: int = 20
+    outbox_poll_interval: float = 1.0
+    outbox_max_attempts: int = 8
+    outbox_backoff_base: float = 2.0
+    outbox_backoff_max: float = 600.0
+    outbox_lease: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     ami: AmiConfig = field(default_factory=AmiConfig)
     ari: AriConfig = field(default_factory=AriConfig)
@@ -86,6 +111,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    crm: CrmConfig = field(default_factory=CrmConfig)
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -193,3 +219,30 @@ def _validate(config: Config) -> None:
         raise ConfigError(message="database.dsn: expected postgresql://…", key="database.dsn")
     if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(message="redis.url: expected redis://…", key="redis.url")
+    _validate_crm(config.crm)
+
+
+def _validate_crm(crm: CrmConfig) -> None:
+    if crm.backend not in ("embedded", "rest"):
+        raise ConfigError(
+            message=f"crm.backend: expected embedded|rest, got {crm.backend!r}", key="crm.backend"
+        )
+    if crm.backend == "rest":
+        if "{phone}" not in crm.lookup_url_template:
+            raise ConfigError(
+                message="crm.lookup_url_template: must contain {phone}",
+                key="crm.lookup_url_template",
+            )
+        for key, value in (("webhook_url", crm.webhook_url), ("hmac_secret", crm.hmac_secret)):
+            if not value:
+                raise ConfigError(
+                    message=f"crm.{key}: required when crm.backend = 'rest'", key=f"crm.{key}"
+                )
+    for key in ("timeout", "push_timeout", "cache_ttl", "outbox_poll_interval", "outbox_lease"):
+        if getattr(crm, key) <= 0:
+            raise ConfigError(message=f"crm.{key}: must be > 0", key=f"crm.{key}")
+    if crm.outbox_max_attempts < 1 or crm.retries < 0:
+        raise ConfigError(
+            message="crm.outbox_max_attempts must be >= 1, crm.retries >= 0",
+            key="crm.outbox_max_attempts",
+        )
