@@ -1,0 +1,87 @@
+"""Live view for supervisors: ``GET /api/live`` (snapshot of calls, queues, agents from the live
+model) and ``GET /ws/live`` (a WebSocket that pushes every domain event as JSON).
+
+Slow WebSocket clients get a bounded per-client queue; when it overflows the client is
+disconnected (it reconnects and re-reads the snapshot) rather than slowing the bus down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from callserver.core.events import DomainEvent
+
+log = logging.getLogger(__name__)
+
+CLIENT_QUEUE = 1000
+SEND_TIMEOUT = 5.0
+
+
+class LiveHub:
+    """Fans domain events out to connected WebSocket clients. ``publish`` is a bus subscriber."""
+
+    def __init__(self) -> None:
+        self._clients: set[asyncio.Queue[str | None]] = set()
+        self.dropped_clients = 0
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def publish(self, event: DomainEvent) -> None:
+        if not self._clients:
+            return
+        text = json.dumps(event.to_dict(), default=str, ensure_ascii=False)
+        for queue in tuple(self._clients):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._clients.discard(queue)
+                self.dropped_clients += 1
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
+    async def serve(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        queue: asyncio.Queue[str | None] = asyncio.Queue(CLIENT_QUEUE)
+        self._clients.add(queue)
+        reader = asyncio.create_task(self._drain_incoming(ws))
+        try:
+            while not ws.closed:
+                text = await queue.get()
+                if text is None:
+                    break
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await ws.send_str(text)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            self._clients.discard(queue)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await ws.close()
+        return ws
+
+    @staticmethod
+    async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+        await ws.close()
+
+
+def live_routes(hub: LiveHub, snapshot: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:
+    async def live(request: web.Request) -> web.Response:
+        return web.json_response(snapshot(), dumps=lambda o: json.dumps(o, default=str))
+
+    return [web.get("/api/live", live), web.get("/ws/live", hub.serve)]
