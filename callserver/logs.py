@@ -18,7 +18,7 @@ def escape_control(text: str) -> str:
 
 
 class SafeFormatter(logging.Formatter):
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_control(record.getMessage())
         return super().formatMessage(record)
 

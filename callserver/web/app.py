@@ -35,8 +35,9 @@ def build_web_app(
         return web.FileResponse(STATIC_DIR / "board.html")
 
     app.add_routes(health_routes(health_checks))
-    app.add_routes([web.get("/metrics", metrics_view), web.get("/", board),
-                    web.get("/board", board)])
+    app.add_routes(
+        [web.get("/metrics", metrics_view), web.get("/", board), web.get("/board", board)]
+    )
     app.add_routes(list(routes))
     app.router.add_static("/static/", STATIC_DIR)
     return app

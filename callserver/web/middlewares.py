@@ -10,7 +10,7 @@ import json
 import logging
 
 from aiohttp import web
-from aiohttp.typing import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from callserver.errors import CallserverError
 
@@ -50,7 +50,7 @@ def token_from_request(request: web.Request) -> str:
     return ""
 
 
-def auth_middleware(api_token: str) -> web.middleware:  # type: ignore[valid-type]
+def auth_middleware(api_token: str) -> Middleware:
     """Every path except the public ones needs ``Authorization: Bearer <api_token>``."""
     expected = api_token.encode()
 
