@@ -69,6 +69,12 @@ class AgiCommandError(AgiError):
     error_id = "agi-command"
 
 
+class AgiCommandTooLong(AgiError):
+    """A command line would not fit Asterisk's AGI read buffer; it was not sent."""
+
+    error_id = "agi-command-too-long"
+
+
 class AriError(AsteriskError):
     error_id = "ari-error"
 

@@ -1,0 +1,298 @@
+"""Sans-IO codec for FastAGI: the ``agi_*`` environment, command replies, command encoding.
+
+``AgiCodec.feed(data)`` takes raw bytes as they come off the socket, in chunks of any size, and
+returns the complete messages they finish: first one ``AgiEnvironment`` (the ``agi_*: value``
+lines up to the blank line), then ``AgiReply`` (``200 result=1 (value)``, ``510 …``, ``511 …``,
+multi-line ``520-…`` … ``520 End of proper usage.``) and ``AgiHangupSignal`` (the ``HANGUP`` line
+Asterisk sends when the channel hangs up). Lines are split on bytes and only complete lines are
+decoded, so a multibyte (Cyrillic) character split across TCP reads survives; bytes that are
+not UTF-8 become U+FFFD instead of being dropped. Lines, the environment and multi-line replies
+have size limits; anything that is not FastAGI raises ``AgiProtocolError`` (the codec is then
+unusable).
+
+``encode_command(*parts)`` builds one command line. Each part becomes exactly one argument of
+Asterisk's ``parse_args`` (res_agi.c): a plain word (``[A-Za-z0-9_.:/@+=-]+``) goes bare, anything
+else is double-quoted with ``"`` and ``\\`` escaped; control characters (CR, LF, NUL, …) are
+replaced by spaces. A plain word and its quoted form are the same argument to Asterisk, so every
+part is data: an untrusted value like ``x\\nHANGUP`` or ``a" b`` can never become a second command
+or extra arguments. Lines that would not fit Asterisk's 2048-byte read buffer are refused, since the
+tail of an over-long line would be read as the next command.
+
+No I/O here: ``agi_server`` owns the socket.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import parse_qsl
+
+from callserver.asterisk.errors import AgiCommandTooLong, AgiProtocolError
+
+MAX_COMMAND_BYTES = 2047
+"""Longest command line (bytes, newline included): res_agi.c reads commands with
+``fgets`` into ``char buf[AGI_BUF_LEN]`` (2048), so 2047 bytes is all one read can hold."""
+
+DEFAULT_MAX_LINE = 8192
+"""Bytes one received line may take (the newline excluded)."""
+DEFAULT_MAX_ENV_BYTES = 64 * 1024
+"""Bytes the whole environment may take."""
+DEFAULT_MAX_ENV_LINES = 512
+"""Environment lines (Asterisk sends ~25 plus one per argument; MAX_ARGS is 128)."""
+DEFAULT_MAX_REPLY_LINES = 256
+"""Lines one multi-line (``520-``) reply may take."""
+
+_ENV_KEYS = (
+    *("network_script", "request", "channel", "uniqueid", "callerid", "calleridname", "dnid"),
+    *("rdnis", "context", "extension", "priority", "language", "type", "accountcode", "version"),
+)
+_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]{0,3})")
+_REPLY = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+=-]+")
+_CONTROL = {i: " " for i in (*range(32), 127)}
+_QUOTE = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+@dataclass(frozen=True)
+class AgiEnvironment:
+    """The ``agi_*`` variables Asterisk sends when a FastAGI session starts.
+
+    Field names are the keys without ``agi_`` (``agi_callerid`` → ``callerid``); missing keys are
+    ``""``. ``args`` are ``agi_arg_1`` … in order; ``raw`` keeps every key as sent (``agi_``
+    prefix included). ``params`` are the query parameters of the script
+    (``agi://host/route?x=y`` → ``{"x": "y"}``; a repeated key keeps its last value).
+    Every value is untrusted (caller ID and name come from the carrier).
+    """
+
+    network_script: str = ""
+    request: str = ""
+    channel: str = ""
+    uniqueid: str = ""
+    callerid: str = ""
+    calleridname: str = ""
+    dnid: str = ""
+    rdnis: str = ""
+    context: str = ""
+    extension: str = ""
+    priority: str = ""
+    language: str = ""
+    type: str = ""
+    accountcode: str = ""
+    version: str = ""
+    args: tuple[str, ...] = ()
+    raw: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def script(self) -> str:
+        """The handler name: ``network_script`` without leading ``/`` and without the query."""
+        return script_name(self.network_script)
+
+
+@dataclass(frozen=True)
+class AgiReply:
+    """One reply to a command.
+
+    ``code`` is the status (200, 510, 511, 520 …); ``result`` the text after ``result=`` up to the
+    next space (``"1"``, ``"0"``, ``"-1"``; ``""`` when absent); ``data`` the text in the
+    parentheses after it (``200 result=1 (source-a)`` → ``"source-a"``) or None; ``text`` the whole
+    reply, lines joined with ``\\n`` for a multi-line reply.
+    """
+
+    code: int
+    result: str
+    data: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class AgiHangupSignal:
+    """The ``HANGUP`` line: the channel hung up (Asterisk may still answer commands with 511)."""
+
+
+AgiMessage = AgiEnvironment | AgiReply | AgiHangupSignal
+
+
+def script_name(network_script: str) -> str:
+    """``/route?x=y`` → ``route``: the dispatch key of a script."""
+    return network_script.partition("?")[0].lstrip("/")
+
+
+def build_environment(raw: Mapping[str, str]) -> AgiEnvironment:
+    """Make an ``AgiEnvironment`` from ``agi_*`` keys (``raw`` is copied)."""
+    frozen = MappingProxyType(dict(raw))
+    values = {key: raw.get("agi_" + key, "") for key in _ENV_KEYS}
+    numbered: list[tuple[int, str]] = []
+    for key, value in raw.items():
+        match = _ARG_KEY.fullmatch(key)
+        if match:
+            numbered.append((int(match.group(1)), value))
+    query = values["network_script"].partition("?")[2]
+    params = MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)))
+    return AgiEnvironment(
+        **values, args=tuple(v for _, v in sorted(numbered)), raw=frozen, params=params
+    )
+
+
+def parse_reply(lines: list[str]) -> AgiReply:
+    """Build an ``AgiReply`` from its lines (the first one starts with the status code).
+
+    Raises AgiProtocolError when the first line has no three-digit status.
+    """
+    match = _REPLY.fullmatch(lines[0])
+    if match is None:
+        raise AgiProtocolError(message="AGI reply without a status code", line=lines[0][:200])
+    code = int(match.group(1))
+    text = "\n".join(lines)
+    if len(lines) > 1:
+        return AgiReply(code=code, result="", data=None, text=text)
+    rest = match.group(3)
+    if not rest.startswith("result="):
+        return AgiReply(code=code, result="", data=None, text=text)
+    result, _, tail = rest[len("result=") :].partition(" ")
+    data: str | None = None
+    if tail.startswith("("):
+        end = tail.rfind(")")
+        data = tail[1:end] if end > 0 else tail[1:]
+    return AgiReply(code=code, result=result, data=data, text=text)
+
+
+def quote_arg(value: str) -> str:
+    """One ``parse_args`` argument for ``value``: bare when a plain word, else double-quoted.
+
+    Control characters (CR, LF, NUL, TAB, DEL …) become spaces, so the result never ends a line.
+    """
+    clean = value.translate(_CONTROL)
+    if _BARE.fullmatch(clean):
+        return clean
+    return '"' + clean.translate(_QUOTE) + '"'
+
+
+def encode_command(*parts: str) -> bytes:
+    """One command line, UTF-8, ending in ``\\n``: each part is exactly one argument.
+
+    ``encode_command("GET", "VARIABLE", "AD_SOURCE")`` → ``b"GET VARIABLE AD_SOURCE\\n"``; pass the
+    command's words as separate parts (a part ``"GET VARIABLE"`` would be one quoted argument).
+    Raises ValueError without parts, AgiCommandTooLong when the line exceeds MAX_COMMAND_BYTES.
+    """
+    if not parts:
+        raise ValueError("an AGI command needs at least one word")
+    line = (" ".join(quote_arg(part) for part in parts) + "\n").encode("utf-8")
+    if len(line) > MAX_COMMAND_BYTES:
+        raise AgiCommandTooLong(
+            message="AGI command line longer than Asterisk reads at once",
+            command=quote_arg(parts[0]),
+            size=len(line),
+            limit=MAX_COMMAND_BYTES,
+        )
+    return line
+
+
+class AgiCodec:
+    """Incremental FastAGI parser for the bytes Asterisk sends to the AGI server.
+
+    ``feed`` returns the messages completed by ``data`` (an ``AgiEnvironment`` first, then replies
+    and hang-up signals) and raises AgiProtocolError on input that is not FastAGI or exceeds a
+    limit. ``eof`` tells whether a partial message was pending when the peer closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
+        max_env_lines: int = DEFAULT_MAX_ENV_LINES,
+        max_reply_lines: int = DEFAULT_MAX_REPLY_LINES,
+    ) -> None:
+        self._max_line = max_line
+        self._max_env_bytes = max_env_bytes
+        self._max_env_lines = max_env_lines
+        self._max_reply_lines = max_reply_lines
+        self._buf = bytearray()
+        self._env: dict[str, str] | None = {}
+        self._env_bytes = 0
+        self._multi: list[str] = []
+        self._failed = False
+
+    @property
+    def in_environment(self) -> bool:
+        """True until the environment's blank line has been read."""
+        return self._env is not None
+
+    def eof(self) -> bool:
+        """True when the stream ended cleanly between replies (after the environment)."""
+        return self._env is None and not self._multi and not self._buf
+
+    def feed(self, data: bytes) -> list[AgiMessage]:
+        """Parse ``data`` (any chunk size); return the messages it completes, in order."""
+        if self._failed:
+            raise AgiProtocolError(message="AGI codec used after a protocol error")
+        self._buf += data
+        out: list[AgiMessage] = []
+        start = 0
+        try:
+            while (end := self._buf.find(b"\n", start)) >= 0:
+                self._check_line(end - start)
+                line = self._buf[start:end].decode("utf-8", "replace")
+                start = end + 1
+                message = self._line(line[:-1] if line.endswith("\r") else line)
+                if message is not None:
+                    out.append(message)
+            del self._buf[:start]
+            self._check_line(len(self._buf))
+        except AgiProtocolError:
+            self._failed = True
+            raise
+        return out
+
+    def _check_line(self, size: int) -> None:
+        if size > self._max_line:
+            raise AgiProtocolError(message="AGI line too long", size=size, limit=self._max_line)
+
+    def _line(self, line: str) -> AgiMessage | None:
+        if self._env is not None:
+            return self._env_line(self._env, line)
+        if self._multi:
+            return self._multi_line(line)
+        if line == "HANGUP":
+            return AgiHangupSignal()
+        match = _REPLY.fullmatch(line)
+        if match is None:
+            raise AgiProtocolError(message="unexpected line from Asterisk", line=line[:200])
+        if match.group(2) == "-":
+            self._multi = [line]
+            return None
+        return parse_reply([line])
+
+    def _multi_line(self, line: str) -> AgiReply | None:
+        self._multi.append(line)
+        if line.startswith(self._multi[0][:3] + " "):
+            lines, self._multi = self._multi, []
+            return parse_reply(lines)
+        if len(self._multi) >= self._max_reply_lines:
+            raise AgiProtocolError(
+                message="multi-line AGI reply too long", limit=self._max_reply_lines
+            )
+        return None
+
+    def _env_line(self, env: dict[str, str], line: str) -> AgiEnvironment | None:
+        if not line:
+            if not env:
+                raise AgiProtocolError(message="empty AGI environment")
+            self._env = None
+            return build_environment(env)
+        self._env_bytes += len(line) + 1
+        if self._env_bytes > self._max_env_bytes or len(env) >= self._max_env_lines:
+            raise AgiProtocolError(
+                message="AGI environment too large",
+                limit_bytes=self._max_env_bytes,
+                limit_lines=self._max_env_lines,
+            )
+        key, sep, value = line.partition(":")
+        if not sep or not _ENV_KEY.fullmatch(key):
+            raise AgiProtocolError(message="not an AGI environment line", line=line[:200])
+        env[key] = value[1:] if value.startswith(" ") else value
+        return None
