@@ -236,6 +236,8 @@ class AgiCodec:
         try:
             while (end := self._buf.find(b"\n", start)) >= 0:
                 self._check_line(end - start)
+                if self._env is not None:
+                    self._env_bytes += end - start + 1
                 line = self._buf[start:end].decode("utf-8", "replace")
                 start = end + 1
                 message = self._line(line[:-1] if line.endswith("\r") else line)
@@ -243,6 +245,8 @@ class AgiCodec:
                     out.append(message)
             del self._buf[:start]
             self._check_line(len(self._buf))
+            if self._env is not None:
+                self._check_env(self._env_bytes + len(self._buf), len(self._env))
         except AgiProtocolError:
             self._failed = True
             raise
@@ -251,6 +255,14 @@ class AgiCodec:
     def _check_line(self, size: int) -> None:
         if size > self._max_line:
             raise AgiProtocolError(message="AGI line too long", size=size, limit=self._max_line)
+
+    def _check_env(self, size: int, lines: int) -> None:
+        if size > self._max_env_bytes or lines > self._max_env_lines:
+            raise AgiProtocolError(
+                message="AGI environment too large",
+                limit_bytes=self._max_env_bytes,
+                limit_lines=self._max_env_lines,
+            )
 
     def _line(self, line: str) -> AgiMessage | None:
         if self._env is not None:
@@ -284,13 +296,7 @@ class AgiCodec:
                 raise AgiProtocolError(message="empty AGI environment")
             self._env = None
             return build_environment(env)
-        self._env_bytes += len(line) + 1
-        if self._env_bytes > self._max_env_bytes or len(env) >= self._max_env_lines:
-            raise AgiProtocolError(
-                message="AGI environment too large",
-                limit_bytes=self._max_env_bytes,
-                limit_lines=self._max_env_lines,
-            )
+        self._check_env(self._env_bytes, len(env) + 1)
         key, sep, value = line.partition(":")
         if not sep or not _ENV_KEY.fullmatch(key):
             raise AgiProtocolError(message="not an AGI environment line", line=line[:200])
