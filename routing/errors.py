@@ -1,0 +1,38 @@
+"""Errors of the routing package: one root (``RoutingError``), keyword-only constructors.
+
+Errors carry an ``error_id`` and details, never an HTTP status (the web middleware maps them).
+"""
+
+from __future__ import annotations
+
+from callserver.errors import CallserverError
+
+
+class RoutingError(CallserverError):
+    """Root of every error the routing package raises on purpose."""
+
+    error_id = "routing-error"
+
+
+class RulesError(RoutingError):
+    """The rules file is invalid; ``details['rule']`` names the bad rule (``skills.x.digits``)."""
+
+    error_id = "routing-rules-invalid"
+
+
+class OverrideError(RoutingError):
+    """A run-time override request is invalid (``details['field']`` names the bad field)."""
+
+    error_id = "routing-override-invalid"
+
+
+class OverrideNotFound(RoutingError):
+    """No active override has that id."""
+
+    error_id = "routing-override-not-found"
+
+
+class DecisionNotFound(RoutingError):
+    """No routing decision is known for that call."""
+
+    error_id = "routing-decision-not-found"
