@@ -13,7 +13,7 @@ import re
 from callserver.errors import CallserverError
 
 _PUNCT = re.compile(r"[\s\-\.\(\)/]+")
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: "\d" would pass fullwidth digits through
 
 
 class PhoneNumberError(CallserverError, ValueError):
