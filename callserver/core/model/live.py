@@ -1,0 +1,303 @@
+"""The live model: calls (grouped by Linkedid, with their legs), queue entries and agents.
+
+Transport-neutral: ``callserver.asterisk.ami_translate`` maps AMI events onto the methods below,
+a test or pbxsim may call them directly. Every change that matters to someone is published on the
+bus as a domain event carrying a frozen snapshot; queries return snapshots too, never records.
+
+Timeline of a queued call and the events it emits::
+
+    channel_created      -> CallStarted      (state ringing; routing once the caller leg is Up)
+    variable_set DID/... -> CallUpdated      (did, ad_source, ROUTE_* …)
+    caller_joined_queue  -> CallQueued       (queued: queue, position)
+    agent_called         -> AgentRinging     (agent_ringing: which agent)
+    agent_ring_no_answer -> AgentRingNoAnswer
+    agent_connected      -> CallAnswered     (answered: by whom, wait seconds, ring seconds)
+    caller_abandoned     -> CallAbandoned    (abandoned: hold seconds, position)
+    channel_hungup (last leg) -> CallEnded   (talk seconds, who hung up), then the call is dropped
+
+A call that ended abandoned keeps ``state == "abandoned"`` in its CallEnded snapshot; every other
+call ends with ``state == "ended"``.
+
+Channel handling and direction rules live in ``base.ModelBase``.
+
+Times are POSIX seconds (Asterisk's clock); durations are seconds. No method raises on unknown
+channels or calls: events for channels the model never saw are ignored (resync repairs gaps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from callserver.core.events import (
+    AgentRinging,
+    AgentRingNoAnswer,
+    AgentSnapshot,
+    CallAbandoned,
+    CallAnswered,
+    CallQueued,
+    CallSnapshot,
+)
+from callserver.core.model.base import LIVE_STATES, ModelBase
+from callserver.core.model.records import MemberInfo, QueueEntry, QueueSnapshot
+from callserver.core.model.resyncer import Resyncer
+from callserver.core.model.views import queue_snapshots
+
+HANGUP_BY = {"caller": "caller", "agent": "agent", "transfer": "transfer"}
+
+
+class LiveModel(ModelBase):
+    """Live calls, queues and agents; publishes domain events on ``bus``.
+
+    ``inbound_contexts``: dialplan contexts where carrier calls arrive (direction ``inbound``).
+    """
+
+    # ------------------------------------------------------------------ queue
+
+    def caller_joined_queue(
+        self,
+        uniqueid: str,
+        linkedid: str,
+        queue: str,
+        position: int,
+        *,
+        channel: str = "",
+        caller: str = "",
+        caller_name: str = "",
+        at: float,
+    ) -> None:
+        """The leg joined ``queue`` at ``position`` (CallQueued); it becomes the customer leg."""
+        call = self._ensure(uniqueid, linkedid, channel, at)
+        call.caller_leg = uniqueid
+        self._update_caller(call, caller, caller_name, at, publish=False)
+        self._seq += 1
+        self._queues.setdefault(queue, {})[uniqueid] = QueueEntry(
+            uniqueid, call.id, position, at, self._seq
+        )
+        call.state, call.queue, call.position = "queued", queue, position
+        if call.queued_at is None:
+            call.queued_at = at
+        self._publish(CallQueued(at, call.snapshot(), queue, position))
+
+    def caller_left_queue(self, uniqueid: str, queue: str, *, at: float) -> None:
+        """The leg left ``queue`` (answered, abandoned, timed out …)."""
+        entries = self._queues.get(queue)
+        if entries is None or entries.pop(uniqueid, None) is None:
+            return
+        call = self._call_of(uniqueid)
+        if call is not None and call.state == "queued":
+            self._set_state(call, "routing", at)
+
+    def caller_abandoned(
+        self,
+        uniqueid: str,
+        queue: str,
+        *,
+        position: int,
+        hold_seconds: float | None = None,
+        at: float,
+    ) -> None:
+        """The caller hung up while waiting (CallAbandoned)."""
+        call = self._call_of(uniqueid)
+        if call is None:
+            return
+        self._leave_queues(uniqueid)
+        call.ringing.clear()
+        if hold_seconds is None:
+            hold_seconds = at - call.queued_at if call.queued_at is not None else 0.0
+        call.state, call.queue = "abandoned", queue or call.queue
+        call.hangup_by = "caller"
+        call.hold_seconds, call.abandon_position = hold_seconds, position
+        self._publish(CallAbandoned(at, call.snapshot(), call.queue, hold_seconds, position))
+
+    # ------------------------------------------------------------------ agents on calls
+
+    def agent_called(
+        self,
+        uniqueid: str,
+        queue: str,
+        interface: str,
+        *,
+        member_name: str = "",
+        agent_uniqueid: str = "",
+        agent_channel: str = "",
+        at: float,
+    ) -> None:
+        """The queue rings ``interface`` for the caller on ``uniqueid`` (AgentRinging)."""
+        call = self._call_of(uniqueid)
+        if call is None:
+            return
+        call.ringing[interface] = at
+        agent_leg = self._legs.get(agent_uniqueid)
+        if agent_leg is not None:
+            agent_leg.agent = interface
+        if call.state in ("ringing", "routing", "queued"):
+            call.state = "agent_ringing"
+        name = member_name or self._agents.name_of(interface)
+        self._publish(AgentRinging(at, call.snapshot(), queue, interface, name, agent_channel))
+
+    def agent_ring_no_answer(
+        self,
+        uniqueid: str,
+        queue: str,
+        interface: str,
+        *,
+        ring_seconds: float | None = None,
+        at: float,
+    ) -> None:
+        """``interface`` did not answer (AgentRingNoAnswer); ``ring_seconds`` if known."""
+        call = self._call_of(uniqueid)
+        if call is None:
+            return
+        started = call.ringing.pop(interface, None)
+        if ring_seconds is None:
+            ring_seconds = at - started if started is not None else 0.0
+        self._after_ringing_stopped(call, at, publish=False)
+        self._publish(AgentRingNoAnswer(at, call.snapshot(), queue, interface, ring_seconds))
+
+    def agent_connected(
+        self,
+        uniqueid: str,
+        queue: str,
+        interface: str,
+        *,
+        member_name: str = "",
+        agent_uniqueid: str = "",
+        hold_seconds: float | None = None,
+        ring_seconds: float | None = None,
+        at: float,
+    ) -> None:
+        """``interface`` answered (CallAnswered). Asterisk's hold/ring seconds win when given."""
+        call = self._call_of(uniqueid)
+        if call is None:
+            return
+        started = call.ringing.pop(interface, None)
+        call.ringing.clear()
+        if ring_seconds is None:
+            ring_seconds = at - started if started is not None else 0.0
+        if hold_seconds is None:
+            hold_seconds = at - call.queued_at if call.queued_at is not None else 0.0
+        agent_leg = self._legs.get(agent_uniqueid)
+        if agent_leg is not None:
+            agent_leg.agent = interface
+        self._leave_queues(uniqueid)
+        call.state, call.queue, call.agent = "answered", queue or call.queue, interface
+        call.agent_name = member_name or self._agents.name_of(interface)
+        call.answered_at, call.wait_seconds = at, hold_seconds
+        self._agent_changed(self._agents.call_started(interface, call.id), at)
+        self._publish(
+            CallAnswered(
+                at,
+                call.snapshot(),
+                call.queue,
+                interface,
+                call.agent_name,
+                hold_seconds,
+                ring_seconds,
+            )
+        )
+
+    def agent_completed(
+        self,
+        uniqueid: str,
+        queue: str,
+        interface: str,
+        *,
+        talk_seconds: float | None = None,
+        reason: str = "",
+        at: float,
+    ) -> None:
+        """The agent's conversation ended; ``reason`` ``caller``/``agent``/``transfer``."""
+        call = self._call_of(uniqueid)
+        if call is None:
+            return
+        if talk_seconds is None and call.answered_at is not None:
+            talk_seconds = at - call.answered_at
+        call.talk_seconds = talk_seconds
+        call.hangup_by = HANGUP_BY.get(reason, call.hangup_by)
+        self._agent_changed(self._agents.call_finished(interface, call.id), at)
+
+    # ------------------------------------------------------------------ members
+
+    def member_status(self, info: MemberInfo, *, at: float) -> None:
+        """A membership's state (QueueMemberStatus / QueueMemberAdded)."""
+        self._tick(at)
+        self._agent_changed(self._agents.update(info), at)
+
+    def member_removed(self, queue: str, interface: str, *, at: float) -> None:
+        self._agent_changed(self._agents.remove(queue, interface), at)
+
+    def member_paused(
+        self, queue: str, interface: str, paused: bool, *, reason: str = "", at: float
+    ) -> None:
+        """Pause/unpause ``interface`` in ``queue`` (every queue when ``queue`` is empty)."""
+        self._agent_changed(self._agents.set_paused(queue, interface, paused, reason), at)
+
+    # ------------------------------------------------------------------ queries
+
+    def calls(self) -> list[CallSnapshot]:
+        """Live calls, oldest first."""
+        return [c.snapshot() for c in sorted(self._calls.values(), key=lambda c: c.started_at)]
+
+    def call(self, call_id: str) -> CallSnapshot | None:
+        call = self._calls.get(call_id)
+        return call.snapshot() if call is not None else None
+
+    def agents(self) -> list[AgentSnapshot]:
+        return self._agents.snapshots()
+
+    def queues(self, now: float | None = None) -> dict[str, QueueSnapshot]:
+        """Every known queue (with members or callers); waits measured at ``now`` (default:
+        the latest event time)."""
+        return queue_snapshots(self._queues, self._calls, self._agents, self._when(now))
+
+    def counts_by_state(self) -> dict[str, int]:
+        """Live calls per state; every live state is present (0 when none)."""
+        counts: dict[str, int] = dict.fromkeys(LIVE_STATES, 0)
+        for call in self._calls.values():
+            counts[call.state] = counts.get(call.state, 0) + 1
+        return counts
+
+    def free_agents(self, queue: str) -> int:
+        return self._agents.free(queue)
+
+    def logged_in_agents(self, queue: str) -> int:
+        return self._agents.logged_in(queue)
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        """JSON-ready picture of everything (for ``GET /api/live``)."""
+        return {
+            "calls": [c.to_dict() for c in self.calls()],
+            "queues": {k: q.to_dict() for k, q in self.queues(now).items()},
+            "agents": [a.to_dict() for a in self.agents()],
+            "counts": self.counts_by_state(),
+        }
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    # ------------------------------------------------------------------ resync
+
+    def resync_mark(self) -> int:
+        """Take before requesting CoreShowChannels/QueueStatus; pass to ``resync(mark=…)`` so
+        channels and queue entries that appear while the lists are in flight are kept."""
+        return self._seq
+
+    def resync(
+        self,
+        channels: Sequence[Any],
+        queue_entries: Sequence[Any],
+        members: Sequence[Any],
+        now: float,
+        *,
+        mark: int | None = None,
+    ) -> None:
+        """Rebuild from Asterisk's lists after a (re)connect (see ``resyncer.Resyncer``).
+
+        ``channels``: ChannelInfo; ``queue_entries``: QueueEntryInfo; ``members``: MemberInfo.
+        Calls whose every leg is gone are closed (CallEnded exactly once), unknown live channels
+        are created, queue entries and members are replaced; ModelResynced is published last.
+        """
+        Resyncer(self, self._calls, self._legs, self._queues, self._agents).run(
+            channels, queue_entries, members, now, self._seq if mark is None else mark
+        )
