@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from callserver.asterisk.ari_models import AriEvent
-from callserver.asterisk.ari_rest import HEADERS, AriRest, clean
+from callserver.asterisk.ari_rest import AriRest, clean
 from callserver.asterisk.errors import AriError, AriHttpError, AriTimeout
 from callserver.config import AriConfig
 
@@ -135,8 +135,7 @@ class AriClient(AriRest):
                 ws = await self._get_session().ws_connect(
                     url,
                     params=params,
-                    auth=self._auth,
-                    headers=HEADERS,
+                    headers=self._headers,
                     heartbeat=self._heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
                 )

@@ -11,6 +11,7 @@ via yarl, so an untrusted id or value can never change which resource is address
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any, cast
@@ -36,6 +37,14 @@ def clean(text: object, limit: int = 200) -> str:
     return s.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
 
 
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP basic auth (UTF-8 credentials)."""
+    if ":" in username:
+        raise AriError(message="ari.username must not contain ':'", key="ari.username")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 def _segment(value: str) -> str:
     """One percent-encoded path segment that cannot add, climb or leave a path level."""
     if not isinstance(value, str) or value in ("", ".", ".."):
@@ -55,7 +64,7 @@ class AriRest:
         self._session = session
         self._owns_session = session is None
         self._base = config.url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(config.username, config.password)
+        self._headers = {**HEADERS, "Authorization": basic_auth(config.username, config.password)}
 
     async def aclose(self) -> None:
         """Close the HTTP session if this object created it."""
@@ -90,7 +99,7 @@ class AriRest:
         try:
             async with asyncio.timeout(self._config.request_timeout):
                 async with self._get_session().request(
-                    method, url, params=params, json=body, auth=self._auth, headers=HEADERS
+                    method, url, params=params, json=body, headers=self._headers
                 ) as resp:
                     status, raw = resp.status, await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
