@@ -1,0 +1,144 @@
+"""Rows and batch SQL for ``calls`` and ``call_events`` (used by ``CallWriter``).
+
+A batch is written with two statements whatever its size: one ``INSERT … SELECT FROM unnest(…)
+ON CONFLICT DO UPDATE`` for the latest snapshot of each call and one ``… ON CONFLICT DO NOTHING``
+for the event rows. Times travel as POSIX seconds (``float8``) and become ``timestamptz`` in SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from callserver.core.events import CallEvent, CallSnapshot
+
+# (column, kind): kind is a PostgreSQL array element type, or "ts" (POSIX seconds →
+# timestamptz) or "jsonb" (JSON text → jsonb). Order = the snapshot's fields + updated_at.
+CALL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "text"),
+    ("direction", "text"),
+    ("caller", "text"),
+    ("caller_name", "text"),
+    ("did", "text"),
+    ("ad_source", "text"),
+    ("queue", "text"),
+    ("agent", "text"),
+    ("agent_name", "text"),
+    ("state", "text"),
+    ("started_at", "ts"),
+    ("queued_at", "ts"),
+    ("answered_at", "ts"),
+    ("ended_at", "ts"),
+    ("wait_seconds", "float8"),
+    ("talk_seconds", "float8"),
+    ("hold_seconds", "float8"),
+    ("abandon_position", "int4"),
+    ("hangup_by", "text"),
+    ("hangup_cause", "text"),
+    ("variables", "jsonb"),
+    ("updated_at", "ts"),
+)
+
+
+def _array_type(kind: str) -> str:
+    return {"ts": "float8", "jsonb": "text"}.get(kind, kind) + "[]"
+
+
+def _select_expr(name: str, kind: str) -> str:
+    if kind == "ts":
+        return f"to_timestamp(t.{name})"
+    if kind == "jsonb":
+        return f"t.{name}::jsonb"
+    return f"t.{name}"
+
+
+def _upsert_calls_sql() -> str:
+    names = [name for name, _ in CALL_COLUMNS]
+    arrays = ", ".join(f"${i}::{_array_type(k)}" for i, (_, k) in enumerate(CALL_COLUMNS, 1))
+    select = ", ".join(_select_expr(n, k) for n, k in CALL_COLUMNS)
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
+    return (
+        f"INSERT INTO calls ({', '.join(names)})\n"
+        f"SELECT {select}\n"
+        f"FROM unnest({arrays}) AS t({', '.join(names)})\n"
+        f"ON CONFLICT (id) DO UPDATE SET {updates}\n"
+        "WHERE calls.updated_at <= EXCLUDED.updated_at"
+    )
+
+
+UPSERT_CALLS = _upsert_calls_sql()
+INSERT_EVENTS = (
+    "INSERT INTO call_events (call_id, type, at, key, payload)\n"
+    "SELECT t.call_id, t.type, to_timestamp(t.at), t.key, t.payload::jsonb\n"
+    "FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[])"
+    " AS t(call_id, type, at, key, payload)\n"
+    "ON CONFLICT (call_id, key) DO NOTHING"
+)
+
+
+def clean(value: Any) -> Any:
+    """``value`` with NUL characters removed from every string (PostgreSQL text and jsonb
+    reject them; caller names are untrusted)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(clean(value), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def event_fields(event: CallEvent) -> dict[str, Any]:
+    """The event's own fields: everything except ``at`` and the ``call`` snapshot."""
+    fields: dict[str, Any] = {}
+    for cls in reversed(type(event).__mro__):
+        for name in getattr(cls, "__slots__", ()):
+            if name not in ("at", "call"):
+                fields[name] = getattr(event, name)
+    return fields
+
+
+def event_key(event: CallEvent, fields: dict[str, Any]) -> str:
+    """Stable identity of an event: the same event replayed gives the same key; two agents rung
+    at the same instant (ringall) give different keys."""
+    text = _dumps([event.type, repr(event.at), fields])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def call_arrays(latest: Sequence[tuple[CallSnapshot, float]]) -> list[list[Any]]:
+    """Column arrays for ``UPSERT_CALLS`` from (snapshot, updated_at) pairs, one per call."""
+    columns: list[list[Any]] = [[] for _ in CALL_COLUMNS]
+    for snapshot, updated_at in latest:
+        row = snapshot.to_dict()
+        row["updated_at"] = updated_at
+        for column, (name, kind) in zip(columns, CALL_COLUMNS, strict=True):
+            value = row[name]
+            if kind == "jsonb":
+                value = _dumps(value)
+            elif kind == "text":
+                value = clean(value)
+            column.append(value)
+    return columns
+
+
+def event_arrays(events: Sequence[CallEvent]) -> list[list[Any]]:
+    """Column arrays for ``INSERT_EVENTS``; ``payload`` = own fields + the call state after."""
+    call_ids: list[str] = []
+    types: list[str] = []
+    ats: list[float] = []
+    keys: list[str] = []
+    payloads: list[str] = []
+    for event in events:
+        fields = event_fields(event)
+        call_ids.append(clean(event.call.id))
+        types.append(event.type)
+        ats.append(event.at)
+        keys.append(event_key(event, fields))
+        payloads.append(_dumps({**fields, "state": event.call.state}))
+    return [call_ids, types, ats, keys, payloads]

@@ -1,0 +1,61 @@
+"""Errors of the storage adapters (PostgreSQL and Redis).
+
+Library exceptions (asyncpg, redis-py, ``OSError``, ``TimeoutError``) never leave ``store``:
+they are translated at the edge (see ``postgres.translate_error``) into this hierarchy::
+
+    StoreError
+    ├── StoreUnavailable        the server cannot be reached now; retrying later may succeed
+    │   └── StoreTimeout        an operation did not finish within its deadline
+    ├── StoreQueryError         the server refused the statement (bad data, schema mismatch …)
+    │   └── StoreConflict       a unique/foreign key constraint was violated
+    ├── StoreConfigError        a DSN or client option is invalid; retrying will not help
+    └── LiveStateError          a Redis operation of the live state failed (any cause)
+"""
+
+from __future__ import annotations
+
+from callserver.errors import CallserverError
+
+
+class StoreError(CallserverError):
+    """Base of every storage error. ``details`` carries ``operation`` and, when known,
+    ``sqlstate``."""
+
+    error_id = "store-error"
+
+
+class StoreUnavailable(StoreError):
+    """PostgreSQL is unreachable or shutting down, or the connection broke: transient."""
+
+    error_id = "store-unavailable"
+
+
+class StoreTimeout(StoreUnavailable):
+    """An operation did not finish within its deadline (seconds in ``details['timeout']``
+    when known)."""
+
+    error_id = "store-timeout"
+
+
+class StoreQueryError(StoreError):
+    """The server rejected a statement. Retrying the same statement will fail again."""
+
+    error_id = "store-query-failed"
+
+
+class StoreConflict(StoreQueryError):
+    """A constraint (unique, foreign key, check) was violated."""
+
+    error_id = "store-conflict"
+
+
+class StoreConfigError(StoreError):
+    """The DSN or a client option is invalid."""
+
+    error_id = "store-config-invalid"
+
+
+class LiveStateError(StoreError):
+    """Redis (live state, pub/sub) failed or did not answer within the deadline."""
+
+    error_id = "live-state-failed"
