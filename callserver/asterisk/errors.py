@@ -88,6 +88,16 @@ class AriHttpError(AriError):
 
     error_id = "ari-http"
 
+    @property
+    def status(self) -> int:
+        """The HTTP status (e.g. 404, 401)."""
+        return int(self.details.get("status", 0))
+
+    @property
+    def body(self) -> str:
+        """The answer's body text (ARI sends ``{"message": "..."}``), possibly truncated."""
+        return str(self.details.get("body", ""))
+
 
 class AriTimeout(AriError):
     error_id = "ari-timeout"

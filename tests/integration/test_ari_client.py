@@ -158,8 +158,8 @@ async def test_answer_and_hang_up_then_the_channel_is_gone(
     ]
     with pytest.raises(AriHttpError) as info:
         await client.answer(CHANNEL)
-    assert info.value.details["status"] == 404
-    assert json.loads(info.value.details["body"]) == {"message": "Channel not found"}
+    assert info.value.status == 404
+    assert json.loads(info.value.body) == {"message": "Channel not found"}
     assert "404" in str(info.value)
     assert "Channel not found" in str(info.value)
 
@@ -274,7 +274,7 @@ async def test_wrong_password_is_a_clear_401(fake: FakeAri, make_client: ClientF
     client = make_client(password="wrong")
     with pytest.raises(AriHttpError) as info:
         await client.asterisk_info()
-    assert info.value.details["status"] == 401
+    assert info.value.status == 401
     assert "Authentication required" in str(info.value)
     assert "check ari.username / ari.password" in str(info.value)
     await client.start()
