@@ -16,8 +16,8 @@ An aiohttp app on 127.0.0.1:0 with the lab's ``/ari`` prefix:
   open one, ``replay_stasis()`` pushes the recorded ``ari-stasis-call.jsonl`` lines unchanged,
   ``drop()`` closes them (``abrupt=True`` cuts the TCP connection without a close frame).
 * Knobs: ``delay`` (seconds before each REST answer, for timeout tests); ``requests`` records
-  ``(method, raw path with query)`` of every REST request, decoded path segments are in
-  ``segments``.
+  ``(method, raw path with query)`` of every REST request; its decoded path segments are in
+  ``segments`` and its body in ``bodies``.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class FakeAri:
         self.delay = 0.0
         self.requests: list[tuple[str, str]] = []
         self.segments: list[list[str]] = []
+        self.bodies: list[bytes] = []
         self.ws_requests: list[tuple[str, str | None]] = []
         """``(raw path with query, Authorization header)`` of every accepted events upgrade."""
         self.gone: set[str] = set()
@@ -221,6 +222,7 @@ class FakeAri:
         if not self._authorized(request):
             return self._unauthorized()
         self.requests.append((request.method, request.raw_path))
+        self.bodies.append(await request.read())
         raw_path = request.raw_path.partition("?")[0]
         parts = [unquote(p) for p in raw_path.split("/")[1:]]
         self.segments.append(parts)

@@ -150,7 +150,7 @@ class AriClient(AriRest):
                 path=url.raw_path,
             ) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self.transport_error("GET", url, exc) from exc
+            raise self._transport_error("GET", url, exc) from exc
         self._set_connected(True)
         log.info("ARI events connected: app %s at %s", clean(self._config.app), url.raw_path)
         return ws

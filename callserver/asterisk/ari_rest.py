@@ -80,7 +80,7 @@ class AriRest:
     def _url(self, *segments: str) -> URL:
         return URL(self._base + "/" + "/".join(_segment(s) for s in segments), encoded=True)
 
-    def transport_error(self, method: str, url: URL, exc: BaseException) -> AriError:
+    def _transport_error(self, method: str, url: URL, exc: BaseException) -> AriError:
         timeout = self._config.request_timeout
         what = f"ARI {method} {url.raw_path}"
         if isinstance(exc, TimeoutError):
@@ -103,7 +103,7 @@ class AriRest:
                 ) as resp:
                     status, raw = resp.status, await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self.transport_error(method, url, exc) from exc
+            raise self._transport_error(method, url, exc) from exc
         if status >= 400:
             raise _http_error(method, url, status, raw)
         if not raw.strip():
@@ -118,7 +118,8 @@ class AriRest:
     async def _object(self, method: str, *segments: str, query: Query | None = None) -> Any:
         data = await self._request(method, *segments, query=query)
         if not isinstance(data, dict):
-            raise AriError(message=f"ARI {method} {'/'.join(segments)}: expected a JSON object")
+            what = clean("/".join(segments))
+            raise AriError(message=f"ARI {method} {what}: expected a JSON object")
         return data
 
     # -- REST resources --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from callserver.asterisk.ari_client import AriClient
 from callserver.asterisk.errors import AriConnectionError, AriError, AriHttpError, AriTimeout
@@ -144,6 +145,40 @@ async def test_rest_session_replays_the_transcript_verbs_and_paths(
     expected = [(rec.method, rec.target) for rec in recorded_exchanges()]
     assert len(expected) == 15
     assert fake.requests == expected
+
+
+async def test_verbs_outside_the_transcript_send_ari_requests(
+    fake: FakeAri, make_client: ClientFactory
+) -> None:
+    """The fake only knows the recorded exchanges, so these get its 404; the requests are what
+    counts (paths and parameter names from the ARI reference)."""
+    client = make_client()
+    calls = [
+        client.set_variable(CHANNEL, "ROUTE", "bot"),
+        client.remove_channel(BRIDGE, CHANNEL),
+        client.play(CHANNEL, "sound:beep"),
+        client.create_bridge("mixing,dtmf_events", "b-1"),
+        client.external_media("callserver", "127.0.0.1:40002", "slin16", channel_id="em-1"),
+        client.originate("PJSIP/op101", caller_id="Clinic <100>", variables={"X": "1"}),
+    ]
+    for call in calls:
+        with pytest.raises(AriHttpError) as info:
+            await call
+        assert info.value.status == 404
+    assert fake.requests == [
+        ("POST", f"/ari/channels/{CHANNEL}/variable?variable=ROUTE&value=bot"),
+        ("POST", f"/ari/bridges/{BRIDGE}/removeChannel?channel={CHANNEL}"),
+        ("POST", f"/ari/channels/{CHANNEL}/play?media=sound:beep"),
+        ("POST", "/ari/bridges?type=mixing,dtmf_events&bridgeId=b-1"),
+        (
+            "POST",
+            "/ari/channels/externalMedia?app=callserver&external_host=127.0.0.1:40002"
+            "&format=slin16&encapsulation=rtp&transport=udp&direction=both&channelId=em-1",
+        ),
+        ("POST", "/ari/channels?endpoint=PJSIP/op101&app=callserver&callerId=Clinic+%3C100%3E"),
+    ]
+    assert json.loads(fake.bodies[-1]) == {"variables": {"X": "1"}}
+    assert fake.bodies[0] == b""
 
 
 async def test_answer_and_hang_up_then_the_channel_is_gone(
@@ -312,10 +347,15 @@ async def test_untrusted_ids_and_values_cannot_change_the_resource(
         await client.get_variable(CHANNEL, "DID&value=1")
     _, target = fake.requests[-1]
     assert target == f"/ari/channels/{CHANNEL}/variable?variable=DID%26value%3D1"
+    hostile = "+79161234567\r\nX: 1&value=2;#%"
+    with pytest.raises(AriHttpError):
+        await client.set_variable(CHANNEL, "CALLER", hostile)
+    query = URL(fake.requests[-1][1]).query
+    assert (query.getall("variable"), query.getall("value")) == (["CALLER"], [hostile])
     for bad in ("..", ".", ""):
         with pytest.raises(AriError, match="invalid ARI resource id"):
             await client.hangup(bad)
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 3
 
 
 async def test_aclose_stops_the_reader_and_closes_the_websocket(
