@@ -366,3 +366,30 @@ async def test_aclose_stops_the_reader_and_closes_the_websocket(
     assert not client.connected
     await fake.wait_for(lambda: fake.open_sockets == 0)
     await client.aclose()  # idempotent
+
+
+async def test_events_upgrade_that_never_answers_times_out_and_retries() -> None:
+    accepted = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        try:
+            await reader.read()  # never answers; returns when the client gives up
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = AriConfig(url=f"http://127.0.0.1:{port}/ari", request_timeout=0.1, reconnect_max=0.1)
+    client = AriClient(config, on_event=Sink(), reconnect_min=0.05)
+    try:
+        await client.start()
+        with pytest.raises(AriTimeout, match=r"no answer within 0\.1s"):
+            await client.wait_connected(0.6)
+        assert isinstance(client.last_error, AriTimeout)
+        assert accepted >= 2
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
