@@ -1,0 +1,152 @@
+"""Resynchronise the live model from Asterisk after every (re)login.
+
+``resync(client, model)`` asks for ``CoreShowChannels`` (every live channel) and ``QueueStatus``
+(every queue's members and waiting callers) and hands the parsed lists to ``LiveModel.resync``:
+calls that ended while we were disconnected are closed exactly once, live channels we missed are
+created, nothing is duplicated, members' states are refreshed. ``apply_resync`` is the pure half
+(AMI event lists in, model updated), tested without sockets.
+
+Field names are Asterisk 22's: CoreShowChannel (Channel, Uniqueid, Linkedid, CallerIDNum,
+CallerIDName, Context, Exten, ChannelStateDesc, BridgeId, Application, Duration ``HH:MM:SS``),
+QueueEntry (Queue, Position, Channel, Uniqueid, CallerIDNum, CallerIDName, Wait seconds),
+QueueMember (Queue, Name, Location, Status, Paused, PausedReason, InCall, CallsTaken, LastCall).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from callserver.asterisk.ami_codec import AmiMessage
+from callserver.asterisk.ami_translate import BadField, caller_id, member_info, need, number, text
+from callserver.core.model import ChannelInfo, LiveModel, MemberInfo, QueueEntryInfo
+from callserver.logs import escape_control
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds each list action (CoreShowChannels, QueueStatus) may take."""
+
+
+class ListActionClient(Protocol):
+    """The part of ``AmiClient`` resync needs."""
+
+    async def send_list_action(
+        self,
+        action: str,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        *,
+        timeout: float,  # noqa: ASYNC109 - per-action deadline, as AmiClient's
+    ) -> list[AmiMessage]: ...
+
+
+def parse_duration(value: str) -> float:
+    """``HH:MM:SS`` (CoreShowChannel ``Duration``; hours may exceed 24) or plain seconds →
+    seconds. Raises BadField when it is neither."""
+    try:
+        if ":" not in value:
+            return float(value)
+        seconds = 0.0
+        for part in value.split(":"):
+            seconds = seconds * 60 + int(part)
+        return seconds
+    except ValueError:
+        raise BadField("Duration") from None
+
+
+def channel_info(msg: AmiMessage) -> ChannelInfo:
+    f = msg.fields
+    duration = text(f, "Duration")
+    return ChannelInfo(
+        uniqueid=need(f, "Uniqueid"),
+        linkedid=text(f, "Linkedid"),
+        channel=need(f, "Channel"),
+        caller=caller_id(text(f, "CallerIDNum")),
+        caller_name=caller_id(text(f, "CallerIDName")),
+        context=text(f, "Context"),
+        exten=text(f, "Exten"),
+        state=text(f, "ChannelStateDesc"),
+        bridge_id=text(f, "BridgeId"),
+        application=text(f, "Application"),
+        duration=parse_duration(duration) if duration else 0.0,
+    )
+
+
+def entry_info(msg: AmiMessage) -> QueueEntryInfo:
+    f = msg.fields
+    return QueueEntryInfo(
+        queue=need(f, "Queue"),
+        uniqueid=need(f, "Uniqueid"),
+        channel=text(f, "Channel"),
+        position=int(number(f, "Position") or 0),
+        wait=number(f, "Wait") or 0.0,
+        caller=caller_id(text(f, "CallerIDNum")),
+        caller_name=caller_id(text(f, "CallerIDName")),
+    )
+
+
+def _parse_lists(
+    channel_events: Sequence[AmiMessage], queue_events: Sequence[AmiMessage]
+) -> tuple[list[ChannelInfo], list[QueueEntryInfo], list[MemberInfo]]:
+    channels: list[ChannelInfo] = []
+    entries: list[QueueEntryInfo] = []
+    members: list[MemberInfo] = []
+    for msg in (*channel_events, *queue_events):
+        try:
+            if msg.name == "CoreShowChannel":
+                channels.append(channel_info(msg))
+            elif msg.name == "QueueEntry":
+                entries.append(entry_info(msg))
+            elif msg.name == "QueueMember":
+                members.append(member_info(msg.fields, "Location", "Name"))
+        except BadField as exc:
+            log.warning(
+                "resync: %s without a usable %s ignored (channel %s)",
+                escape_control(msg.name[:60]),
+                exc.args[0],
+                escape_control(text(msg.fields, "Channel")[:120]),
+            )
+    return channels, entries, members
+
+
+def apply_resync(
+    model: LiveModel,
+    channel_events: Sequence[AmiMessage],
+    queue_events: Sequence[AmiMessage],
+    now: float,
+    *,
+    mark: int | None = None,
+) -> None:
+    """Parse the two lists' events and resync ``model`` at ``now`` (POSIX seconds).
+
+    ``mark``: ``model.resync_mark()`` taken before the lists were requested (legs and queue
+    entries the model learnt after it are kept). Malformed items are logged and skipped.
+    """
+    channels, entries, members = _parse_lists(channel_events, queue_events)
+    model.resync(channels, entries, members, now, mark=mark)
+
+
+async def resync(
+    client: ListActionClient,
+    model: LiveModel,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-action deadline
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Fetch CoreShowChannels and QueueStatus and resync ``model``.
+
+    Each list action has ``timeout`` seconds; errors of the client (``AmiTimeout``,
+    ``AmiConnectionError``, ``AmiActionError``) propagate and leave the model untouched.
+    """
+    mark = model.resync_mark()
+    channel_events = await client.send_list_action("CoreShowChannels", timeout=timeout)
+    queue_events = await client.send_list_action("QueueStatus", timeout=timeout)
+    apply_resync(model, channel_events, queue_events, clock(), mark=mark)
+    log.info(
+        "AMI resync: %d channels, %d queue items, %d live calls",
+        len(channel_events),
+        len(queue_events),
+        len(model),
+    )
