@@ -60,6 +60,8 @@ class _Wire:
         self._writer = writer
         self._codec = AgiCodec()
         self.pending: deque[AgiMessage] = deque()
+        self.received = 0
+        """Bytes read so far."""
 
     async def next_message(self) -> AgiMessage:
         """The next message; raises AgiHangup at EOF, AgiProtocolError on garbage. No deadline:
@@ -69,6 +71,7 @@ class _Wire:
                 data = await self._reader.read(READ_SIZE)
             except OSError as exc:
                 raise AgiHangup(message="AGI connection lost while reading") from exc
+            self.received += len(data)
             if not data:
                 raise AgiHangup(
                     message="Asterisk closed the AGI connection",
@@ -309,11 +312,13 @@ class FastAgiServer:
                 "AGI session exceeded %.1f s, closed: %s", self._session_timeout, _context(env)
             )
         except AgiHangup as exc:
-            if env is None:
+            if env is not None:
+                log.info("AGI channel hung up: %s", _context(env))
+            elif wire.received == 0:
+                log.debug("AGI connection closed without sending anything (a TCP probe?)")
+            else:
                 self.errors += 1
                 log.warning("AGI peer closed before the end of the environment: %s", exc.message)
-            else:
-                log.info("AGI channel hung up: %s", _context(env))
         except AgiError as exc:
             self.errors += 1
             log.warning("AGI session failed (%s): %s", _safe(exc.message), _context(env))
@@ -380,13 +385,13 @@ def _context(env: AgiEnvironment | None) -> str:
     if env is None:
         return "no environment"
     return (
-        f"script={escape_control(env.script)!s} channel={escape_control(env.channel)}"
+        f"script={escape_control(env.script)} channel={escape_control(env.channel)}"
         f" uniqueid={escape_control(env.uniqueid)} caller={mask(env.callerid)}"
     )
 
 
 def _describe(exc: BaseException) -> str:
-    """``ValueError('…') at routing/x.py:12 in f <- …``: one line, message masked and escaped."""
+    """``ValueError: … at routing/x.py:12 in f <- …``: one line, message masked and escaped."""
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " <- ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(frames))
-    return f"{type(exc).__name__}({_safe(str(exc))!r}) at {escape_control(where)}"
+    return f"{type(exc).__name__}: {_safe(str(exc))} at {escape_control(where)}"

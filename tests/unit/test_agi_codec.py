@@ -127,6 +127,27 @@ def test_cyrillic_caller_name_split_inside_a_character() -> None:
         assert env.calleridname == "Иванова Мария", cut
 
 
+_VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"))
+
+
+@given(
+    st.dictionaries(st.from_regex(r"agi_[a-z0-9_]{1,12}", fullmatch=True), _VALUE, max_size=12),
+    st.lists(st.integers(min_value=1, max_value=5), max_size=300),
+)
+def test_any_environment_values_survive_any_chunking(env: dict[str, str], sizes: list[int]) -> None:
+    env["agi_network_script"] = "route"
+    data = "".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n"
+    codec = AgiCodec()
+    out: list[AgiMessage] = []
+    pos = 0
+    for size in sizes:
+        out += codec.feed(data[pos : pos + size])
+        pos += size
+    out += codec.feed(data[pos:])
+    assert len(out) == 1 and isinstance(out[0], AgiEnvironment)
+    assert dict(out[0].raw) == env
+
+
 def test_invalid_utf8_is_replaced_not_dropped() -> None:
     env = AgiCodec().feed(b"agi_calleridname: a\xffb\n\n")[0]
     assert isinstance(env, AgiEnvironment)
