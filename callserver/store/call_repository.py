@@ -39,8 +39,7 @@ _RECENT_SQL = (
 )
 _GET_SQL = "SELECT *, id AS linkedid FROM calls WHERE id = $1"
 _EVENTS_SQL = (
-    "SELECT type, at, payload::text AS payload FROM call_events"
-    " WHERE call_id = $1 ORDER BY at, id"
+    "SELECT type, at, payload::text AS payload FROM call_events WHERE call_id = $1 ORDER BY at, id"
 )
 
 

@@ -308,9 +308,7 @@ class CallWriter:
                 len(self._events),
             )
 
-    def _on_rejected(
-        self, exc: Exception, events: list[_Pending], calls: list[_Pending]
-    ) -> bool:
+    def _on_rejected(self, exc: Exception, events: list[_Pending], calls: list[_Pending]) -> bool:
         """A batch the server refused: retry a few times, then drop it (logged, counted)."""
         self.write_errors += 1
         self._query_attempts += 1

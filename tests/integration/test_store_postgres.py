@@ -1,0 +1,372 @@
+"""CallWriter and CallRepository against a real PostgreSQL (fresh database per test).
+
+The outage test puts a TCP proxy between the writer and PostgreSQL and cuts it for real:
+established connections are reset and new ones refused, then the proxy listens again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+import callserver.store
+from callserver.config import DatabaseConfig
+from callserver.core.events import (
+    AgentRinging,
+    AgentStatusChanged,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallQueued,
+    CallSnapshot,
+    CallStarted,
+)
+from callserver.store.call_repository import RECENT_FIELDS, CallRepository
+from callserver.store.call_writer import CallWriter, WriterTimeouts
+from callserver.store.migrate import MigrationSource, apply_migrations
+
+FAST = WriterTimeouts(connect=2.0, command=5.0, close=10.0, retry_min=0.05, retry_max=0.2)
+T0 = 1_790_000_000.0
+
+
+def lifecycle(call_id: str, t0: float = T0) -> list[CallEvent]:
+    """The five events of an answered inbound call, each with its real snapshot."""
+    s0 = CallSnapshot(
+        id=call_id, linkedid=call_id, direction="inbound", state="ringing",
+        caller="79161234567", caller_name="Иванова Мария", did="74951234567",
+        ad_source="source-a", queue="", agent="", agent_name="", started_at=t0,
+    )  # fmt: skip
+    s1 = replace(s0, state="queued", queue="reception", queued_at=t0 + 1)
+    s2 = replace(s1, state="agent_ringing", agent="PJSIP/op101", agent_name="Оператор 101")
+    s3 = replace(s2, state="answered", answered_at=t0 + 4, wait_seconds=3.0)
+    s4 = replace(
+        s3, state="ended", ended_at=t0 + 15, talk_seconds=11.0, hangup_by="caller",
+        hangup_cause="16", variables=(("ROUTE_REASON", "new-patient"),),
+    )  # fmt: skip
+    return [
+        CallStarted(at=t0, call=s0, channel=f"PJSIP/trunk-{call_id}"),
+        CallQueued(at=t0 + 1, call=s1, queue="reception", position=1),
+        AgentRinging(at=t0 + 1.5, call=s2, queue="reception", agent="PJSIP/op101"),
+        CallAnswered(at=t0 + 4, call=s3, queue="reception", agent="PJSIP/op101", wait_seconds=3),
+        CallEnded(at=t0 + 15, call=s4, talk_seconds=11.0, hangup_by="caller", cause="16"),
+    ]
+
+
+async def wait_until(cond: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def config(dsn: str, **kw: Any) -> DatabaseConfig:
+    values: dict[str, Any] = {"batch_size": 500, "flush_interval": 0.05, "buffer_limit": 100_000}
+    values.update(kw)
+    return DatabaseConfig(dsn=dsn, **values)
+
+
+@pytest.fixture
+async def db(fresh_pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a fresh database with only this package's migrations applied."""
+    conn = await asyncpg.connect(fresh_pg_dsn, timeout=10)
+    source = MigrationSource("callserver", Path(callserver.store.__file__).parent / "migrations")
+    await apply_migrations(conn, [source])
+    yield conn
+    await conn.close()
+
+
+class CountingConnection(asyncpg.Connection):
+    """Counts statements sent through ``execute`` (BEGIN, COMMIT, the writes, the reset)."""
+
+    statements = 0
+
+    # same signature as asyncpg.Connection.execute, hence the timeout parameter
+    async def execute(
+        self,
+        query: str,
+        *args: object,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> str:
+        type(self).statements += 1
+        return await super().execute(query, *args, timeout=timeout)
+
+
+async def test_batches_write_1000_events_in_a_few_round_trips(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    CountingConnection.statements = 0
+
+    async def factory() -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            fresh_pg_dsn, min_size=1, max_size=1, connection_class=CountingConnection
+        )
+
+    writer = CallWriter(factory, config(fresh_pg_dsn, flush_interval=30.0))
+    await writer.start()
+    for i in range(200):
+        for event in lifecycle(f"c{i}", T0 + i):
+            writer.submit(event)
+    await wait_until(lambda: writer.written_events == 1000)
+    await writer.aclose()
+    assert await db.fetchval("SELECT count(*) FROM call_events") == 1000
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'ended'") == 200
+    assert writer.written_calls == 200
+    assert 2 <= writer.batches <= 3
+    # BEGIN + upsert + insert + COMMIT + pool reset per batch, independent of the event count
+    assert CountingConnection.statements <= 5 * writer.batches
+    assert writer.last_flush_lag > 0
+
+
+async def test_clean_shutdown_flushes_before_the_interval(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn, flush_interval=60.0), timeouts=FAST)
+    await writer.start()
+    for event in lifecycle("shutdown-1"):
+        writer.submit(event)
+    started = time.monotonic()
+    await writer.aclose()
+    assert time.monotonic() - started < 5
+    row = await db.fetchrow("SELECT * FROM calls WHERE id = 'shutdown-1'")
+    assert row is not None and row["state"] == "ended" and row["talk_seconds"] == 11.0
+    assert await db.fetchval("SELECT count(*) FROM call_events") == 5
+    assert writer.buffered == 0 and writer.pending_calls == 0
+
+
+async def test_replaying_the_same_events_creates_no_duplicates(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    events = lifecycle("replay-1") + lifecycle("replay-2", T0 + 60)
+    for _ in range(2):  # e.g. a resync after reconnect, or a second instance replaying
+        writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn), timeouts=FAST)
+        await writer.start()
+        for event in events:
+            writer.submit(event)
+        await writer.aclose()
+    assert await db.fetchval("SELECT count(*) FROM calls") == 2
+    assert await db.fetchval("SELECT count(*) FROM call_events") == 10
+
+
+async def test_an_older_replayed_snapshot_does_not_regress_the_call(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    events = lifecycle("old-1")
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn), timeouts=FAST)
+    await writer.start()
+    for event in events:
+        writer.submit(event)
+    await wait_until(lambda: writer.written_calls == 1)
+    writer.submit(events[1])  # a late replay of "queued"
+    await writer.aclose()
+    assert await db.fetchval("SELECT state FROM calls WHERE id = 'old-1'") == "ended"
+
+
+async def test_two_agents_rung_at_the_same_instant_are_two_events(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    queued = lifecycle("ringall-1")[1]
+    ring = [
+        AgentRinging(at=T0 + 2, call=queued.call, queue="reception", agent=agent)
+        for agent in ("PJSIP/op101", "PJSIP/op102")
+    ]
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn), timeouts=FAST)
+    await writer.start()
+    for event in (queued, *ring):
+        writer.submit(event)
+    await writer.aclose()
+    agents = await db.fetch(
+        "SELECT payload->>'agent' AS agent FROM call_events WHERE type = 'AgentRinging' ORDER BY 1"
+    )
+    assert [r["agent"] for r in agents] == ["PJSIP/op101", "PJSIP/op102"]
+
+
+async def test_non_call_events_are_ignored_and_untrusted_text_is_stored_as_data(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    started = lifecycle("evil-1")[0]
+    evil = replace(started.call, caller_name="x'); DROP TABLE calls; --\x00\r\nHANGUP")
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn), timeouts=FAST)
+    await writer.start()
+    writer.submit(AgentStatusChanged(at=T0))
+    writer.submit(replace(started, call=evil))
+    await writer.aclose()
+    name = await db.fetchval("SELECT caller_name FROM calls WHERE id = 'evil-1'")
+    assert name == "x'); DROP TABLE calls; --\r\nHANGUP"  # NUL removed, the rest kept as data
+    assert writer.written_events == 1 and writer.write_errors == 0
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target; ``cut()`` resets every connection and stops
+    listening (PostgreSQL "down"), ``restore()`` listens on the same port again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self.port = 0
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for transport in list(self._transports):
+            transport.abort()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            self._handlers.discard(task)
+            return
+        self._transports.update((writer.transport, up_writer.transport))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                w.transport.abort()
+                self._transports.discard(w.transport)
+            self._handlers.discard(task)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+
+@pytest.fixture
+async def proxied_dsn(fresh_pg_dsn: str) -> AsyncIterator[tuple[str, TcpProxy]]:
+    parts = urlsplit(fresh_pg_dsn)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.restore()
+    netloc = (
+        f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
+    )
+    yield urlunsplit(parts._replace(netloc=netloc)), proxy
+    await proxy.cut()
+
+
+async def test_postgres_down_then_back_loses_no_call_record(
+    proxied_dsn: tuple[str, TcpProxy], db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn, proxy = proxied_dsn
+    caplog.set_level(logging.INFO, logger="callserver.store.call_writer")
+    writer = CallWriter(dsn, config(dsn, batch_size=50, buffer_limit=100), timeouts=FAST)
+    await writer.start()
+    for i in range(10):
+        for event in lifecycle(f"before-{i}", T0 + i):
+            writer.submit(event)
+    await wait_until(lambda: writer.written_calls == 10 and writer.connected)
+
+    await proxy.cut()  # the writer's connection is reset, new connections are refused
+    for i in range(200):  # 1000 events, 10x the buffer, submitted over ~0.5 s of outage
+        for event in lifecycle(f"during-{i}", T0 + 100 + i):
+            writer.submit(event)
+        if i % 20 == 0:
+            await asyncio.sleep(0.05)
+    await wait_until(lambda: writer.write_errors >= 3)
+    assert not writer.connected
+    assert writer.buffered <= 100 and writer.dropped_events >= 900
+    assert writer.pending_calls == 200  # every call's latest snapshot is kept
+
+    await proxy.restore()
+    await wait_until(lambda: writer.buffered == 0 and writer.pending_calls == 0)
+    assert writer.connected
+    await writer.aclose()
+
+    rows = await db.fetch("SELECT id, state, talk_seconds, ended_at FROM calls")
+    assert len(rows) == 210
+    assert {r["state"] for r in rows} == {"ended"}
+    assert {r["talk_seconds"] for r in rows} == {11.0}
+    assert all(r["ended_at"] is not None for r in rows)
+    assert writer.written_events + writer.dropped_events == 1050
+    assert await db.fetchval("SELECT count(*) FROM call_events") == writer.written_events
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("PostgreSQL unreachable" in m for m in messages) == 1  # once per outage
+    assert sum("reachable again" in m for m in messages) == 1
+
+
+async def test_writer_starts_while_postgres_is_down_and_catches_up(
+    proxied_dsn: tuple[str, TcpProxy], db: asyncpg.Connection
+) -> None:
+    dsn, proxy = proxied_dsn
+    await proxy.cut()
+    writer = CallWriter(dsn, config(dsn), timeouts=FAST)
+    await writer.start()
+    for event in lifecycle("late-1"):
+        writer.submit(event)
+    await wait_until(lambda: writer.write_errors >= 2)
+    await proxy.restore()
+    await wait_until(lambda: writer.pending_calls == 0)
+    await writer.aclose()
+    assert await db.fetchval("SELECT state FROM calls WHERE id = 'late-1'") == "ended"
+
+
+async def test_aclose_with_postgres_down_returns_within_its_deadline(
+    proxied_dsn: tuple[str, TcpProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn, proxy = proxied_dsn
+    await proxy.cut()
+    timeouts = replace(FAST, close=0.5)
+    writer = CallWriter(dsn, config(dsn), timeouts=timeouts)
+    await writer.start()
+    for event in lifecycle("lost-1"):
+        writer.submit(event)
+    started = time.monotonic()
+    await writer.aclose()
+    assert time.monotonic() - started < 2.0
+    assert any("unwritten" in r.getMessage() for r in caplog.records)
+    await proxy.restore()  # the fixture cuts it again
+
+
+async def test_repository_recent_newest_first_and_get_with_timeline(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn), timeouts=FAST)
+    await writer.start()
+    for i in range(3):
+        for event in lifecycle(f"r{i}", T0 + 60 * i):
+            writer.submit(event)
+    await writer.aclose()
+    pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=2)
+    try:
+        repo = CallRepository(pool)
+        recent = await repo.recent(2)
+        assert [c["id"] for c in recent] == ["r2", "r1"]
+        assert tuple(recent[0]) == RECENT_FIELDS
+        assert recent[0]["linkedid"] == "r2" and recent[0]["state"] == "ended"
+        assert recent[0]["started_at"] == "2026-09-21T14:15:20+00:00"
+        assert recent[0]["talk_seconds"] == 11.0 and recent[0]["wait_seconds"] == 3.0
+        call = await repo.get("r0")
+        assert call is not None
+        assert call["variables"] == {"ROUTE_REASON": "new-patient"}
+        assert [e["type"] for e in call["events"]] == [
+            "CallStarted", "CallQueued", "AgentRinging", "CallAnswered", "CallEnded",
+        ]  # fmt: skip
+        assert call["events"][1]["payload"] == {"queue": "reception", "position": 1,
+                                                "state": "queued"}  # fmt: skip
+        assert await repo.get("nope") is None
+    finally:
+        await pool.close()
