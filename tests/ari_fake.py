@@ -15,7 +15,8 @@ An aiohttp app on 127.0.0.1:0 with the lab's ``/ari`` prefix:
 * Events: ``GET /ari/events?app=…`` upgrades to a WebSocket; ``send()`` pushes frames to every
   open one, ``replay_stasis()`` pushes the recorded ``ari-stasis-call.jsonl`` lines unchanged,
   ``drop()`` closes them (``abrupt=True`` cuts the TCP connection without a close frame).
-* Knobs: ``delay`` (seconds before each REST answer, for timeout tests); ``requests`` records
+* Knobs: ``delay`` (seconds before each REST answer, for timeout tests), ``close_on_accept``
+  (close each events WebSocket right after the upgrade, a flapping peer); ``requests`` records
   ``(method, raw path with query)`` of every REST request; its decoded path segments are in
   ``segments`` and its body in ``bodies``.
 """
@@ -96,6 +97,7 @@ class FakeAri:
     ) -> None:
         self.username, self.password, self.app = username, password, app
         self.delay = 0.0
+        self.close_on_accept = False
         self.requests: list[tuple[str, str]] = []
         self.segments: list[list[str]] = []
         self.bodies: list[bytes] = []
@@ -211,6 +213,8 @@ class FakeAri:
         self.ws_requests.append((request.raw_path, request.headers.get("Authorization")))
         self._sockets.append((ws, request))
         self._changed.set()
+        if self.close_on_accept:
+            await ws.close(code=1011, message=b"flapping")
         try:
             async for _ in ws:
                 pass  # the client sends nothing ARI cares about

@@ -2,8 +2,10 @@
 
 Opening ``GET {url}/events?app={app}&subscribeAll=false`` (basic auth) registers the Stasis
 application; the reader keeps it open, reconnecting with exponential backoff (``reconnect_min``
-seconds doubling up to ``AriConfig.reconnect_max``), and hands each decoded event to ``on_event``
-in arrival order (awaited before the next frame is read, so a slow handler delays later events).
+seconds doubling up to ``AriConfig.reconnect_max``; only a session that stayed up that long resets
+it, so a peer that accepts and drops at once is not hammered) and hands each decoded event to
+``on_event`` in arrival order (awaited before the next frame is read: a slow handler delays the
+events behind it).
 A frame that is not a JSON object is logged and skipped; an ``on_event`` that raises is logged and
 never stops the reader. ``connected``, ``reconnects`` (successful connects after the first),
 ``events_received``, ``bad_frames``, ``handler_errors`` and ``last_error`` are plain attributes for
@@ -16,6 +18,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -112,8 +115,8 @@ class AriClient(AriRest):
             if ever_connected:
                 self.reconnects += 1
             ever_connected = True
-            delay = self._reconnect_min
             self.last_error = None
+            opened = time.monotonic()
             try:
                 await self._read_events(ws)
             except Exception:
@@ -121,8 +124,11 @@ class AriClient(AriRest):
             finally:
                 self._set_connected(False)
                 await ws.close()
+            if time.monotonic() - opened >= self._config.reconnect_max:
+                delay = self._reconnect_min  # it was a healthy session: back off from the start
             log.warning("ARI events closed (code %s); reconnecting in %.2f s", ws.close_code, delay)
             await asyncio.sleep(delay)
+            delay = min(delay * 2, self._config.reconnect_max)
 
     async def _connect_events(self) -> aiohttp.ClientWebSocketResponse:
         """Open the events WebSocket within ``request_timeout``; raises AriHttpError (e.g. 401),

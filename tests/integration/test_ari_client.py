@@ -393,3 +393,16 @@ async def test_events_upgrade_that_never_answers_times_out_and_retries() -> None
         await client.aclose()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_peer_that_drops_every_session_at_once_gets_backoff(
+    fake: FakeAri, make_client: ClientFactory
+) -> None:
+    fake.close_on_accept = True
+    client = make_client()  # reconnect_min 0.05 s doubling to reconnect_max 0.2 s
+    await client.start()
+    await fake.wait_for(lambda: fake.ws_connections >= 1)
+    await asyncio.sleep(0.6)
+    # Without backoff: a connect every 0.05 s (~12); with it: 0.05, 0.1, 0.2, 0.2 … (~5).
+    assert 2 <= fake.ws_connections <= 7
+    assert fake.ws_connections - 2 <= client.reconnects <= fake.ws_connections - 1
