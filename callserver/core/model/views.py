@@ -12,9 +12,9 @@ def queue_snapshots(
     agents: AgentBook,
     now: float,
 ) -> dict[str, QueueSnapshot]:
-    """Every queue that has members or waiting callers; waits are measured at ``now``
+    """Every queue seen (members, or callers now or before); waits are measured at ``now``
     (POSIX seconds) and never negative."""
-    names = agents.queue_names() | {name for name, entries in queues.items() if entries}
+    names = agents.queue_names() | set(queues)
     out: dict[str, QueueSnapshot] = {}
     for name in sorted(names):
         waiting = []
