@@ -1,0 +1,244 @@
+"""REST API of the CRM bridge: lookup, requests, outbox dead letters, and the embedded CRM.
+
+``crm_routes(...)`` returns aiohttp route definitions with absolute paths under ``prefix``
+(default ``/api/crm``); the composition root adds them behind its bearer-token middleware.
+Handlers translate crm_bridge errors to JSON ``{"error": <error_id>, "message": …, "field": …}``
+with a status from ``ERROR_STATUS`` (this is the HTTP edge: domain errors carry no status).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from callserver.errors import CallserverError
+from crm_bridge.embedded_admin import CrmAdmin
+from crm_bridge.errors import CrmValidationError
+from crm_bridge.models import AppointmentRequest, CallbackRequest
+from crm_bridge.outbox import Outbox
+from crm_bridge.ports import CrmPort, LookupCache
+from crm_bridge.validation import (
+    parse_appointment,
+    parse_patient,
+    parse_patient_changes,
+    text,
+    timestamp,
+)
+from crm_bridge.wire import card_to_dict
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ERROR_STATUS = {
+    "crm-invalid": 400,
+    "phone-invalid": 400,
+    "crm-not-found": 404,
+    "crm-rejected": 502,
+    "crm-unavailable": 503,
+    "crm-outbox-error": 503,
+    "crm-timeout": 504,
+}
+MAX_BODY = 64 * 1024
+_ID = r"{id:\d+}"
+
+
+def _json_errors(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except CallserverError as exc:
+            status = ERROR_STATUS.get(exc.error_id, 500)
+            if status >= 500:
+                log.warning("%s %s: %s", request.method, request.path, exc)
+            body = {"error": exc.error_id, "message": exc.message}
+            if "field" in exc.details:
+                body["field"] = str(exc.details["field"])
+            return web.json_response(body, status=status)
+
+    return wrapped
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise CrmValidationError(message="body too large", field="body")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise CrmValidationError(message="body is not JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise CrmValidationError(message="body must be a JSON object", field="body")
+    return data
+
+
+def _int(value: str | None, name: str, default: int, *, high: int = 1000) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) > 10**12:
+        raise CrmValidationError(message=f"{name}: expected a number", field=name)
+    return min(int(value), high)
+
+
+def _id(request: web.Request, name: str = "id") -> int:
+    return _int(request.match_info[name], name, 0, high=10**12)
+
+
+class _CrmHandlers:
+    def __init__(
+        self, crm: CrmPort, outbox: Outbox, admin: CrmAdmin | None, cache: LookupCache | None
+    ) -> None:
+        self.crm, self.outbox, self.admin, self.cache = crm, outbox, admin, cache
+
+    async def lookup(self, request: web.Request) -> web.StreamResponse:
+        card = await self.crm.lookup(request.query.get("phone", ""))
+        return web.json_response({"patient": None if card is None else card_to_dict(card)})
+
+    async def callback_request(self, request: web.Request) -> web.StreamResponse:
+        d = await _body(request)
+        req = CallbackRequest(
+            phone=text(d, "phone", required=True, limit=40),
+            reason=text(d, "reason", limit=60) or "web_form",
+            patient_id=text(d, "patient_id", limit=40),
+            call_id=text(d, "call_id", limit=100),
+            due_at=timestamp(d, "due_at") if d.get("due_at") else None,
+            comment=text(d, "comment", limit=2000),
+            **({"request_id": text(d, "request_id", limit=100)} if d.get("request_id") else {}),
+        )
+        await self.crm.create_callback_request(req)
+        return web.json_response({"request_id": req.request_id}, status=202)
+
+    async def appointment_request(self, request: web.Request) -> web.StreamResponse:
+        d = await _body(request)
+        req = AppointmentRequest(
+            phone=text(d, "phone", required=True, limit=40),
+            full_name=text(d, "full_name", limit=200),
+            patient_id=text(d, "patient_id", limit=40),
+            call_id=text(d, "call_id", limit=100),
+            doctor_id=text(d, "doctor_id", limit=20),
+            specialty=text(d, "specialty", limit=100),
+            clinic=text(d, "clinic", limit=200),
+            preferred_time=text(d, "preferred_time", limit=200),
+            comment=text(d, "comment", limit=2000),
+            **({"request_id": text(d, "request_id", limit=100)} if d.get("request_id") else {}),
+        )
+        if req.doctor_id and not req.doctor_id.isdigit():
+            raise CrmValidationError(message="doctor_id: expected a number", field="doctor_id")
+        await self.crm.create_appointment_request(req)
+        return web.json_response({"request_id": req.request_id}, status=202)
+
+    async def outbox_stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(await self.outbox.stats())
+
+    async def dead_letters(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        rows = await self.outbox.list_dead(
+            _int(q.get("limit"), "limit", 100), _int(q.get("offset"), "offset", 0, high=10**9)
+        )
+        return web.json_response({"dead": [r.to_dict() for r in rows]})
+
+    async def retry_one(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"retried": await self.outbox.retry_dead([_id(request)])})
+
+    async def retry_all(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"retried": await self.outbox.retry_dead(None)})
+
+    async def _invalidate(self, phones: list[str]) -> None:
+        if self.cache is not None and phones:
+            await self.cache.invalidate(*phones)
+
+
+class _AdminHandlers(_CrmHandlers):
+    admin: CrmAdmin
+
+    async def patients(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        found = await self.admin.search_patients(
+            q.get("q", "")[:200],
+            _int(q.get("limit"), "limit", 50),
+            _int(q.get("offset"), "offset", 0, high=10**9),
+        )
+        return web.json_response({"patients": found})
+
+    async def patient(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(card_to_dict(await self.admin.card(_id(request))))
+
+    async def create_patient(self, request: web.Request) -> web.StreamResponse:
+        patient = parse_patient(await _body(request))
+        new_id = await self.admin.create_patient(patient)
+        await self._invalidate(list(patient.phones))
+        return web.json_response({"id": str(new_id)}, status=201)
+
+    async def update_patient(self, request: web.Request) -> web.StreamResponse:
+        patient_id = _id(request)
+        changes = parse_patient_changes(await _body(request))
+        await self._invalidate(await self.admin.update_patient(patient_id, changes))
+        return web.json_response(card_to_dict(await self.admin.card(patient_id)))
+
+    async def appointments(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        patient = _int(q.get("patient_id"), "patient_id", 0, high=10**12) or None
+        since = timestamp(q, "since") if q.get("since") else None
+        rows = await self.admin.list_appointments(
+            patient, since, _int(q.get("limit"), "limit", 100)
+        )
+        return web.json_response({"appointments": rows})
+
+    async def create_appointment(self, request: web.Request) -> web.StreamResponse:
+        new_id, phones = await self.admin.create_appointment(
+            parse_appointment(await _body(request))
+        )
+        await self._invalidate(phones)
+        return web.json_response({"id": str(new_id)}, status=201)
+
+    async def update_appointment(self, request: web.Request) -> web.StreamResponse:
+        d = await _body(request)
+        status = text(d, "status", required=True, limit=20)
+        await self._invalidate(await self.admin.set_appointment_status(_id(request), status))
+        return web.json_response({"id": str(_id(request)), "status": status})
+
+    async def doctors(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"doctors": await self.admin.list_doctors()})
+
+    async def clinics(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"clinics": await self.admin.list_clinics()})
+
+
+def crm_routes(
+    *,
+    crm: CrmPort,
+    outbox: Outbox,
+    admin: CrmAdmin | None = None,
+    cache: LookupCache | None = None,
+    prefix: str = "/api/crm",
+) -> list[web.RouteDef]:
+    """Routes of the CRM API. ``admin`` (embedded CRM reads/writes) only with the embedded backend;
+    ``cache`` is invalidated by those writes."""
+    h = _AdminHandlers(crm, outbox, admin, cache)
+    p = prefix.rstrip("/")
+    routes = [
+        web.get(f"{p}/lookup", _json_errors(h.lookup)),
+        web.post(f"{p}/callback-requests", _json_errors(h.callback_request)),
+        web.post(f"{p}/appointment-requests", _json_errors(h.appointment_request)),
+        web.get(f"{p}/outbox", _json_errors(h.outbox_stats)),
+        web.get(f"{p}/outbox/dead", _json_errors(h.dead_letters)),
+        web.post(f"{p}/outbox/dead/retry", _json_errors(h.retry_all)),
+        web.post(f"{p}/outbox/dead/" + _ID + "/retry", _json_errors(h.retry_one)),
+    ]
+    if admin is None:
+        return routes
+    return [
+        *routes,
+        web.get(f"{p}/patients", _json_errors(h.patients)),
+        web.post(f"{p}/patients", _json_errors(h.create_patient)),
+        web.get(f"{p}/patients/" + _ID, _json_errors(h.patient)),
+        web.patch(f"{p}/patients/" + _ID, _json_errors(h.update_patient)),
+        web.get(f"{p}/appointments", _json_errors(h.appointments)),
+        web.post(f"{p}/appointments", _json_errors(h.create_appointment)),
+        web.patch(f"{p}/appointments/" + _ID, _json_errors(h.update_appointment)),
+        web.get(f"{p}/doctors", _json_errors(h.doctors)),
+        web.get(f"{p}/clinics", _json_errors(h.clinics)),
+    ]
