@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -21,8 +21,10 @@ def build_web_app(
     health_checks: Mapping[str, HealthCheck],
     metrics: Metrics,
     routes: Iterable[web.RouteDef] = (),
+    on_shutdown: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> web.Application:
-    """Build the app. ``routes`` come from the components (calls, live, crm, routing …)."""
+    """Build the app. ``routes`` come from the components (calls, live, crm, routing …);
+    ``on_shutdown`` hooks run when the server stops (e.g. closing live WebSockets)."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(api_token)],
         client_max_size=MAX_BODY,
@@ -40,4 +42,6 @@ def build_web_app(
     )
     app.add_routes(list(routes))
     app.router.add_static("/static/", STATIC_DIR)
+    for hook in on_shutdown:
+        app.on_shutdown.append(lambda _app, hook=hook: hook())  # type: ignore[misc]
     return app

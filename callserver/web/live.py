@@ -31,6 +31,12 @@ class LiveHub:
         self._clients: set[asyncio.Queue[str | None]] = set()
         self.dropped_clients = 0
 
+    async def close(self) -> None:
+        """Ask every connected client's handler to finish (server shutdown)."""
+        for queue in tuple(self._clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
     @property
     def clients(self) -> int:
         return len(self._clients)
