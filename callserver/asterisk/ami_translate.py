@@ -39,14 +39,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from callserver.asterisk.ami_codec import AmiMessage
+from callserver.asterisk.ami_codec import AmiMessage, Fields
 from callserver.core.model import LiveModel, MemberInfo
 from callserver.core.phone import mask
 from callserver.logs import escape_control
 
 log = logging.getLogger(__name__)
-
-Fields = dict[str, str | list[str]]
 
 DEVICE_STATUS = {
     "0": "unknown",
@@ -134,7 +132,7 @@ class AmiTranslator:
         self._last_at = 0.0
         self.bad = 0
         """Events dropped because a field was missing or malformed."""
-        self._handlers: dict[str, Callable[[Fields], None]] = {
+        self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "VarSet": self._varset,
             "Newchannel": self._newchannel,
             "Newstate": self._newstate,
@@ -160,7 +158,7 @@ class AmiTranslator:
         if handler is None or msg.kind != "event":
             return
         try:
-            handler(msg.fields)
+            handler(msg)
         except BadField as exc:
             self._bad(msg, f"missing or malformed field {exc.args[0]}")
         except Exception as exc:  # the AMI read loop must survive any single event
@@ -190,17 +188,31 @@ class AmiTranslator:
 
     # ---- channels ---------------------------------------------------------------------------
 
-    def _varset(self, f: Fields) -> None:
-        name = f.get("Variable")
-        if not isinstance(name, str):
-            return
+    def _varset(self, msg: AmiMessage) -> None:
+        # Most events of a call are VarSets we do not want: read the variable name straight
+        # from the raw block, and split the headers only for the few we keep.
+        raw = msg.raw
+        if raw:
+            start = raw.find("\nVariable: ")
+            if start < 0:
+                return
+            start += 11
+            end = raw.find("\n", start)
+            name = raw[start:end] if end >= 0 else raw[start:]
+        else:
+            value = msg.fields.get("Variable")
+            if not isinstance(value, str):
+                return
+            name = value
         if name[:1] == "_":
             name = name.lstrip("_")
         if name not in self._variables and not name.startswith(self._prefixes):
             return
+        f = msg.fields
         self._model.variable_set(need(f, "Uniqueid"), name, text(f, "Value"), at=self._at(f))
 
-    def _newchannel(self, f: Fields) -> None:
+    def _newchannel(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.channel_created(
             need(f, "Uniqueid"),
             text(f, "Linkedid"),
@@ -212,10 +224,12 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _newstate(self, f: Fields) -> None:
+    def _newstate(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.channel_state(need(f, "Uniqueid"), text(f, "ChannelStateDesc"), at=self._at(f))
 
-    def _newcallerid(self, f: Fields) -> None:
+    def _newcallerid(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.caller_id_changed(
             need(f, "Uniqueid"),
             caller_id(text(f, "CallerIDNum")),
@@ -223,17 +237,20 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _hangup(self, f: Fields) -> None:
+    def _hangup(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.channel_hungup(need(f, "Uniqueid"), cause=text(f, "Cause-txt"), at=self._at(f))
 
-    def _dialend(self, f: Fields) -> None:
+    def _dialend(self, msg: AmiMessage) -> None:
+        f = msg.fields
         dest = text(f, "DestUniqueid")
         if dest:
             self._model.dial_ended(dest, text(f, "DialStatus"), at=self._at(f))
 
     # ---- queue ------------------------------------------------------------------------------
 
-    def _join(self, f: Fields) -> None:
+    def _join(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.caller_joined_queue(
             need(f, "Uniqueid"),
             text(f, "Linkedid"),
@@ -245,10 +262,12 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _leave(self, f: Fields) -> None:
+    def _leave(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.caller_left_queue(need(f, "Uniqueid"), need(f, "Queue"), at=self._at(f))
 
-    def _abandon(self, f: Fields) -> None:
+    def _abandon(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.caller_abandoned(
             need(f, "Uniqueid"),
             text(f, "Queue"),
@@ -257,7 +276,8 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _agent_called(self, f: Fields) -> None:
+    def _agent_called(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.agent_called(
             need(f, "Uniqueid"),
             text(f, "Queue"),
@@ -268,7 +288,8 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _ring_no_answer(self, f: Fields) -> None:
+    def _ring_no_answer(self, msg: AmiMessage) -> None:
+        f = msg.fields
         ring_ms = number(f, "RingTime")
         self._model.agent_ring_no_answer(
             need(f, "Uniqueid"),
@@ -278,7 +299,8 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _agent_connect(self, f: Fields) -> None:
+    def _agent_connect(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.agent_connected(
             need(f, "Uniqueid"),
             text(f, "Queue"),
@@ -290,7 +312,8 @@ class AmiTranslator:
             at=self._at(f),
         )
 
-    def _agent_complete(self, f: Fields) -> None:
+    def _agent_complete(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.agent_completed(
             need(f, "Uniqueid"),
             text(f, "Queue"),
@@ -302,13 +325,16 @@ class AmiTranslator:
 
     # ---- members ----------------------------------------------------------------------------
 
-    def _member_status(self, f: Fields) -> None:
+    def _member_status(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.member_status(member_info(f), at=self._at(f))
 
-    def _member_removed(self, f: Fields) -> None:
+    def _member_removed(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.member_removed(need(f, "Queue"), need(f, "Interface"), at=self._at(f))
 
-    def _member_pause(self, f: Fields) -> None:
+    def _member_pause(self, msg: AmiMessage) -> None:
+        f = msg.fields
         self._model.member_paused(
             text(f, "Queue"),
             need(f, "Interface"),
