@@ -132,6 +132,11 @@ class CallAbandoned(CallEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallEnded(CallEvent):
+    """The call's last leg hung up (or vanished while the AMI link was down: ``cause`` is then
+    ``callserver.core.model.RESYNC_CAUSE``). Published once per call, after which the call leaves
+    the live model. ``call.state`` is ``abandoned`` for a call abandoned in a queue, else
+    ``ended``."""
+
     talk_seconds: float | None = None
     hangup_by: str = ""
     """``caller``, ``agent``, ``transfer`` or empty when unknown."""

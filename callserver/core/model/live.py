@@ -128,9 +128,7 @@ class LiveModel(ModelBase):
         if call is None:
             return
         call.ringing[interface] = at
-        agent_leg = self._legs.get(agent_uniqueid)
-        if agent_leg is not None:
-            agent_leg.agent = interface
+        self._mark_agent_leg(agent_uniqueid, interface)
         if call.state in ("ringing", "routing", "queued"):
             call.state = "agent_ringing"
         name = member_name or self._agents.name_of(interface)
@@ -177,9 +175,7 @@ class LiveModel(ModelBase):
             ring_seconds = at - started if started is not None else 0.0
         if hold_seconds is None:
             hold_seconds = at - call.queued_at if call.queued_at is not None else 0.0
-        agent_leg = self._legs.get(agent_uniqueid)
-        if agent_leg is not None:
-            agent_leg.agent = interface
+        self._mark_agent_leg(agent_uniqueid, interface)
         self._leave_queues(uniqueid)
         call.state, call.queue, call.agent = "answered", queue or call.queue, interface
         call.agent_name = member_name or self._agents.name_of(interface)
@@ -298,6 +294,11 @@ class LiveModel(ModelBase):
         Calls whose every leg is gone are closed (CallEnded exactly once), unknown live channels
         are created, queue entries and members are replaced; ModelResynced is published last.
         """
-        Resyncer(self, self._calls, self._legs, self._queues, self._agents).run(
+        Resyncer(self, self._bus.publish, self._calls, self._legs, self._queues, self._agents).run(
             channels, queue_entries, members, now, self._seq if mark is None else mark
         )
+
+    def _mark_agent_leg(self, agent_uniqueid: str, interface: str) -> None:
+        agent_leg = self._legs.get(agent_uniqueid)
+        if agent_leg is not None:
+            agent_leg.agent = interface

@@ -21,10 +21,10 @@ Pure: standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from callserver.core.events import AgentStatusChanged, CallUpdated, ModelResynced
+from callserver.core.events import AgentStatusChanged, CallUpdated, DomainEvent, ModelResynced
 from callserver.core.model.agents import AgentBook
 from callserver.core.model.records import (
     Call,
@@ -47,12 +47,14 @@ class Resyncer:
     def __init__(
         self,
         model: LiveModel,
+        publish: Callable[[DomainEvent], None],
         calls: dict[str, Call],
         legs: dict[str, Leg],
         queues: dict[str, dict[str, QueueEntry]],
         agents: AgentBook,
     ) -> None:
         self._model = model
+        self._publish = publish
         self._calls = calls
         self._legs = legs
         self._queues = queues
@@ -71,11 +73,11 @@ class Resyncer:
         self._adopt(channels, now)
         self._sync_entries(entries, now, mark)
         for snap in self._agents.replace_all(list(members)):
-            self._model._publish(AgentStatusChanged(now, snap))
+            self._publish(AgentStatusChanged(now, snap))
         for call in list(self._calls.values()):
             self._reconcile(call, now)
         closed = tuple(sorted(before - set(self._calls)))
-        self._model._publish(ModelResynced(now, closed, len(self._calls)))
+        self._publish(ModelResynced(now, closed, len(self._calls)))
 
     def _drop_vanished(self, listed: set[str], now: float, mark: int) -> None:
         for uniqueid, leg in list(self._legs.items()):
@@ -147,7 +149,7 @@ class Resyncer:
             )
         if peer is None:
             call.state = "routing"
-            self._model._publish(CallUpdated(now, call.snapshot(), ("state",)))
+            self._publish(CallUpdated(now, call.snapshot(), ("state",)))
             return
         interface = peer.agent or self._guess_interface(peer.channel)
         self._model.agent_connected(
