@@ -1,0 +1,171 @@
+"""Supervisor overrides at run time (e.g. all ``reception`` calls → bot for 30 minutes), with
+expiry and an audit trail. In memory for the call path (no I/O while routing); persisted through
+the ``OverrideStore`` port when one is given, and refreshed from it so that every instance applies
+overrides created on another one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from callserver.logs import escape_control
+from routing.errors import OverrideError, OverrideNotFound
+from routing.models import DIGITS, MODES, SAFE_TOKEN, SCOPES, AuditEntry, Mode, Override
+from routing.ports import OverrideStore
+from routing.rules import RuleSet
+
+log = logging.getLogger(__name__)
+
+MAX_MINUTES = 7 * 24 * 60
+AUDIT_KEEP = 1000
+
+
+def _fail(field: str, message: str) -> OverrideError:
+    return OverrideError(message=f"{field}: {message}", field=field)
+
+
+def build_override(
+    rules: RuleSet,
+    raw: dict[str, object],
+    *,
+    actor: str,
+    now: datetime,
+) -> Override:
+    """Validate an override request (the JSON body of ``POST /overrides``) against ``rules``.
+
+    Keys: ``scope`` (all|queue|skill|campaign|did), ``value``, ``minutes`` (1..10080),
+    ``mode``, ``queue``, ``priority`` (0..1000), ``note``. At least one of mode/queue/priority.
+    Raises OverrideError naming the bad field.
+    """
+    unknown = set(raw) - {"scope", "value", "minutes", "mode", "queue", "priority", "note"}
+    if unknown:
+        raise _fail(sorted(unknown)[0], "unknown field")
+    scope = raw.get("scope", "all")
+    if scope not in SCOPES:
+        raise _fail("scope", "expected one of " + "|".join(SCOPES))
+    value = raw.get("value", "")
+    if not isinstance(value, str) or (scope == "all") != (value == ""):
+        raise _fail("value", "required for a scope other than 'all', empty for 'all'")
+    if value and not (SAFE_TOKEN.fullmatch(value) or DIGITS.fullmatch(value)):
+        raise _fail("value", "not a valid name")
+    minutes = raw.get("minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_MINUTES:
+        raise _fail("minutes", f"expected an integer 1..{MAX_MINUTES}")
+    mode, queue, priority = _actions(rules, raw)
+    note = raw.get("note", "")
+    if not isinstance(note, str) or len(note) > 200:
+        raise _fail("note", "expected a string of at most 200 characters")
+    return Override(
+        id="ov-" + secrets.token_hex(4),
+        scope=scope,
+        value=value,
+        created_at=now,
+        expires_at=now + timedelta(minutes=minutes),
+        created_by=escape_control(actor)[:64] or "unknown",
+        mode=mode,
+        queue=queue,
+        priority=priority,
+        note=escape_control(note),
+    )
+
+
+def _actions(rules: RuleSet, raw: dict[str, object]) -> tuple[Mode | None, str | None, int | None]:
+    mode, queue, priority = raw.get("mode"), raw.get("queue"), raw.get("priority")
+    if mode is None and queue is None and priority is None:
+        raise _fail("mode", "give at least one of mode, queue, priority")
+    if mode is not None and mode not in MODES:
+        raise _fail("mode", "expected one of " + "|".join(MODES))
+    if queue is not None and (not isinstance(queue, str) or queue not in rules.queues):
+        raise _fail("queue", f"unknown queue {queue!r}")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000
+    ):
+        raise _fail("priority", "expected an integer 0..1000")
+    return mode, queue, priority
+
+
+class OverrideBook:
+    """The overrides in force on this instance, plus the audit trail.
+
+    ``store_timeout`` (seconds) bounds each store call. When the store fails, a change still takes
+    effect on this instance (a supervisor's emergency action must not wait for the database); the
+    failure is logged and reported by ``add``/``remove`` returning ``persisted=False``.
+    """
+
+    def __init__(self, store: OverrideStore | None = None, *, store_timeout: float = 2.0) -> None:
+        self._store = store
+        self._timeout = store_timeout
+        self._overrides: dict[str, Override] = {}
+        self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
+
+    def active(self, now: datetime) -> list[Override]:
+        """Overrides in force at ``now`` (pure read, no I/O: used on the call path)."""
+        return [o for o in self._overrides.values() if o.active(now)]
+
+    async def add(self, override: Override) -> bool:
+        """Put ``override`` in force and audit it. Returns whether the store persisted it."""
+        self._overrides[override.id] = override
+        return await self._record(AuditEntry(override.created_at, "create", override.created_by,
+                                             override))  # fmt: skip
+
+    async def remove(self, override_id: str, *, actor: str, now: datetime) -> bool:
+        """End an override now. Raises OverrideNotFound. Returns whether the store persisted it."""
+        override = self._overrides.pop(override_id, None)
+        if override is None or not override.active(now):
+            raise OverrideNotFound(message=f"no active override {override_id!r}", id=override_id)
+        ended = replace(override, expires_at=now)
+        return await self._record(AuditEntry(now, "delete", escape_control(actor)[:64], ended))
+
+    async def sweep(self, now: datetime) -> int:
+        """Drop expired overrides, auditing each as ``expire``; returns how many expired."""
+        expired = [o for o in self._overrides.values() if not o.active(now)]
+        for o in expired:
+            del self._overrides[o.id]
+            await self._record(AuditEntry(o.expires_at, "expire", "system", o))
+        return len(expired)
+
+    async def refresh(self, now: datetime) -> None:
+        """Replace the in-memory set with the store's active overrides (other instances' too).
+        Raises nothing: a failing store keeps the current set (logged)."""
+        if self._store is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                overrides = await self._store.active(now)
+        except Exception as exc:
+            log.warning("routing overrides not refreshed from the store: %r", exc)
+            return
+        self._overrides = {o.id: o for o in overrides}
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """Newest first: from the store when there is one (all instances), else this instance."""
+        if self._store is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await self._store.audit(limit)
+            except Exception as exc:
+                log.warning("routing override audit read from memory, store failed: %r", exc)
+        return list(reversed(self._audit))[:limit]
+
+    async def _record(self, entry: AuditEntry) -> bool:
+        self._audit.append(entry)
+        log.info(
+            "routing override %s %s by %s: %s=%s mode=%s queue=%s until %s",
+            entry.action, entry.override.id, entry.actor, entry.override.scope,
+            entry.override.value, entry.override.mode, entry.override.queue,
+            entry.override.expires_at.isoformat(),
+        )  # fmt: skip
+        if self._store is None:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._store.save(entry)
+        except Exception as exc:
+            log.error("routing override %s not persisted: %r", entry.override.id, exc)
+            return False
+        return True
