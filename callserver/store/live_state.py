@@ -1,0 +1,285 @@
+"""Live state in Redis for other processes: pub/sub of every domain event plus live hashes.
+
+Writes (one owned task, never on the caller's path):
+
+* every domain event as JSON (``event.to_dict()``) on channel ``{prefix}events``;
+* ``{prefix}call:{id}``: hash of the call's latest snapshot (``json``, ``state``, ``queue``,
+  ``agent``, ``updated_at``), member of the set ``{prefix}calls`` while live; when the call ends
+  (state ``ended``/``abandoned``) it leaves the set and the hash expires after ``ended_ttl``
+  seconds. Live hashes carry a long TTL too (``live_ttl``) so a crashed instance leaves no
+  garbage forever;
+* ``{prefix}agent:{interface}``: hash of the agent's latest snapshot (``json``, ``status``,
+  ``paused``, ``in_call``), member of the set ``{prefix}agents``.
+
+``submit`` is a bus subscriber: it appends to a bounded buffer and returns. Redis down or slow:
+every round trip has a deadline, the failure is logged once per outage and counted, the task
+backs off and retries. Pub/sub messages missed during an outage are dropped (pub/sub is
+ephemeral and has no late subscribers to serve); the latest state of every call and agent is
+kept and written when Redis answers again, so the live hashes converge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from callserver.core.events import (
+    AgentSnapshot,
+    AgentStatusChanged,
+    CallEvent,
+    CallSnapshot,
+    DomainEvent,
+    ModelResynced,
+)
+from callserver.store.errors import LiveStateError
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"ended", "abandoned"})
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class LiveStateSettings:
+    """Limits of ``RedisLiveState``; times in seconds."""
+
+    queue_size: int = 10_000
+    """Events waiting to be published; beyond it the oldest are dropped (counted)."""
+    batch_size: int = 500
+    """Events per pipelined round trip."""
+    op_timeout: float = 2.0
+    """Deadline of one round trip (a pipeline, or one read of ``live_calls``)."""
+    close_timeout: float = 5.0
+    ended_ttl: int = 60
+    live_ttl: int = 6 * 3600
+    retry_min: float = 0.2
+    retry_max: float = 5.0
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _call_fields(snap: CallSnapshot, at: float) -> dict[FieldT, EncodableT]:
+    return {
+        "json": _dumps(snap.to_dict()),
+        "state": snap.state,
+        "queue": snap.queue,
+        "agent": snap.agent,
+        "updated_at": repr(at),
+    }
+
+
+def _agent_fields(agent: AgentSnapshot) -> dict[FieldT, EncodableT]:
+    return {
+        "json": _dumps(agent.to_dict()),
+        "status": agent.status,
+        "paused": int(agent.paused),
+        "in_call": int(agent.in_call),
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisLiveState:
+    """Publishes domain events and keeps live hashes in Redis; see the module docstring.
+
+    ``client`` is not owned (the composition root closes it). Metrics are plain attributes:
+    ``published`` (events published), ``errors`` (failed round trips), ``dropped`` (events not
+    published: buffer overflow or outage), ``connected``.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, settings: LiveStateSettings | None = None
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._s = settings or LiveStateSettings()
+        self._outbox: deque[DomainEvent] = deque()
+        self._calls: dict[str, tuple[CallSnapshot, float]] = {}
+        self._agents: dict[str, AgentSnapshot] = {}
+        self._closed_calls: set[str] = set()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failures = 0
+        self._down_logged = False
+        self.published = 0
+        self.errors = 0
+        self.dropped = 0
+        self.connected = False
+
+    @property
+    def channel(self) -> str:
+        return f"{self._prefix}events"
+
+    def submit(self, event: DomainEvent) -> None:
+        """Queue ``event`` for publishing and update the pending live state (non-blocking)."""
+        if len(self._outbox) >= self._s.queue_size:
+            self._outbox.popleft()
+            self.dropped += 1
+        self._outbox.append(event)
+        if isinstance(event, CallEvent):
+            self._calls[event.call.id] = (event.call, event.at)
+            self._closed_calls.discard(event.call.id)
+        elif isinstance(event, AgentStatusChanged):
+            self._agents[event.agent.interface] = event.agent
+        elif isinstance(event, ModelResynced):
+            for call_id in event.closed_calls:
+                self._calls.pop(call_id, None)
+                self._closed_calls.add(call_id)
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start the publishing task (idempotent); Redis being down does not fail it."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="redis-live-state")
+
+    async def aclose(self) -> None:
+        """Publish what is pending for at most ``close_timeout`` seconds, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        await self.start()
+        assert self._task is not None
+        done, _ = await asyncio.wait({self._task}, timeout=self._s.close_timeout)
+        if not done:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            log.warning("live state closed with %d events unpublished", len(self._outbox))
+
+    # -- read side (any process) -----------------------------------------------------------
+
+    async def live_calls(self) -> list[dict[str, Any]]:
+        """Snapshots (``CallSnapshot.to_dict()`` form) of the calls live now, oldest first.
+
+        Raises LiveStateError when Redis fails or does not answer within ``op_timeout``.
+        """
+        return sorted(
+            await self._read_set("calls", "call"), key=lambda c: c.get("started_at") or 0.0
+        )
+
+    async def live_agents(self) -> list[dict[str, Any]]:
+        """Snapshots (``AgentSnapshot.to_dict()`` form) of the known agents, by interface.
+
+        Raises LiveStateError when Redis fails or does not answer within ``op_timeout``.
+        """
+        agents = await self._read_set("agents", "agent")
+        return sorted(agents, key=lambda a: str(a.get("interface", "")))
+
+    async def _read_set(self, set_name: str, kind: str) -> list[dict[str, Any]]:
+        try:
+            async with asyncio.timeout(self._s.op_timeout):
+                members = await self._redis.smembers(f"{self._prefix}{set_name}")
+                pipe = self._redis.pipeline(transaction=False)
+                names = sorted(_text(m) for m in members)
+                for name in names:
+                    pipe.hget(f"{self._prefix}{kind}:{name}", "json")
+                values = await pipe.execute() if names else []
+        except _REDIS_ERRORS as exc:
+            raise LiveStateError(
+                message=f"read live {set_name}: {type(exc).__name__}", operation=set_name
+            ) from exc
+        return [json.loads(_text(v)) for v in values if v is not None]
+
+    # -- the publishing task ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not (self._outbox or self._calls or self._agents or self._closed_calls):
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if await self._flush_once():
+                self._failures = 0
+            elif self._closing:
+                return  # Redis is down at shutdown: nothing more to wait for
+            else:
+                delay = min(self._s.retry_max, self._s.retry_min * 2**self._failures)
+                self._failures += 1
+                await asyncio.sleep(delay)
+
+    async def _flush_once(self) -> bool:
+        n = min(self._s.batch_size, len(self._outbox))
+        events = [self._outbox.popleft() for _ in range(n)]
+        calls, self._calls = self._calls, {}
+        agents, self._agents = self._agents, {}
+        closed, self._closed_calls = self._closed_calls, set()
+        try:
+            async with asyncio.timeout(self._s.op_timeout):
+                await self._pipeline(events, calls, agents, closed).execute()
+        except _REDIS_ERRORS as exc:
+            self._on_failure(exc, len(events), calls, agents, closed)
+            return False
+        self.published += len(events)
+        if not self.connected:
+            if self._down_logged:
+                log.info("Redis reachable again: live state resumed")
+            self.connected, self._down_logged = True, False
+        return True
+
+    def _pipeline(
+        self,
+        events: list[DomainEvent],
+        calls: dict[str, tuple[CallSnapshot, float]],
+        agents: dict[str, AgentSnapshot],
+        closed: set[str],
+    ) -> Pipeline:
+        p, pipe = self._prefix, self._redis.pipeline(transaction=False)
+        for event in events:
+            pipe.publish(self.channel, _dumps(event.to_dict()))
+        for call_id, (snap, at) in calls.items():
+            key = f"{p}call:{call_id}"
+            pipe.hset(key, mapping=_call_fields(snap, at))
+            if snap.state in FINAL_STATES:
+                pipe.srem(f"{p}calls", call_id)
+                pipe.expire(key, self._s.ended_ttl)
+            else:
+                pipe.sadd(f"{p}calls", call_id)
+                pipe.expire(key, self._s.live_ttl)
+        for interface, agent in agents.items():
+            pipe.hset(f"{p}agent:{interface}", mapping=_agent_fields(agent))
+            pipe.sadd(f"{p}agents", interface)
+        for call_id in closed:
+            pipe.srem(f"{p}calls", call_id)
+            pipe.expire(f"{p}call:{call_id}", self._s.ended_ttl)
+        return pipe
+
+    def _on_failure(
+        self,
+        exc: BaseException,
+        n_events: int,
+        calls: dict[str, tuple[CallSnapshot, float]],
+        agents: dict[str, AgentSnapshot],
+        closed: set[str],
+    ) -> None:
+        """Count and log (once per outage); keep the latest state, drop the pub/sub batch."""
+        self.errors += 1
+        self.dropped += n_events
+        self.connected = False
+        self._calls = {**calls, **self._calls}
+        self._agents = {**agents, **self._agents}
+        self._closed_calls |= closed - self._calls.keys()
+        if not self._down_logged:
+            self._down_logged = True
+            log.warning(
+                "Redis unreachable (%s): live events not published, live state kept for retry",
+                type(exc).__name__,
+            )
