@@ -137,8 +137,11 @@ async def resync(
 ) -> None:
     """Fetch CoreShowChannels and QueueStatus and resync ``model``.
 
-    Each list action has ``timeout`` seconds; errors of the client (``AmiTimeout``,
-    ``AmiConnectionError``, ``AmiActionError``) propagate and leave the model untouched.
+    ``clock`` gives ``now`` in POSIX seconds: it must agree with Asterisk's event ``Timestamp``
+    clock (same host or NTP), since closed calls' talk time and adopted calls' start times are
+    measured against it. Each list action has ``timeout`` seconds; errors of the client
+    (``AmiTimeout``, ``AmiConnectionError``, ``AmiActionError``) propagate and leave the model
+    untouched.
     """
     mark = model.resync_mark()
     channel_events = await client.send_list_action("CoreShowChannels", timeout=timeout)

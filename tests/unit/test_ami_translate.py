@@ -34,6 +34,7 @@ from tests.transcripts import from_asterisk
 
 AMI_TRANSCRIPTS = [
     "ami-login.txt",
+    "ami-login-failed.txt",
     "ami-queue-answered-call.txt",
     "ami-queue-abandoned-call.txt",
     "ami-originate.txt",
@@ -244,6 +245,33 @@ def test_bad_fields_are_logged_escaped_and_masked(caplog: pytest.LogCaptureFixtu
     assert "\r" not in text.replace("\n", "") and "\\r\\n" in text
     assert "79161234567" not in text and "***4567" in text
     assert "Uniqueid" in text and "Position" in text
+
+
+def test_inherited_variable_prefixes_and_filtering_on_the_wire() -> None:
+    wire = (
+        "Asterisk Call Manager/11.0.0\r\n"
+        "Event: Newchannel\r\nTimestamp: 10.0\r\nChannel: PJSIP/trunk-1\r\n"
+        "ChannelStateDesc: Ring\r\nCallerIDNum: 79161234567\r\nCallerIDName: <unknown>\r\n"
+        "Context: from-trunk\r\nUniqueid: 5.1\r\nLinkedid: 5.1\r\n\r\n"
+    )
+    for var, value in [
+        ("_AD_SOURCE", "source-a"),
+        ("__ROUTE_PRIORITY", "high"),
+        ("CAMPAIGN", "spring"),
+        ("SIPDOMAIN", "127.0.0.1"),
+        ("__DIDX", "no"),
+    ]:
+        wire += (
+            f"Event: VarSet\r\nTimestamp: 11.0\r\nChannel: PJSIP/trunk-1\r\n"
+            f"Uniqueid: 5.1\r\nLinkedid: 5.1\r\nVariable: {var}\r\nValue: {value}\r\n\r\n"
+        )
+    r = Replay().feed([wire.encode()])
+    call = r.model.call("5.1")
+    assert call is not None
+    assert call.caller_name == ""  # <unknown> is no name
+    assert call.ad_source == "source-a"
+    assert dict(call.variables) == {"ROUTE_PRIORITY": "high", "CAMPAIGN": "spring"}
+    assert [e.type for e in r.events] == ["CallStarted"] + ["CallUpdated"] * 3
 
 
 def test_events_for_unknown_channels_are_ignored() -> None:
