@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from callserver.errors import CallserverError
 
@@ -52,7 +53,7 @@ def default_sources() -> list[MigrationSource]:
 
 
 async def apply_migrations(
-    conn: asyncpg.Connection, sources: Sequence[MigrationSource] | None = None
+    conn: asyncpg.Connection | PoolConnectionProxy, sources: Sequence[MigrationSource] | None = None
 ) -> list[str]:
     """Apply every migration not yet recorded; returns the names applied now.
 

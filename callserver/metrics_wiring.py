@@ -1,0 +1,98 @@
+"""What ``/metrics`` exposes: readers over the components' plain counters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callserver.app import CallServer
+
+AMI_STATES = ("disconnected", "connecting", "connected", "auth_failed")
+
+
+def register_metrics(server: CallServer) -> None:
+    m = server.metrics
+    ami, writer, agi = server.ami, server.writer, server.agi
+    m.counter(
+        "callserver_ami_events_total",
+        "AMI events received, by event name",
+        lambda: {(name,): n for name, n in server.ami_events.items()},
+        labels=("event",),
+    )
+    m.gauge(
+        "callserver_ami_connection_state",
+        "1 for the AMI connection's current state",
+        lambda: {(s,): int(ami.state == s) for s in AMI_STATES},
+        labels=("state",),
+    )
+    m.counter("callserver_ami_reconnects_total", "AMI reconnects", lambda: ami.reconnects)
+    m.counter(
+        "callserver_ami_bad_events_total",
+        "AMI events dropped as malformed",
+        lambda: server.translator.bad,
+    )
+    m.gauge(
+        "callserver_live_calls",
+        "live calls by state",
+        lambda: {(k,): v for k, v in server.model.counts_by_state().items()},
+        labels=("state",),
+    )
+    m.counter(
+        "callserver_domain_events_total", "domain events published", lambda: server.bus.published
+    )
+    m.counter(
+        "callserver_bus_subscriber_errors_total",
+        "event subscribers that raised",
+        lambda: server.bus.subscriber_errors,
+    )
+    m.gauge(
+        "callserver_db_write_lag_seconds",
+        "arrival to commit of the last written batch",
+        lambda: writer.last_flush_lag,
+    )
+    m.gauge(
+        "callserver_db_buffered_events",
+        "call events waiting for PostgreSQL",
+        lambda: writer.buffered,
+    )
+    m.gauge(
+        "callserver_db_connected",
+        "1 when the call writer reaches PostgreSQL",
+        lambda: writer.connected,
+    )
+    m.counter(
+        "callserver_db_written_events_total", "call events written", lambda: writer.written_events
+    )
+    m.counter(
+        "callserver_db_dropped_events_total",
+        "call events dropped (buffer full)",
+        lambda: writer.dropped_events,
+    )
+    m.counter(
+        "callserver_db_write_errors_total", "failed write batches", lambda: writer.write_errors
+    )
+    m.gauge(
+        "callserver_redis_connected",
+        "1 when live state reaches Redis",
+        lambda: server.live_state.connected,
+    )
+    m.counter(
+        "callserver_redis_published_total",
+        "events published to Redis",
+        lambda: server.live_state.published,
+    )
+    m.counter("callserver_agi_sessions_total", "FastAGI sessions", lambda: agi.sessions_total)
+    m.gauge(
+        "callserver_agi_sessions_active", "FastAGI sessions running", lambda: agi.sessions_active
+    )
+    m.counter("callserver_agi_errors_total", "FastAGI sessions that failed", lambda: agi.errors)
+    m.gauge(
+        "callserver_ari_connected",
+        "1 when the ARI events WebSocket is up",
+        lambda: server.ari.connected,
+    )
+    m.gauge(
+        "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
+    )
+    for name, help_text, read in server.ext.metrics:
+        m.gauge(name, help_text, read)
