@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,21 @@ class RedisLiveState:
             log.warning("live state closed with %d events unpublished", len(self._outbox))
 
     # -- read side (any process) -----------------------------------------------------------
+
+    async def ping(self) -> float:
+        """Round trip ``PING``; returns its latency in seconds (for health checks).
+
+        Raises LiveStateError when Redis fails or does not answer within ``op_timeout``.
+        """
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._s.op_timeout):
+                await self._redis.ping()
+        except _REDIS_ERRORS as exc:
+            raise LiveStateError(
+                message=f"ping Redis: {type(exc).__name__}", operation="ping"
+            ) from exc
+        return time.perf_counter() - started
 
     async def live_calls(self) -> list[dict[str, Any]]:
         """Snapshots (``CallSnapshot.to_dict()`` form) of the calls live now, oldest first.

@@ -11,6 +11,7 @@ Every asyncpg / socket / timeout error is translated here into the ``StoreError`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -109,3 +110,15 @@ async def create_pool(
                 **kwargs,
             )
     return pool
+
+
+async def ping(pool: asyncpg.Pool, *, deadline: float = 2.0) -> float:
+    """Round trip ``SELECT 1`` through ``pool``; returns its latency in seconds.
+
+    For health checks. Raises StoreUnavailable / StoreTimeout (after ``deadline`` seconds).
+    """
+    started = time.perf_counter()
+    with store_errors("ping PostgreSQL"):
+        async with asyncio.timeout(deadline):
+            await pool.fetchval("SELECT 1")
+    return time.perf_counter() - started

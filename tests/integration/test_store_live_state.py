@@ -41,6 +41,7 @@ async def test_events_are_published_and_live_hashes_follow_the_call(
     client: aioredis.Redis, redis_prefix: str
 ) -> None:
     live = RedisLiveState(client, redis_prefix, FAST)
+    assert 0 < await live.ping() < FAST.op_timeout
     pubsub = client.pubsub()
     await pubsub.subscribe(live.channel)
     assert (await pubsub.get_message(timeout=2.0) or {}).get("type") == "subscribe"
@@ -114,6 +115,8 @@ async def test_unreachable_redis_never_blocks_the_bus(
     assert len(warnings) == 1  # once per outage, not per event
     with pytest.raises(LiveStateError):
         await live.live_calls()
+    with pytest.raises(LiveStateError):
+        await live.ping()
     await dead.aclose()
 
 

@@ -26,7 +26,10 @@ from callserver.core.events import (
 )
 from callserver.store.call_repository import RECENT_FIELDS, CallRepository
 from callserver.store.call_writer import CallWriter, WriterTimeouts
+from callserver.store.errors import StoreQueryError, StoreUnavailable
 from callserver.store.migrate import MigrationSource, apply_migrations
+from callserver.store.postgres import create_pool, ping
+from devtools.services import free_port
 from tests.integration.store_support import T0, TcpProxy, lifecycle, wait_until
 
 FAST = WriterTimeouts(connect=2.0, command=5.0, close=10.0, retry_min=0.05, retry_max=0.2)
@@ -282,3 +285,31 @@ async def test_repository_recent_newest_first_and_get_with_timeline(
         assert await repo.get("nope") is None
     finally:
         await pool.close()
+
+
+async def test_create_pool_and_ping_translate_failures(fresh_pg_dsn: str) -> None:
+    pool = await create_pool(fresh_pg_dsn, min_size=1, max_size=1, connect_timeout=2.0)
+    try:
+        assert 0 < await ping(pool) < 2.0
+    finally:
+        await pool.close()
+    with pytest.raises(StoreUnavailable):
+        await create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/x", connect_timeout=1.0)
+    with pytest.raises(StoreQueryError):  # the server answers but refuses: no such database
+        await create_pool(fresh_pg_dsn + "_missing", connect_timeout=2.0)
+
+
+async def test_ping_through_a_cut_link_raises_store_unavailable(
+    proxied_dsn: tuple[str, TcpProxy],
+) -> None:
+    dsn, proxy = proxied_dsn
+    pool = await create_pool(dsn, min_size=1, max_size=1, connect_timeout=1.0)
+    try:
+        await ping(pool)
+        await proxy.cut()
+        with pytest.raises(StoreUnavailable):
+            await ping(pool, deadline=1.0)
+        await proxy.restore()
+        assert await ping(pool) > 0  # the pool reconnects by itself
+    finally:
+        pool.terminate()
