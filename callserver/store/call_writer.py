@@ -236,11 +236,14 @@ class CallWriter:
         events, calls = self._take_batch()
         try:
             await self._write(events, calls)
+        except asyncio.CancelledError:
+            self._requeue(events, calls)  # so aclose() reports them as unwritten
+            raise
         except StoreUnavailable as exc:
             self._requeue(events, calls)
             self._on_outage(exc)
             return False
-        except (StoreError, ValueError, TypeError) as exc:
+        except Exception as exc:  # StoreQueryError, or a value we could not encode
             return self._on_rejected(exc, events, calls)
         self._on_written(events, calls)
         return True
@@ -313,7 +316,12 @@ class CallWriter:
         self.write_errors += 1
         self._query_attempts += 1
         if self._query_attempts < MAX_QUERY_ATTEMPTS:
-            log.warning("call batch rejected (attempt %d): %s", self._query_attempts, exc)
+            log.warning(
+                "call batch rejected (attempt %d): %s",
+                self._query_attempts,
+                exc,
+                exc_info=not isinstance(exc, StoreError),
+            )
             self._requeue(events, calls)
             return False
         log.error(

@@ -241,6 +241,9 @@ class RedisLiveState:
         try:
             async with asyncio.timeout(self._s.op_timeout):
                 await self._pipeline(events, calls, agents, closed).execute()
+        except asyncio.CancelledError:
+            self._merge_back(calls, agents, closed)
+            raise
         except _REDIS_ERRORS as exc:
             self._on_failure(exc, len(events), calls, agents, closed)
             return False
@@ -290,12 +293,21 @@ class RedisLiveState:
         self.errors += 1
         self.dropped += n_events
         self.connected = False
-        self._calls = {**calls, **self._calls}
-        self._agents = {**agents, **self._agents}
-        self._closed_calls |= closed - self._calls.keys()
+        self._merge_back(calls, agents, closed)
         if not self._down_logged:
             self._down_logged = True
             log.warning(
                 "Redis unreachable (%s): live events not published, live state kept for retry",
                 type(exc).__name__,
             )
+
+    def _merge_back(
+        self,
+        calls: dict[str, tuple[CallSnapshot, float]],
+        agents: dict[str, AgentSnapshot],
+        closed: set[str],
+    ) -> None:
+        """Put unwritten state back unless something newer arrived meanwhile."""
+        self._calls = {**calls, **self._calls}
+        self._agents = {**agents, **self._agents}
+        self._closed_calls |= closed - self._calls.keys()

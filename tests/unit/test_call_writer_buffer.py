@@ -5,6 +5,7 @@ tests/integration/test_store_postgres.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,6 +13,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import asyncpg
+import pytest
 
 from callserver.config import DatabaseConfig
 from callserver.core.events import (
@@ -65,6 +67,8 @@ class FakeConnection:
         self._pool.pending.clear()
 
     async def execute(self, sql: str, *args: Any) -> str:
+        if self._pool.hang:
+            await asyncio.Event().wait()
         if self._pool.fail is not None:
             raise self._pool.fail
         self._pool.pending.append((sql, args))
@@ -79,6 +83,7 @@ class FakePool:
 
     def __init__(self) -> None:
         self.fail: BaseException | None = None
+        self.hang = False
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
         self.committed: list[tuple[str, tuple[Any, ...]]] = []
@@ -184,3 +189,29 @@ async def test_submit_is_cheap_and_does_no_io() -> None:
     assert writer.buffered == 10_000 and pool.statements == []
     await writer.aclose()
     assert writer.written_events == 10_000
+
+
+async def test_aclose_gives_up_on_a_hung_write_at_its_deadline_and_reports_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = FakePool()
+    pool.hang = True  # e.g. a black-holed link: the write never completes
+    writer = CallWriter(
+        lambda: _ready(pool),
+        DatabaseConfig(batch_size=100, flush_interval=0.0, buffer_limit=1000),
+        timeouts=WriterTimeouts(connect=1.0, command=30.0, close=0.2),
+    )
+    await writer.start()
+    for event in lifecycle("hung-1"):
+        writer.submit(event)
+    await wait_until(lambda: writer.buffered == 0)  # the batch is in flight
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="callserver.store.call_writer"):
+        await writer.aclose()
+    assert time.monotonic() - started < 1.0
+    assert writer.buffered == 5 and writer.pending_calls == 1  # put back, not silently lost
+    assert any("5 events and 1 calls unwritten" in r.getMessage() for r in caplog.records)
+
+
+async def _ready(pool: FakePool) -> asyncpg.Pool:
+    return cast(asyncpg.Pool, pool)
