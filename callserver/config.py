@@ -104,6 +104,19 @@ class CrmConfig:
 
 
 @dataclass(frozen=True)
+class RoutingConfig:
+    """``[routing]``: FastAGI route decisions (routing/). Budgets in ms, intervals in seconds."""
+
+    rules_file: str = ""
+    """TOML rules (see routing/README.md); empty → every call to ``default_queue``."""
+    default_queue: str = "reception"
+    lookup_budget_ms: float = 150.0
+    live_budget_ms: float = 20.0
+    reload_poll_interval: float = 1.0
+    override_refresh_interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     ami: AmiConfig = field(default_factory=AmiConfig)
     ari: AriConfig = field(default_factory=AriConfig)
@@ -112,6 +125,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     crm: CrmConfig = field(default_factory=CrmConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -220,6 +234,10 @@ def _validate(config: Config) -> None:
     if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(message="redis.url: expected redis://…", key="redis.url")
     _validate_crm(config.crm)
+    for key in ("lookup_budget_ms", "live_budget_ms", "reload_poll_interval",
+                "override_refresh_interval"):  # fmt: skip
+        if getattr(config.routing, key) <= 0:
+            raise ConfigError(message=f"routing.{key}: must be > 0", key=f"routing.{key}")
 
 
 def _validate_crm(crm: CrmConfig) -> None:

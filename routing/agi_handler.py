@@ -4,8 +4,10 @@ Dialplan: ``AGI(agi://callserver:4573/route,${DID},${AD_SOURCE},${CAMPAIGN},${IV
 ${CHANNEL(linkedid)})`` — every argument optional (see ``routing/dialplan-snippet.conf``). The
 handler builds a ``RouteRequest`` from the environment (caller ID normalised to E.164, every other
 value reduced to a safe token, so nothing untrusted reaches a channel variable), asks the service,
-and sets the ``ROUTE_*`` variables. Empty values (no preferred agent, no campaign) are not sent:
-an unset channel variable reads as empty in the dialplan, and each variable costs a round trip.
+and sets the ``ROUTE_*`` variables. ``ROUTE_AGENT``/``ROUTE_STICKY``/``ROUTE_CAMPAIGN`` are not
+sent when empty or 0 (no sticky agent, no campaign): an unset channel variable reads as empty in
+the dialplan, and each variable costs a round trip (Asterisk reads AGI commands strictly one at a
+time, so they cannot be pipelined).
 
 It never leaves the caller hanging: on any failure it stops setting variables and returns, the
 server closes the session, and the dialplan's defaults carry the call.
@@ -19,12 +21,13 @@ from callserver.asterisk.agi_server import AgiEnvironment, AgiHandler, AgiSessio
 from callserver.asterisk.errors import AgiError, AgiHangup
 from callserver.core.phone import mask, try_normalize
 from callserver.logs import escape_control
-from routing.models import RouteRequest, did_digits, safe_token
+from routing.models import Decision, RouteRequest, did_digits, safe_token
 from routing.service import RoutingService
 
 log = logging.getLogger(__name__)
 
-_SKIP_WHEN_EMPTY = frozenset({"ROUTE_AGENT", "ROUTE_CAMPAIGN"})
+OPTIONAL_VARIABLES = frozenset({"ROUTE_AGENT", "ROUTE_STICKY", "ROUTE_CAMPAIGN"})
+"""Not sent when empty or ``0``: unset reads as empty in the dialplan (no sticky agent)."""
 
 
 def _arg(env: AgiEnvironment, index: int) -> str:
@@ -51,6 +54,15 @@ def request_from_agi(env: AgiEnvironment) -> RouteRequest:
     )
 
 
+def variables_to_send(decision: Decision) -> list[tuple[str, str]]:
+    """The ``ROUTE_*`` (name, value) pairs to SET, in order, optional empty ones left out."""
+    return [
+        (name, value)
+        for name, value in decision.channel_variables()
+        if name not in OPTIONAL_VARIABLES or value not in ("", "0")
+    ]
+
+
 def make_route_handler(service: RoutingService) -> AgiHandler:
     """The handler to register as ``handlers["route"]`` on ``FastAgiServer``."""
 
@@ -62,9 +74,8 @@ def make_route_handler(service: RoutingService) -> AgiHandler:
             return
         decision = await service.route(request)
         try:
-            for name, value in decision.channel_variables():
-                if value or name not in _SKIP_WHEN_EMPTY:
-                    await session.set_variable(name, value)
+            for name, value in variables_to_send(decision):
+                await session.set_variable(name, value)
         except AgiHangup:
             log.info("caller hung up while routing; uniqueid=%s", request.uniqueid)
         except AgiError as exc:
