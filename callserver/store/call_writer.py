@@ -12,7 +12,9 @@ lives in Redis (``RedisLiveState``) and a resync's effects reach us as call even
 PostgreSQL unreachable: the events stay buffered (at most ``buffer_limit``; beyond it the oldest
 *events* are dropped and counted) while the latest snapshot of every call is kept apart and never
 dropped, so every call record survives an outage of any length. One warning per outage, retries
-with exponential backoff, everything is written when the server answers again. Writes are
+with exponential backoff, everything is written when the server answers again. A missing table
+or column (schema not migrated yet) is handled like an outage. A batch the server rejects for
+its content is retried ``MAX_QUERY_ATTEMPTS`` times, then dropped (logged, counted). Writes are
 idempotent (see migrations/0001_calls.sql), so a retried batch never duplicates.
 """
 
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 PoolFactory = Callable[[], Awaitable[asyncpg.Pool]]
 MAX_QUERY_ATTEMPTS = 3
 """A batch the server rejects (not an outage) is retried this many times, then dropped."""
+
+
+_SCHEMA_NOT_READY = frozenset({"42P01", "42703"})
+"""undefined_table, undefined_column: migrations not applied yet (e.g. another instance is
+still migrating). Buffer like an outage rather than drop the calls."""
+
+
+def _is_outage(exc: StoreError) -> bool:
+    return isinstance(exc, StoreUnavailable) or exc.details.get("sqlstate") in _SCHEMA_NOT_READY
 
 
 @dataclass(frozen=True)
@@ -239,7 +250,9 @@ class CallWriter:
         except asyncio.CancelledError:
             self._requeue(events, calls)  # so aclose() reports them as unwritten
             raise
-        except StoreUnavailable as exc:
+        except StoreError as exc:
+            if not _is_outage(exc):
+                return self._on_rejected(exc, events, calls)
             self._requeue(events, calls)
             self._on_outage(exc)
             return False

@@ -148,7 +148,7 @@ async def test_a_full_buffer_drops_old_events_but_keeps_every_calls_latest_snaps
 
 async def test_a_batch_the_server_rejects_is_retried_then_dropped() -> None:
     pool = FakePool()
-    pool.fail = asyncpg.exceptions.UndefinedTableError('relation "calls" does not exist')
+    pool.fail = asyncpg.exceptions.InvalidTextRepresentationError("invalid input syntax")
     writer = make_writer(pool)
     await writer.start()
     for event in lifecycle("bad-1"):
@@ -215,3 +215,17 @@ async def test_aclose_gives_up_on_a_hung_write_at_its_deadline_and_reports_it(
 
 async def _ready(pool: FakePool) -> asyncpg.Pool:
     return cast(asyncpg.Pool, pool)
+
+
+async def test_a_schema_not_migrated_yet_is_buffered_like_an_outage() -> None:
+    pool = FakePool()
+    pool.fail = asyncpg.exceptions.UndefinedTableError('relation "calls" does not exist')
+    writer = make_writer(pool)
+    await writer.start()
+    for event in lifecycle("early-1"):
+        writer.submit(event)
+    await wait_until(lambda: writer.write_errors >= 5)
+    assert writer.dropped_events == 0 and writer.buffered == 5 and not writer.connected
+    pool.fail = None  # migrations applied
+    await writer.aclose()
+    assert pool.final_states() == {"early-1": "ended"}
