@@ -162,7 +162,11 @@ class CallWriter:
         self._wakeup.set()
         await self.start()
         assert self._task is not None
-        done, _ = await asyncio.wait({self._task}, timeout=self._t.close)
+        try:
+            done, _ = await asyncio.wait({self._task}, timeout=self._t.close)
+        except asyncio.CancelledError:
+            self._task.cancel()  # our caller gave up: do not leave the task running
+            raise
         if not done:
             await self._cancel_task()
         elif not self._task.cancelled() and self._task.exception() is not None:

@@ -153,7 +153,11 @@ class RedisLiveState:
         self._wakeup.set()
         await self.start()
         assert self._task is not None
-        done, _ = await asyncio.wait({self._task}, timeout=self._s.close_timeout)
+        try:
+            done, _ = await asyncio.wait({self._task}, timeout=self._s.close_timeout)
+        except asyncio.CancelledError:
+            self._task.cancel()  # our caller gave up: do not leave the task running
+            raise
         if not done:
             self._task.cancel()
             try:

@@ -229,3 +229,24 @@ async def test_a_schema_not_migrated_yet_is_buffered_like_an_outage() -> None:
     pool.fail = None  # migrations applied
     await writer.aclose()
     assert pool.final_states() == {"early-1": "ended"}
+
+
+async def test_cancelling_aclose_stops_the_writer_task_too() -> None:
+    pool = FakePool()
+    pool.hang = True
+    writer = CallWriter(
+        lambda: _ready(pool),
+        DatabaseConfig(batch_size=100, flush_interval=0.0, buffer_limit=1000),
+        timeouts=WriterTimeouts(connect=1.0, command=30.0, close=30.0),
+    )
+    await writer.start()
+    writer.submit(lifecycle("hung-2")[0])
+    await wait_until(lambda: writer.buffered == 0)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):  # e.g. the app's shutdown deadline
+            await writer.aclose()
+    tasks = [t for t in asyncio.all_tasks() if t.get_name() == "call-writer"]
+    if tasks:  # still finishing its cancellation
+        await asyncio.wait(tasks, timeout=1.0)
+    assert all(t.done() for t in tasks)
+    assert writer.buffered == 1  # put back on cancellation
