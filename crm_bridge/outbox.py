@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,6 +123,11 @@ class Outbox:
     def __init__(self, pool: asyncpg.Pool, settings: OutboxSettings | None = None) -> None:
         self._pool = pool
         self.settings = settings or OutboxSettings()
+        self._on_enqueue: list[Callable[[], None]] = []
+
+    def on_enqueue(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (cheap, non-blocking) after each new row: wakes local workers."""
+        self._on_enqueue.append(callback)
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
@@ -144,6 +149,9 @@ class Outbox:
                 kind,
                 json.dumps(data, ensure_ascii=False),
             )
+        if row is not None:
+            for callback in self._on_enqueue:
+                callback()
         return row is not None
 
     async def claim(self, worker_id: str, limit: int) -> list[OutboxItem]:
@@ -245,6 +253,7 @@ class OutboxWorker:
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
         self.failed = 0
+        outbox.on_enqueue(self.wake)
 
     def wake(self) -> None:
         """Look for work now instead of after the poll interval."""
