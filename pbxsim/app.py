@@ -1,0 +1,138 @@
+"""Composition root: scenario → engine + AMI server + traffic. Used by the CLI and tests.
+
+pbx = Pbx(load("single-answered"), PbxOptions(ami_port=0, agi_port=4573, speed=10))
+await pbx.start()          # listening; pbx.ami_port is the bound port
+await pbx.run_scenario()   # scripted calls + generated traffic, until all calls ended
+await pbx.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pbxsim.agents import make_agents
+from pbxsim.ami_actions import Actions
+from pbxsim.ami_server import AmiCredentials, AmiServer
+from pbxsim.clock import Clock
+from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
+from pbxsim.engine import Engine, EngineConfig
+from pbxsim.queues import Member, Queue
+from pbxsim.scenario import Scenario
+from pbxsim.stasis_lab import LabDtmfApp
+from pbxsim.traffic import run_traffic
+
+log = logging.getLogger("pbxsim")
+
+
+@dataclass(frozen=True)
+class PbxOptions:
+    """Ports, credentials, speed and seed of one pbxsim run."""
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    ami_user: str = "callserver"
+    ami_secret: str = "callserver"
+    speed: float = 1.0
+    seed: int = 1
+    wait_for_ami: bool = False
+    wait_for_ami_timeout_s: float = 300.0
+    agi_timeout_s: float = 5.0
+    drain_grace_s: float = 120.0
+    """Wall seconds ``run_scenario`` waits for running calls after the last arrival."""
+
+
+class Pbx:
+    """One simulated Asterisk: engine, AMI server, queues/agents and the scenario's calls."""
+
+    def __init__(self, scenario: Scenario, opts: PbxOptions) -> None:
+        self.scenario = scenario
+        self.opts = opts
+        self.clock = Clock(opts.speed)
+        cfg = EngineConfig(
+            agi_host=opts.agi_host, agi_port=opts.agi_port, agi_timeout_s=opts.agi_timeout_s
+        )
+        self.server = AmiServer(AmiCredentials(opts.ami_user, opts.ami_secret), self._dispatch)
+        self.engine = Engine(self.server.broadcast, self.clock, cfg, seed=opts.seed)
+        self.dialplan = Dialplan(
+            dict(scenario.dids), set(scenario.stasis_dids), scenario.default_queue
+        )
+        self.actions = Actions(self.engine, self.dialplan, scenario.originate)
+        self.ami_port = 0
+        self._build()
+
+    async def _dispatch(self, session: object, action: list[tuple[str, str]]) -> list[bytes]:
+        return await self.actions(session, action)  # type: ignore[arg-type]
+
+    def _build(self) -> None:
+        sc, eng = self.scenario, self.engine
+        spec = sc.agents
+        for agent in make_agents(spec.count, spec.profile, self.opts.seed, spec.first):
+            agent.registered = spec.registered is None or agent.endpoint in spec.registered
+            agent.never_answers = agent.endpoint in spec.never_answer
+            eng.agents[agent.endpoint] = agent
+        for qs in sc.queues:
+            q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry)
+            for endpoint, penalty in qs.members:
+                member_agent = eng.agents.get(endpoint)
+                if member_agent is not None:
+                    q.members.append(Member(member_agent, penalty=penalty))
+            eng.queues[q.name] = q
+        if sc.stasis_builtin:
+            eng.stasis.register(eng.config.stasis_app, LabDtmfApp())
+
+    async def start(self) -> None:
+        """Start listening for AMI clients (``ami_port`` 0 picks a free port)."""
+        self.ami_port = await self.server.start(self.opts.ami_host, self.opts.ami_port)
+        log.info("pbxsim AMI on %s:%d", self.opts.ami_host, self.ami_port)
+
+    async def run_scenario(self) -> None:
+        """Scripted calls and generated traffic; returns once every call has ended.
+
+        With ``wait_for_ami`` the calls start only after an AMI client logged in.
+        Raises TimeoutError if no client logs in within ``wait_for_ami_timeout_s``.
+        """
+        if self.opts.wait_for_ami:
+            async with asyncio.timeout(self.opts.wait_for_ami_timeout_s):
+                await self.server.logged_in.wait()
+        self.clock = Clock(self.opts.speed)
+        self.engine.clock = self.clock
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._scripted())
+            if self.scenario.traffic is not None:
+                tg.create_task(
+                    run_traffic(
+                        self.engine,
+                        self.dialplan,
+                        self.scenario.traffic,
+                        self.opts.seed,
+                        self.server.drained,
+                    )
+                )
+        await self.wait_idle(self.opts.drain_grace_s)
+
+    async def _scripted(self) -> None:
+        for at, spec in self.scenario.calls:
+            await self.clock.sleep(at - self.clock.now())
+            self.start_call(spec)
+
+    def start_call(self, spec: InboundCall) -> None:
+        """Start one inbound call now (tests use this to inject calls)."""
+        self.engine.spawn(
+            run_inbound(self.engine, self.dialplan, spec), name=f"call {spec.caller[-4:]}"
+        )
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Wait until no call flow runs (wall-clock ``timeout_s``; then return anyway)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.engine.idle.wait()
+        except TimeoutError:
+            log.warning("%d call flows still running", self.engine.active_tasks)
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+        await self.server.aclose()

@@ -1,0 +1,211 @@
+"""AMI ``Originate``: Local channels into the lab dialplan, agents' softphones, the trunk.
+
+* ``Local/100@lab-local`` — the ;2 half plays hello-world and joins ``reception`` (as in
+  ``ami-originate.txt``); ``Local/300@lab-local`` runs route-inbound (FastAGI + queue);
+  any other ``Local/X@ctx`` answers and waits.
+* ``PJSIP/opNNN`` — rings that operator (answer per its profile, else no answer).
+* ``PJSIP/<number>@trunk`` (or any other) — an outbound call with the scenario's outcome
+  mix: answered (Reason 4) / no answer (3) / busy (5) / congestion (8).
+
+Times are scenario seconds; ``Timeout`` in the action is milliseconds like Asterisk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pbxsim import ami_events as ev
+from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbound, run_queue
+from pbxsim.engine import Engine
+from pbxsim.model import Channel
+
+OUTCOMES = {
+    "answer": (4, "ANSWER", 16, "ANSWERED"),
+    "noanswer": (3, "NOANSWER", 19, "NO ANSWER"),
+    "busy": (5, "BUSY", 17, "BUSY"),
+    "congestion": (8, "CONGESTION", 34, "FAILED"),
+}
+
+
+@dataclass
+class OriginatePolicy:
+    """Outcome mix for trunk originates; ``numbers`` pins an outcome per dialled number."""
+
+    answer: float = 0.7
+    noanswer: float = 0.2
+    busy: float = 0.07
+    congestion: float = 0.03
+    ring_s: tuple[float, float] = (3.0, 12.0)
+    talk_s: tuple[float, float] = (30.0, 120.0)
+    numbers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OriginateRequest:
+    channel: str
+    action_id: str = ""
+    application: str = ""
+    data: str = ""
+    context: str = ""
+    exten: str = ""
+    priority: int = 1
+    timeout_s: float = 30.0
+    callerid: tuple[str, str] = ("<unknown>", "<unknown>")
+    variables: tuple[tuple[str, str], ...] = ()
+
+    def target(self) -> tuple[tuple[str, str], ...]:
+        if self.application:
+            return (
+                ("Channel", self.channel),
+                ("Application", self.application),
+                ("Data", self.data),
+            )
+        return (("Channel", self.channel), ("Context", self.context), ("Exten", self.exten))
+
+
+def parse_callerid(text: str) -> tuple[str, str]:
+    """``"Name" <num>`` → (num, name)."""
+    text = text.strip()
+    if "<" in text and text.endswith(">"):
+        name, num = text[:-1].split("<", 1)
+        name = name.strip().strip('"')
+        return num.strip() or "<unknown>", name or num.strip() or "<unknown>"
+    return (text, text) if text else ("<unknown>", "<unknown>")
+
+
+def _response(
+    eng: Engine, req: OriginateRequest, ok: bool, reason: int, ch: Channel | None
+) -> None:
+    eng.emit(ev.originate_response(req.action_id, ok, req.target(), reason, ch))
+
+
+async def originate(
+    eng: Engine, dp: Dialplan, policy: OriginatePolicy, req: OriginateRequest
+) -> None:
+    """Run one originate to its end (OriginateResponse is emitted on the way)."""
+    eng.calls_started += 1
+    if req.channel.startswith("Local/"):
+        await _local(eng, dp, req)
+    else:
+        await _outbound(eng, policy, req)
+
+
+def _app_seconds(req: OriginateRequest, default: float) -> float:
+    if req.application.lower() == "wait":
+        try:
+            return float(req.data)
+        except ValueError:
+            return default
+    return default
+
+
+async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
+    spec = req.channel[len("Local/") :].split("/", 1)[0]
+    exten, _, ctx = spec.partition("@")
+    ctx = ctx or "default"
+    base = f"Local/{exten}@{ctx}-{eng.ids.local_suffix()}"
+    one = eng.new_channel(base + ";1", context=ctx, exten=exten)
+    two = eng.new_channel(base + ";2", context=ctx, exten=exten, state=4, linkedid=one.uniqueid)
+    eng.exten(one, 1, "AppDial2", "(Outgoing Line)")
+    for half in (one, two):
+        for k, v in req.variables:
+            eng.setvar(half, k, v)
+        half.set_callerid(*req.callerid)
+        half.set_connected(*req.callerid)
+        eng.emit(ev.new_callerid(half))
+        eng.emit(ev.new_connected_line(half))
+    eng.emit(ev.local_bridge(one, two))
+    eng.emit(ev.dial("DialBegin", None, one, ("DialString", f"{exten}@{ctx}")))
+    call = eng.register_call(two)
+    call.talk_s, call.agent_ends = 3600.0, False
+    lab = ctx == "lab-local"
+    if lab and exten in ("100", "300"):
+        eng.exten(two, 1, "NoOp", "Lab caller via Local channel")
+        eng.exten(two, 2, "Set", "CALLERID(num)=79161234567")
+        eng.exten(two, 3, "Set", "CALLERID(name)=Lab Caller")
+        two.set_callerid("79161234567", "Lab Caller")
+        eng.emit(ev.new_callerid(two))
+    eng.exten(two, 4 if lab else 1, "Answer", "")
+    one.set_state(6)
+    eng.emit(ev.newstate(one))
+    eng.answer(two)
+    eng.device_up(one.device)
+    eng.emit(ev.dial("DialEnd", None, one, ("DialStatus", "ANSWER")))
+    _response(eng, req, True, 4, one)
+    eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
+    if lab and exten == "100":
+        eng.exten(two, 5, "Playback", "hello-world")
+        if await playback(eng, call, "hello-world"):
+            await run_queue(eng, call, "reception", 6, None)
+    elif lab and exten == "300":
+        two.goto("route-inbound", "74951234567", 1)
+        two.variables.update({"AD_SOURCE": "source-a", "DID": "74951234567"})
+        await route_inbound(eng, dp, call, InboundCall("74951234567", "79161234567"))
+    else:
+        await eng.clock.wait_event(call.interrupted, 3600.0)
+    finish(eng, call, 16, "ANSWERED")
+
+
+def _local_one_ends(eng: Engine, one: Channel, two: Channel) -> None:
+    """The ;1 half's application (Wait) finished: ;1 hangs up, ;2 is told to hang up."""
+    if one.hungup:
+        return
+    if not two.hungup:
+        eng.emit(ev.hangup_request(two, 0))
+    eng.cdr(one, "", "ANSWERED")
+    eng.hangup(one, 0, release_device=False)
+    eng.emit(ev.new_callerid(one))
+    call = eng.calls.get(two.name)
+    if call is not None:
+        call.hangup_cause = 16
+        call.interrupted.set()
+        for q in eng.queues.values():
+            q.notify()
+
+
+async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest) -> None:
+    tech, _, rest = req.channel.partition("/")
+    endpoint, _, host = rest.partition("@")
+    agent = eng.agents.get(endpoint)
+    device = f"{tech}/{host or endpoint}"
+    ch = eng.new_channel(
+        device, context=req.context or "default", exten=req.exten or "s", cid=req.callerid
+    )
+    eng.exten(ch, 1, "AppDial2", "(Outgoing Line)")
+    for k, v in req.variables:
+        eng.setvar(ch, k, v)
+    eng.emit(ev.dial("DialBegin", None, ch, ("DialString", rest)))
+    if agent is not None:
+        ring = agent.draw_ring()
+        outcome = "answer" if ring is not None and ring < req.timeout_s else "noanswer"
+        talk = agent.draw_talk()[0]
+    else:
+        outcome = policy.numbers.get(endpoint) or _draw(eng, policy)
+        ring = eng.rng.uniform(*policy.ring_s)
+        talk = eng.rng.uniform(*policy.talk_s)
+    reason, dial_status, cause, disposition = OUTCOMES[outcome]
+    if outcome in ("answer", "noanswer"):
+        eng.set_state(ch, 5)
+        await eng.clock.sleep(min(ring or req.timeout_s, req.timeout_s))
+    if outcome != "answer":
+        eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", dial_status)))
+        eng.cdr(ch, "", disposition)
+        eng.hangup(ch, cause)
+        _response(eng, req, False, reason, None)
+        eng.calls_finished += 1
+        return
+    eng.answer(ch)
+    eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
+    _response(eng, req, True, 4, ch)
+    call = eng.register_call(ch)
+    await eng.clock.wait_event(call.interrupted, _app_seconds(req, talk))
+    finish(eng, call, 16, "ANSWERED")
+
+
+def _draw(eng: Engine, p: OriginatePolicy) -> str:
+    x = eng.rng.random() * (p.answer + p.noanswer + p.busy + p.congestion)
+    for name, w in (("answer", p.answer), ("noanswer", p.noanswer), ("busy", p.busy)):
+        if x < w:
+            return name
+        x -= w
+    return "congestion"

@@ -1,0 +1,259 @@
+"""``Queue(name,r,,,timeout)`` for one caller: join, ring members, connect or give up.
+
+The event sequences (which VarSets, in which order, Dial*/Agent* pairs) follow the golden
+transcripts ``ami-queue-answered-call.txt`` and ``ami-queue-abandoned-call.txt``. Times are
+scenario seconds.
+"""
+
+from __future__ import annotations
+
+from pbxsim import ami_events as ev
+from pbxsim.agents import Agent
+from pbxsim.engine import Call, Engine
+from pbxsim.model import Channel
+from pbxsim.queues import Entry, Member, Queue
+from pbxsim.talk import Leg, talk
+
+EMPTY_VARS = (
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "QUEUEWAIT",
+    "QUEUEWAIT_MS",
+)
+
+
+def agent_status(eng: Engine, agent: Agent) -> None:
+    """QueueMemberStatus for every queue the agent is in, and wake those queues."""
+    for q in eng.queues.values():
+        m = q.member(agent.interface)
+        if m is not None:
+            eng.emit(ev.queue_member("QueueMemberStatus", m.block(q.name)))
+            _avail_state(eng, q)
+            q.notify()
+
+
+def _avail_state(eng: Engine, q: Queue) -> None:
+    ready = any(m.ready() for m in q.members)
+    want = "NOT_INUSE" if ready else "INUSE"
+    key = f"Queue:{q.name}_avail"
+    if eng.global_vars.get(key, "NOT_INUSE") != want:
+        eng.global_vars[key] = want
+        eng.emit(ev.device_state(key, want))
+
+
+async def queue_app(
+    eng: Engine, call: Call, q: Queue, max_wait: float, patience: float | None
+) -> str:
+    """Run ``Queue(name,r,,,max_wait)`` for ``call``; ``patience`` is when the caller hangs up.
+
+    Returns ``GONE`` (connected, then the caller hung up: every channel is gone),
+    ``ABANDON`` (the caller hung up while waiting; caller channel still to be hung up),
+    ``TIMEOUT`` (max_wait passed) or ``CONTINUE`` (agent ended the call, or a Redirect).
+    """
+    ch = call.channel
+    for var in EMPTY_VARS:
+        eng.setvar(ch, var, "")
+    entry = Entry(ch, eng.clock.now(), len(q.entries) + 1, ch.variables.get("ROUTE_AGENT", ""))
+    q.entries.append(entry)
+    if len(q.entries) == 1:
+        eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
+    n = len(q.entries)
+    eng.emit(
+        ev.queue_caller("QueueCallerJoin", ch, ("Queue", q.name), ("Position", n), ("Count", n))
+    )
+    give_up = entry.joined + max_wait
+    if patience is not None:
+        give_up = min(give_up, entry.joined + patience)
+    abandon = patience is not None and patience < max_wait
+    while True:
+        left = give_up - eng.clock.now()
+        if call.interrupted.is_set() or left <= 0:
+            return _leave(eng, call, q, entry, abandon or call.interrupted.is_set(), None)
+        members = q.pick(entry) if q.is_turn(entry) else []
+        if not members:
+            await eng.clock.wait_event(q.changed, left)
+            continue
+        outcome = await _ring(eng, call, q, entry, members, left, abandon)
+        if outcome in ("GONE", "CONTINUE", "ABANDON"):
+            return outcome
+        if outcome == "expired":
+            continue
+        await eng.clock.wait_event(
+            call.interrupted, min(q.retry, max(0.0, give_up - eng.clock.now()))
+        )
+
+
+def _open_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel:
+    a = m.agent
+    leg = eng.new_channel(
+        a.interface, context="operators", exten="s", cid=(a.ext, a.name), linkedid=caller.linkedid
+    )
+    eng.inherit(caller, leg)
+    eng.setvar(leg, "DIALEDPEERNUMBER", a.endpoint)
+    # AgentCalled's Dest snapshot is taken after the connected line and exten were set
+    unknown = "DestConnectedLineNum: <unknown>\r\nDestConnectedLineName: <unknown>\r\n"
+    known = (
+        f"DestConnectedLineNum: {caller.cid_num}\r\nDestConnectedLineName: {caller.cid_name}\r\n"
+    )
+    dest = (
+        leg.block("Dest")
+        .replace(unknown, known)
+        .replace("DestExten: s\r\n", f"DestExten: {caller.exten}\r\n")
+    )
+    eng.emit(ev.agent_event("AgentCalled", caller, dest, *_member_fields(q, m)))
+    eng.emit(ev.dial("DialBegin", caller, leg, ("DialString", a.interface)))
+    leg.set_state(5)
+    leg.set_connected(caller.cid_num, caller.cid_name)
+    leg.exten = caller.exten
+    leg.touch()
+    eng.emit(ev.newstate(leg))
+    eng.exten(leg, 1, "AppQueue", "(Outgoing Line)")
+    eng.emit(ev.new_connected_line(leg))
+    eng.emit(ev.dial("DialState", caller, leg, ("DialStatus", "RINGING")))
+    a.state = "ringing"
+    agent_status(eng, a)
+    eng.emit(ev.device_state(a.interface, "RINGING"))
+    return leg
+
+
+def _member_fields(q: Queue, m: Member) -> tuple[tuple[str, object], ...]:
+    return (("Queue", q.name), ("Interface", m.agent.interface), ("MemberName", m.agent.name))
+
+
+def _drop_leg(eng: Engine, caller: Channel, q: Queue, m: Member, leg: Channel, status: str) -> None:
+    """Stop ringing one member (CANCEL or NOANSWER) and free it."""
+    eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", status)))
+    if status == "NOANSWER":
+        ring = int(q.timeout)
+        eng.emit(
+            ev.agent_event(
+                "AgentRingNoAnswer",
+                caller,
+                leg.block("Dest"),
+                *_member_fields(q, m),
+                ("RingTime", ring),
+            )
+        )
+    eng.hangup(leg, 0)
+    m.agent.state = "idle"
+    eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
+    agent_status(eng, m.agent)
+
+
+async def _ring(
+    eng: Engine,
+    call: Call,
+    q: Queue,
+    entry: Entry,
+    members: list[Member],
+    left: float,
+    abandon: bool,
+) -> str:
+    """One ring attempt: ``GONE``/``CONTINUE`` (connected; caller hung up / goes on),
+    ``ABANDON`` (caller left), ``expired`` (queue timeout) or ``noanswer``."""
+    caller = call.channel
+    entry.ringing = True
+    legs = [(m, _open_leg(eng, caller, q, m)) for m in members]
+    call.last_dest = legs[-1][1].name
+    started = eng.clock.now()
+    draws = [(m.agent.draw_ring(), m, leg) for m, leg in legs]
+    answers = [(t, m, leg) for t, m, leg in draws if t is not None and t < q.timeout]
+    first = min(answers, key=lambda x: x[0]) if answers else None
+    window = min(q.timeout, left)
+    wait = first[0] if first and first[0] < window else window
+    interrupted = await eng.clock.wait_event(call.interrupted, wait)
+    entry.ringing = False
+    if interrupted or ((first is None or first[0] >= window) and left <= q.timeout):
+        if call.redirect is None and (interrupted or abandon):
+            _abandon(eng, call, q, entry, legs)
+            return "ABANDON"
+        for m, leg in legs:
+            _drop_leg(eng, caller, q, m, leg, "CANCEL")
+        return "expired"
+    if first is None or first[0] >= window:
+        for m, leg in legs:
+            _drop_leg(eng, caller, q, m, leg, "NOANSWER")
+        return "noanswer"
+    _, winner, wleg = first
+    for m, leg in legs:
+        if m is not winner:
+            _drop_leg(eng, caller, q, m, leg, "CANCEL")
+    return await talk(eng, call, q, entry, Leg(winner, wleg, eng.clock.now() - started))
+
+
+def _abandon(
+    eng: Engine, call: Call, q: Queue, entry: Entry, legs: list[tuple[Member, Channel]]
+) -> None:
+    """The caller hung up while members were ringing (ami-queue-abandoned-call.txt)."""
+    ch = call.channel
+    if ch.cid_num and ch.name.startswith("PJSIP/"):
+        eng.rtp_qos(ch, None)
+    eng.emit(ev.hangup_request(ch))
+    for _m, leg in legs:
+        eng.emit(ev.dial("DialEnd", ch, leg, ("DialStatus", "CANCEL")))
+        eng.emit(ev.dial("DialEnd", ch, leg, ("DialStatus", "CANCEL")))
+    _leave(eng, call, q, entry, True, legs)
+
+
+def _leave(
+    eng: Engine,
+    call: Call,
+    q: Queue,
+    entry: Entry,
+    abandoned: bool,
+    legs: list[tuple[Member, Channel]] | None,
+) -> str:
+    """Leave the queue by abandon, timeout or redirect; returns QUEUESTATUS."""
+    ch = call.channel
+    wait = eng.clock.now() - entry.joined
+    redirect = call.redirect is not None
+    if abandoned and not redirect:
+        if legs is None:
+            eng.emit(ev.hangup_request(ch))
+        for var, val in (
+            ("QUEUEWAIT", int(wait)),
+            ("QUEUEWAIT_MS", int(wait * 1000)),
+            ("DIALEDTIME", int(wait)),
+            ("DIALEDTIME_MS", int(wait * 1000)),
+            ("ANSWEREDTIME", 0),
+            ("ANSWEREDTIME_MS", 0),
+        ):
+            eng.setvar(ch, var, str(val))
+        eng.setvar(ch, "ABANDONED", "TRUE")
+        for k, v in q.queue_vars():
+            eng.setvar(ch, k, v)
+        q.abandoned += 1
+        eng.emit(
+            ev.queue_caller(
+                "QueueCallerAbandon",
+                ch,
+                ("Queue", q.name),
+                ("Position", q.position(entry)),
+                ("OriginalPosition", entry.original_position),
+                ("HoldTime", int(wait)),
+            )
+        )
+        for k, v in q.queue_vars():
+            eng.setvar(ch, k, v)
+        for m, leg in legs or []:
+            eng.hangup(leg, 0)
+            m.agent.state = "idle"
+    pos = q.position(entry)
+    q.entries.remove(entry)
+    if not q.entries:
+        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
+    eng.emit(
+        ev.queue_caller(
+            "QueueCallerLeave", ch, ("Queue", q.name), ("Position", pos), ("Count", len(q.entries))
+        )
+    )
+    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+    for m, _leg in legs or []:
+        eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
+        agent_status(eng, m.agent)
+    q.notify()
+    if redirect:
+        return "CONTINUE"
+    return "ABANDON" if abandoned else "TIMEOUT"

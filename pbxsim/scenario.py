@@ -1,0 +1,173 @@
+"""Scenario files (``pbxsim/scenarios/NAME.toml``) → typed settings.
+
+Keys (all optional unless noted; times in scenario seconds):
+
+``[pbx]``  ``dids`` (DID → ad source), ``stasis_dids`` (list), ``default_queue``,
+``stasis_builtin`` (register the built-in lab app as ``callserver`` when no ARI does).
+``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
+(endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted).
+``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
+``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list).
+``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
+``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``.
+``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
+``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pbxsim.agents import AgentProfile
+from pbxsim.dialplan import InboundCall
+from pbxsim.originate import OriginatePolicy
+from pbxsim.traffic import TrafficConfig
+from pbxsim.wire import PbxsimError
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+class ScenarioError(PbxsimError):
+    """A scenario file is missing or has a bad key/value."""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    strategy: str = "ringall"
+    timeout: float = 15.0
+    retry: float = 2.0
+    members: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentsSpec:
+    count: int = 3
+    first: int = 101
+    registered: tuple[str, ...] | None = None
+    never_answer: tuple[str, ...] = ()
+    profile: AgentProfile = field(default_factory=AgentProfile)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str = ""
+    dids: dict[str, str] = field(default_factory=dict)
+    stasis_dids: tuple[str, ...] = ()
+    default_queue: str = "reception"
+    stasis_builtin: bool = False
+    queues: tuple[QueueSpec, ...] = ()
+    agents: AgentsSpec = field(default_factory=AgentsSpec)
+    calls: tuple[tuple[float, InboundCall], ...] = ()
+    traffic: TrafficConfig | None = None
+    originate: OriginatePolicy = field(default_factory=OriginatePolicy)
+
+
+def load(name_or_path: str) -> Scenario:
+    """Load ``NAME`` from ``pbxsim/scenarios/`` or a path to a ``.toml`` file.
+
+    Raises:
+        ScenarioError: file missing, not TOML, or a key has the wrong type.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(message=f"cannot read scenario {path}: {exc}", path=str(path)) from exc
+    try:
+        return _build(raw, path.stem)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ScenarioError(message=f"bad scenario {path}: {exc!r}", path=str(path)) from exc
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    lo, hi = v
+    return float(lo), float(hi)
+
+
+def _profile(a: dict[str, Any]) -> AgentProfile:
+    d = AgentProfile()
+    return AgentProfile(
+        ring_s=_pair(a.get("ring_s", d.ring_s)),
+        answer_prob=float(a.get("answer_prob", d.answer_prob)),
+        talk_s=_pair(a.get("talk_s", d.talk_s)),
+        wrapup_s=float(a.get("wrapup_s", d.wrapup_s)),
+        agent_hangs_up=float(a.get("agent_hangs_up", d.agent_hangs_up)),
+    )
+
+
+def _queue(q: dict[str, Any]) -> QueueSpec:
+    members: list[tuple[str, int]] = []
+    for m in q.get("members", []):
+        if isinstance(m, str):
+            members.append((m, 0))
+        else:
+            members.append((str(m["endpoint"]), int(m.get("penalty", 0))))
+    return QueueSpec(
+        str(q["name"]),
+        str(q.get("strategy", "ringall")),
+        float(q.get("timeout", 15)),
+        float(q.get("retry", 2)),
+        tuple(members),
+    )
+
+
+def _call(c: dict[str, Any]) -> tuple[float, InboundCall]:
+    def opt(key: str) -> float | None:
+        return float(c[key]) if key in c else None
+
+    dtmf = tuple((float(t), str(d)) for t, d in c.get("dtmf", []))
+    agent_ends = bool(c["agent_ends"]) if "agent_ends" in c else None
+    spec = InboundCall(
+        str(c["did"]),
+        str(c["caller"]),
+        str(c.get("caller_name", "")),
+        opt("patience"),
+        opt("talk_s"),
+        agent_ends,
+        dtmf,
+        float(c.get("stasis_hold_s", 30.0)),
+    )
+    return float(c.get("at", 0.0)), spec
+
+
+def _build(raw: dict[str, Any], stem: str) -> Scenario:
+    pbx = raw.get("pbx", {})
+    agents = raw.get("agents", {})
+    reg = agents.get("registered")
+    orig = raw.get("originate", {})
+    d = OriginatePolicy()
+    policy = OriginatePolicy(
+        answer=float(orig.get("answer", d.answer)),
+        noanswer=float(orig.get("noanswer", d.noanswer)),
+        busy=float(orig.get("busy", d.busy)),
+        congestion=float(orig.get("congestion", d.congestion)),
+        ring_s=_pair(orig.get("ring_s", d.ring_s)),
+        talk_s=_pair(orig.get("talk_s", d.talk_s)),
+        numbers={str(k): str(v) for k, v in orig.get("numbers", {}).items()},
+    )
+    return Scenario(
+        name=str(raw.get("name", stem)),
+        description=str(raw.get("description", "")),
+        dids={str(k): str(v) for k, v in pbx.get("dids", {}).items()},
+        stasis_dids=tuple(str(d) for d in pbx.get("stasis_dids", [])),
+        default_queue=str(pbx.get("default_queue", "reception")),
+        stasis_builtin=bool(pbx.get("stasis_builtin", False)),
+        queues=tuple(_queue(q) for q in raw.get("queues", [])),
+        agents=AgentsSpec(
+            int(agents.get("count", 3)),
+            int(agents.get("first", 101)),
+            tuple(reg) if reg is not None else None,
+            tuple(agents.get("never_answer", [])),
+            _profile(agents),
+        ),
+        calls=tuple(sorted((_call(c) for c in raw.get("calls", [])), key=lambda x: x[0])),
+        traffic=TrafficConfig.from_dict(raw["traffic"]) if "traffic" in raw else None,
+        originate=policy,
+    )

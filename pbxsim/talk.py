@@ -1,0 +1,277 @@
+"""A queue caller connected to a member: bridge, conversation, and whoever hangs up first.
+
+Event order follows ``ami-queue-answered-call.txt`` (caller hangs up); the agent-hangs-up
+variant mirrors it from the other side. Times are scenario seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pbxsim import ami_events as ev
+from pbxsim.engine import Call, Engine
+from pbxsim.model import Bridge, Channel
+
+if TYPE_CHECKING:
+    from pbxsim.queues import Entry, Member, Queue
+
+RTCP_EVERY_S = 5.0
+
+
+@dataclass
+class Leg:
+    """The answering member's channel and how long it rang (seconds)."""
+
+    member: Member
+    channel: Channel
+    ring: float
+
+
+def _member_vars(q: Queue, leg: Leg) -> list[tuple[str, str]]:
+    m = leg.member
+    return [
+        ("MEMBERINTERFACE", m.agent.interface),
+        ("MEMBERNAME", m.agent.name),
+        ("MEMBERCALLS", str(m.calls_taken)),
+        ("MEMBERLASTCALL", str(m.last_call)),
+        ("MEMBERPENALTY", str(m.penalty)),
+        ("MEMBERDYNAMIC", "0" if m.membership == "static" else "1"),
+        ("MEMBERREALTIME", "0"),
+    ]
+
+
+def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple[Bridge, int]:
+    """From the member's answer to both channels in a bridge; returns (bridge, hold)."""
+    from pbxsim.queue_call import agent_status
+
+    ch, lc, agent = call.channel, leg.channel, leg.member.agent
+    hold = int(eng.clock.now() - entry.joined)
+    eng.set_state(lc, 6)
+    eng.emit(ev.dial("DialEnd", ch, lc, ("DialStatus", "ANSWER")))
+    ch.set_connected(agent.ext, agent.name)
+    eng.emit(ev.new_connected_line(ch))
+    mvars = _member_vars(q, leg)
+    for k, v in mvars[:4]:
+        eng.setvar(ch, k, v)
+    agent.state = "busy"
+    local = ch.name.startswith("Local/")
+    if not local:  # the device-state thread races app_queue; these are the orders observed
+        eng.emit(ev.device_state(agent.interface, "INUSE"))
+    for k, v in mvars[4:]:
+        eng.setvar(ch, k, v)
+    for k, v in mvars:
+        eng.setvar(lc, k, v)
+    for target in (ch, lc):
+        eng.setvar(target, "QEHOLDTIME", str(hold))
+        eng.setvar(target, "QEORIGINALPOS", str(entry.original_position))
+    q.record_answer(hold)
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    leg.member.in_call = True
+    agent_status(eng, agent)
+    if local:
+        eng.emit(ev.device_state(agent.interface, "INUSE"))
+    for k, v in q.queue_vars():
+        eng.setvar(lc, k, v)
+    pos = q.position(entry)
+    q.entries.remove(entry)
+    if not q.entries:
+        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
+    eng.emit(
+        ev.queue_caller(
+            "QueueCallerLeave", ch, ("Queue", q.name), ("Position", pos), ("Count", len(q.entries))
+        )
+    )
+    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+    eng.setvar(ch, "QUEUEWAIT", str(hold))
+    eng.setvar(ch, "QUEUEWAIT_MS", str(hold * 1000))
+    fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))
+    eng.emit(
+        ev.agent_event(
+            "AgentConnect",
+            ch,
+            lc.block("Dest"),
+            *fields,
+            ("HoldTime", hold),
+            ("RingTime", int(leg.ring)),
+        )
+    )
+    br = eng.bridge_create()
+    eng.bridge_enter(br, lc)
+    eng.bridge_enter(br, ch)
+    if ch.name.startswith("Local/"):
+        eng.setvar(lc, "BRIDGEPEER", ch.name)
+        eng.setvar(ch, "BRIDGEPEER", lc.name)
+        eng.setvar(ch, "BRIDGEPVTCALLID", f"{ch.uniqueid}-pvt")
+        return br, hold
+    for _ in range(3):
+        eng.setvar(ch, "BRIDGEPEER", lc.name)
+        eng.setvar(ch, "BRIDGEPVTCALLID", ch.variables.get("PVTCALLID", ch.uniqueid))
+        eng.setvar(lc, "BRIDGEPEER", ch.name)
+        eng.setvar(lc, "BRIDGEPVTCALLID", f"1-{ch.uniqueid}@127.0.0.1")
+    return br, hold
+
+
+async def _converse(eng: Engine, call: Call, seconds: float) -> bool:
+    """Talk for ``seconds`` (RTCPSent every 5 s on SIP legs); False if interrupted by AMI."""
+    ch = call.channel
+    end = eng.clock.now() + seconds
+    packets = 0
+    while True:
+        step = min(RTCP_EVERY_S, end - eng.clock.now())
+        if step <= 0:
+            return True
+        if await eng.clock.wait_event(call.interrupted, step):
+            return False
+        if step >= RTCP_EVERY_S and ch.name.startswith("PJSIP/"):
+            packets += 250
+            eng.emit(ev.rtcp_sent(ch, hash(ch.uniqueid) & 0xFFFFFFFF, packets))
+
+
+def _unbridge(eng: Engine, ch: Channel, lc: Channel) -> None:
+    for target in (ch, lc):
+        eng.setvar(target, "BRIDGEPEER", "")
+        eng.setvar(target, "BRIDGEPVTCALLID", "")
+
+
+def _times(eng: Engine, ch: Channel, ring: float, talked: float) -> None:
+    for k, v in (
+        ("ANSWEREDTIME", int(talked)),
+        ("ANSWEREDTIME_MS", int(talked * 1000)),
+        ("DIALEDTIME", int(talked + ring)),
+        ("DIALEDTIME_MS", int((talked + ring) * 1000)),
+    ):
+        eng.setvar(ch, k, str(v))
+
+
+async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str:
+    """Connect, converse, tear down. Returns ``GONE`` (caller hung up, all channels gone)
+    or ``CONTINUE`` (the agent hung up; the caller goes on in the dialplan)."""
+    ch, lc, member = call.channel, leg.channel, leg.member
+    br, hold = _connect(eng, call, q, entry, leg)
+    seconds, agent_ends = member.agent.draw_talk()
+    if call.talk_s is not None:
+        seconds = call.talk_s
+    if call.agent_ends is not None:
+        agent_ends = call.agent_ends
+    start = eng.clock.now()
+    interrupted = not await _converse(eng, call, seconds)
+    agent_ends = agent_ends and not interrupted
+    talked = eng.clock.now() - start
+    q.record_talk(talked)
+    fields = (
+        ("Queue", q.name),
+        ("Interface", member.agent.interface),
+        ("MemberName", member.agent.name),
+    )
+    done = (("HoldTime", hold), ("TalkTime", int(talked)))
+    if ch.name.startswith("Local/") and not agent_ends:
+        _local_caller_ends(eng, call, q, br, leg, talked, (*fields, *done))
+        return "GONE"
+    if agent_ends:
+        eng.emit(ev.hangup_request(lc))
+        _unbridge(eng, lc, ch)
+        eng.bridge_leave(br, lc)
+        eng.bridge_leave(br, ch)
+        eng.emit(ev.bridge_destroy(br))
+        for k, v in q.queue_vars():
+            eng.setvar(ch, k, v)
+        _times(eng, ch, leg.ring, talked)
+        eng.emit(
+            ev.agent_event(
+                "AgentComplete", ch, lc.block("Dest"), *fields, *done, ("Reason", "agent")
+            )
+        )
+        eng.rtp_qos(lc, None)
+        eng.hangup(lc, 16, release_device=False)
+        _release(eng, q, member)
+        ch.set_connected("<unknown>", "<unknown>")
+        return "CONTINUE"
+    if ch.name.startswith("PJSIP/"):
+        eng.rtp_qos(ch, lc)
+    eng.emit(ev.hangup_request(ch))
+    _unbridge(eng, ch, lc)
+    br.technology = "native_rtp"
+    eng.bridge_leave(br, ch)
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    _times(eng, ch, leg.ring, talked)
+    eng.bridge_leave(br, lc)
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    eng.emit(ev.bridge_destroy(br))
+    eng.emit(ev.soft_hangup_request(ch, 16))
+    eng.cdr(ch, lc.name, "ANSWERED")
+    eng.emit(
+        ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, *done, ("Reason", "caller"))
+    )
+    eng.hangup(ch, call.hangup_cause or 16, release_device=False)
+    eng.rtp_qos(lc, None)
+    eng.device_down(ch.device)
+    eng.hangup(lc, 16, release_device=False)
+    _release(eng, q, member)
+    return "GONE"
+
+
+def _release(eng: Engine, q: Queue, member: Member) -> None:
+    """The member's call ended: counters, device state, wrap-up then available again."""
+    from pbxsim.queue_call import agent_status
+
+    agent = member.agent
+    member.in_call = False
+    member.calls_taken += 1
+    member.last_call = int(eng.clock.wall())
+    agent.calls_taken += 1
+    agent.last_call = member.last_call
+    q.completed += 1
+    eng.emit(ev.device_state(agent.interface, "NOT_INUSE"))
+    wrap = agent.profile.wrapup_s
+    if wrap <= 0:
+        agent.state = "idle"
+        agent_status(eng, agent)
+        return
+    agent.state = "wrapup"
+    agent_status(eng, agent)
+
+    def back() -> None:
+        if agent.state == "wrapup":
+            agent.state = "idle"
+            agent_status(eng, agent)
+
+    eng.later(wrap, back)
+
+
+def _local_caller_ends(
+    eng: Engine,
+    call: Call,
+    q: Queue,
+    br: Bridge,
+    leg: Leg,
+    talked: float,
+    fields: tuple[tuple[str, object], ...],
+) -> None:
+    """A Local-channel caller's other half hung up (``ami-originate.txt`` teardown)."""
+    ch, lc = call.channel, leg.channel
+    if not call.interrupted.is_set():
+        eng.emit(ev.hangup_request(ch, 0))
+    eng.emit(ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, ("Reason", "caller")))
+    eng.setvar(ch, "BRIDGEPEER", "")
+    eng.setvar(ch, "BRIDGEPVTCALLID", "")
+    eng.setvar(lc, "BRIDGEPEER", "")
+    eng.device_down(ch.device)
+    eng.bridge_leave(br, ch)
+    eng.cdr(ch, lc.name, "ANSWERED")
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    _times(eng, ch, leg.ring, talked)
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    eng.emit(ev.soft_hangup_request(ch, 16))
+    eng.hangup(ch, 16, release_device=False)
+    eng.bridge_leave(br, lc)
+    eng.device_down(ch.device)
+    eng.emit(ev.bridge_destroy(br))
+    eng.rtp_qos(lc, None)
+    eng.hangup(lc, 16, release_device=False)
+    _release(eng, q, leg.member)

@@ -1,0 +1,106 @@
+"""Test-local AMI transcript reading and comparison for the pbxsim contract check.
+
+Deliberately a few lines of its own parsing (not callserver's codec, not pbxsim's code):
+the contract must not share a parser with either side it checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+
+Block = list[tuple[str, str]]
+SKIP_IN_ORDER = {"RTCPSent"}
+"""Periodic RTCP reports depend on wall-clock timing; only their field names are checked."""
+
+
+def blocks(data: bytes) -> list[Block]:
+    """Split an AMI byte stream into messages of (key, value) pairs, banner dropped."""
+    out: list[Block] = []
+    for raw in data.decode("utf-8").split("\r\n\r\n"):
+        pairs = []
+        for line in raw.split("\r\n"):
+            if ": " in line:
+                k, v = line.split(": ", 1)
+            elif line.endswith(":"):
+                k, v = line[:-1], ""
+            else:
+                continue
+            pairs.append((k, v))
+        if pairs:
+            out.append(pairs)
+    return out
+
+
+def _get(b: Block, key: str) -> str:
+    return next((v for k, v in b if k == key), "")
+
+
+def events(bs: list[Block]) -> list[Block]:
+    return [b for b in bs if b[0][0] == "Event"]
+
+
+def signature(b: Block) -> str:
+    """Event name plus the detail that identifies the step (variable, application, status)."""
+    name = b[0][1]
+    for key in ("Variable", "Application", "DialStatus", "Reason", "Digit", "Direction", "State"):
+        v = _get(b, key)
+        if v and not (name == "DeviceStateChange" and key != "State"):
+            name += f" {key}={v}"
+    if name.startswith("DeviceStateChange"):
+        device = _get(b, "Device")
+        kind = device.split("/")[0].split(":")[0]
+        name += f" Device={kind}{'_avail' if device.endswith('_avail') else ''}"
+    return name
+
+
+def streams(evs: list[Block]) -> dict[str, list[str]]:
+    """Per-channel event sequences keyed by role (c1, c2 … in order of first appearance);
+    events naming no channel go to ``global``."""
+    roles: dict[str, str] = {}
+    out: dict[str, list[str]] = defaultdict(list)
+    for b in evs:
+        if b[0][1] in SKIP_IN_ORDER:
+            continue
+        uid = _get(b, "Uniqueid") or _get(b, "UniqueID") or _get(b, "DestUniqueid")
+        role = roles.setdefault(uid, f"c{len(roles) + 1}") if uid else "global"
+        out[role].append(signature(b))
+    return dict(out)
+
+
+def shapes(evs: list[Block]) -> dict[str, set[tuple[str, ...]]]:
+    """Event name → the field-name sequences seen for it."""
+    out: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for b in evs:
+        out[b[0][1]].add(tuple(k for k, _ in b))
+    return dict(out)
+
+
+def compare(golden: list[Block], actual: list[Block]) -> list[str]:
+    """Human-readable drift report (empty list: pbxsim matches the golden transcript)."""
+    problems: list[str] = []
+    gs, as_ = streams(events(golden)), streams(events(actual))
+    for role in sorted(set(gs) | set(as_)):
+        g, a = gs.get(role, []), as_.get(role, [])
+        if g != a:
+            diff = difflib.unified_diff(g, a, f"golden {role}", f"pbxsim {role}", lineterm="", n=2)
+            problems.append("\n".join(diff))
+    gshape, ashape = shapes(events(golden)), shapes(events(actual))
+    for name, seen in sorted(ashape.items()):
+        if name not in gshape:
+            continue
+        for fields in seen - gshape[name]:
+            want = sorted(gshape[name])[0]
+            diff = difflib.unified_diff(
+                list(want), list(fields), f"golden {name}", f"pbxsim {name}", lineterm="", n=1
+            )
+            problems.append("\n".join(diff))
+    missing = set(gshape) - set(ashape) - SKIP_IN_ORDER
+    if missing:
+        problems.append(f"event types never produced: {sorted(missing)}")
+    return problems
+
+
+def responses(bs: list[Block]) -> list[tuple[str, ...]]:
+    """The field names of each Response message, in order."""
+    return [tuple(k for k, _ in b) for b in bs if b[0][0] == "Response"]
