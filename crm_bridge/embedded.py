@@ -89,20 +89,21 @@ def card_from_row(row: asyncpg.Record) -> PatientCard:
         clinic=row["clinic"] or "",
         last_visit=row["last_visit"],
         next_appointment=nxt,
-        plan_items=tuple(
-            PlanItem(
-                id=i["id"],
-                plan=i["plan"],
-                description=i["description"],
-                status=i["status"],
-                price=Decimal(i["price"]),
-                planned_for=None if i["planned_for"] is None else _date(i["planned_for"]),
-            )
-            for i in items
-        ),
+        plan_items=tuple(_plan_item(i) for i in items),
         balance=row["balance"],
         prepayment_required=row["prepayment_required"],
         notes=row["notes"],
+    )
+
+
+def _plan_item(i: dict[str, Any]) -> PlanItem:
+    return PlanItem(
+        id=i["id"],
+        plan=i["plan"],
+        description=i["description"],
+        status=i["status"],
+        price=Decimal(i["price"]),
+        planned_for=None if i["planned_for"] is None else _date(i["planned_for"]),
     )
 
 
