@@ -15,6 +15,7 @@ from crm_bridge.outbox import Outbox, OutboxWorker
 from crm_bridge.rest_adapter import RestCrm, RestSettings
 from crm_bridge.service import CrmService
 from crm_bridge.signing import HEADER, sign, verify
+from devtools.services import free_port
 from tests.integration.crm.conftest import SECRET, ClinicCrm
 from tests.integration.crm.test_crm_outbox import FAST, record
 
@@ -72,7 +73,7 @@ async def test_slow_lookup_hits_the_timeout_quickly(
     clinic_crm: ClinicCrm, crm_pool: asyncpg.Pool
 ) -> None:
     clinic_crm.cards["+79161234567"] = CARD
-    clinic_crm.lookup_delay = 3.0
+    clinic_crm.lookup_delay = 1.0
     backend, short = rest(clinic_crm, timeout=5.0), rest(clinic_crm, timeout=0.2)
     service = CrmService(backend, Outbox(crm_pool), lookup_timeout=0.15)
     started = time.monotonic()
@@ -142,3 +143,23 @@ def test_signature_verifies_only_the_signed_body_within_tolerance() -> None:
     assert not verify(SECRET, header, body, now=1_800_000_400)  # replay after 5 minutes
     assert not verify(SECRET, "v1=abc", body)
     assert HEADER == "X-Callserver-Signature"
+
+
+async def test_after_a_timeout_the_next_lookup_works_and_redis_down_is_survived(
+    clinic_crm: ClinicCrm, crm_pool: asyncpg.Pool
+) -> None:
+    clinic_crm.cards["+79161234567"] = CARD
+    clinic_crm.lookup_delay = 1.0
+    backend = rest(clinic_crm, timeout=0.1)
+    dead_redis = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=0.1)
+    cache = RedisLookupCache(dead_redis, prefix="cstest:none:", timeout=0.2)
+    service = CrmService(backend, Outbox(crm_pool), cache, lookup_timeout=0.5)
+    try:
+        with pytest.raises(CrmTimeout):  # cancelled mid-read
+            await backend.lookup("+79161234567")
+        clinic_crm.lookup_delay = 0.0
+        card = await service.lookup("+79161234567")  # cache unreachable: straight to the CRM
+        assert card is not None and card.id == "P-17"
+    finally:
+        await backend.aclose()
+        await dead_redis.aclose()
