@@ -21,7 +21,7 @@ from callserver.asterisk.agi_server import AgiEnvironment, AgiHandler, AgiSessio
 from callserver.asterisk.errors import AgiError, AgiHangup
 from callserver.core.phone import mask, try_normalize
 from callserver.logs import escape_control
-from routing.models import Decision, RouteRequest, did_digits, safe_token
+from routing.models import Decision, RouteRequest, did_digits, ivr_digits, safe_token
 from routing.service import RoutingService
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def request_from_agi(env: AgiEnvironment) -> RouteRequest:
         did=did,
         campaign_hint=safe_token(_arg(env, 2) or env.params.get("campaign", "")),
         source_hint=safe_token(_arg(env, 1)),
-        ivr_digits=did_digits(digits)[:4],
+        ivr_digits=ivr_digits(digits),
         channel_language=safe_token(env.language),
         origin="agi",
     )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from callserver.core.phone import try_normalize
 from callserver.logs import escape_control
-from routing.models import Decision, RouteRequest, did_digits, safe_token
+from routing.models import Decision, RouteRequest, did_digits, ivr_digits, safe_token
 
 
 def _text(value: object) -> str:
@@ -42,7 +42,7 @@ def request_from_stasis(channel: Mapping[str, object], args: Sequence[str] = ())
         did=did,
         campaign_hint=safe_token(_text(_sub(variables, "CAMPAIGN"))),
         source_hint=safe_token(_text(_sub(variables, "AD_SOURCE"))),
-        ivr_digits=did_digits(_text(_sub(variables, "IVR_CHOICE")))[:4],
+        ivr_digits=ivr_digits(_text(_sub(variables, "IVR_CHOICE"))),
         channel_language=safe_token(_text(channel.get("language"))),
         origin="ari",
     )

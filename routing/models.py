@@ -45,6 +45,12 @@ def did_digits(value: str | None) -> str:
     return digits if DIGITS.fullmatch(digits) else ""
 
 
+def ivr_digits(value: str | None) -> str:
+    """IVR digits (1-4 of 0-9) as given, else ``''``: no partial salvage of garbage."""
+    value = (value or "").strip()
+    return value if DIGITS.fullmatch(value) and len(value) <= 4 else ""
+
+
 @dataclass(frozen=True, slots=True)
 class CallerProfile:
     """What routing needs to know about a known patient (from the CRM, through a port).

@@ -1,0 +1,193 @@
+"""Routing on real PostgreSQL (migrations, call tracking records, overrides + audit shared by two
+instances) and its HTTP API over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+import routing
+from callserver.store.migrate import MigrationSource, apply_migrations, default_sources
+from callserver.web.middlewares import error_middleware
+from routing.http import routing_routes
+from routing.models import RouteRequest
+from routing.overrides import OverrideBook, build_override
+from routing.reload import RulesHolder
+from routing.service import RoutingPorts, RoutingService
+from routing.store import PgDecisionLog, PgOverrideStore, sync_tracking
+
+EXAMPLE = Path(routing.__file__).parent / "rules.example.toml"
+NOON = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+SOURCE = MigrationSource("routing", Path(routing.__file__).parent / "migrations")
+
+
+@pytest.fixture
+async def pool(fresh_pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(fresh_pg_dsn, timeout=10)
+    try:
+        assert await apply_migrations(conn, [SOURCE]) == ["routing/0001_routing.sql"]
+        assert await apply_migrations(conn, [SOURCE]) == []
+    finally:
+        await conn.close()
+    p = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=4, timeout=10)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+def _service(pool: asyncpg.Pool, log: PgDecisionLog | None = None) -> RoutingService:
+    return RoutingService(
+        RulesHolder(EXAMPLE),
+        OverrideBook(PgOverrideStore(pool)),
+        RoutingPorts(decisions=log),
+        clock=lambda: NOON,
+    )
+
+
+def test_routing_migrations_are_in_default_sources() -> None:
+    assert any(s.namespace == "routing" for s in default_sources())
+
+
+async def test_decisions_are_recorded_and_read_back(pool: asyncpg.Pool) -> None:
+    log = PgDecisionLog(pool, flush_interval=0.02)
+    service = _service(pool, log)
+    await service.start(install_sighup=False)
+    await log.start()
+    try:
+        await service.route(RouteRequest("u-1", "l-1", did="74951234567", caller="+79161234567"))
+        await service.route(RouteRequest("u-2", did="74957654321"))
+        await asyncio.sleep(0.2)
+        assert log.written == 2
+        stored = await log.get("l-1")
+        assert stored is not None
+        d = stored.to_dict()
+        assert (d["uniqueid"], d["ad_source"], d["campaign"], d["paid"], d["queue"]) == (
+            "u-1", "source-a", "yandex-implants-q4", True, "reception",
+        )  # fmt: skip
+        assert "paid" in stored.decision.reasons
+        assert d["rule_version"] == service.rules.current.version
+        assert d["profile_status"] == "skipped"
+        fresh = _service(pool, log)  # another instance: not in its memory, read from PostgreSQL
+        other = await fresh.record_for("u-2")
+        assert other is not None and other.decision.tracking.source == "source-b"
+        assert await log.get("nope") is None
+    finally:
+        await log.aclose()
+        await service.aclose()
+
+
+async def test_sync_tracking_tables(pool: asyncpg.Pool) -> None:
+    rules = RulesHolder(EXAMPLE).load_initial()
+    await sync_tracking(pool, rules)
+    await sync_tracking(pool, rules)  # idempotent
+    rows = await pool.fetch("SELECT did, campaign, source, paid FROM routing_dids ORDER BY did")
+    assert ("74951234567", "yandex-implants-q4", "source-a", True) in [tuple(r) for r in rows]
+    assert await pool.fetchval("SELECT count(*) FROM routing_campaigns") == len(rules.campaigns)
+
+
+async def test_overrides_shared_between_instances_with_audit(pool: asyncpg.Pool) -> None:
+    a, b = _service(pool), _service(pool)
+    await a.start(install_sighup=False)
+    await b.start(install_sighup=False)
+    try:
+        o = build_override(a.rules.current, {"scope": "queue", "value": "reception",
+                                             "minutes": 30, "mode": "bot"},
+                           actor="sup-1", now=NOON)  # fmt: skip
+        assert await a.overrides.add(o)
+        await b.overrides.refresh(NOON)
+        assert [x.id for x in b.overrides.active(NOON)] == [o.id]
+        decision = await b.route(RouteRequest("u-9", did="74951234567"))
+        assert decision.mode == "bot" and f"override:{o.id}" in decision.reasons
+        assert await b.overrides.remove(o.id, actor="sup-2", now=NOON + timedelta(minutes=1))
+        # a still has it in memory; its expiry sweep must not audit it twice
+        await a.overrides.sweep(NOON + timedelta(hours=1))
+        audit = await a.overrides.audit(10)
+        assert [(e.action, e.actor) for e in audit] == [("delete", "sup-2"), ("create", "sup-1")]
+        await a.overrides.refresh(NOON)
+        assert a.overrides.active(NOON) == []
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+@pytest.fixture
+async def client(
+    pool: asyncpg.Pool,
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], RoutingService]]:
+    service = _service(pool)
+    await service.start(install_sighup=False)
+    app = web.Application(middlewares=[error_middleware])
+    app.add_routes(routing_routes(service))
+    async with TestClient(TestServer(app)) as c:
+        yield c, service
+    await service.aclose()
+
+
+async def test_http_overrides_lifecycle(
+    client: tuple[TestClient[web.Request, web.Application], RoutingService],
+) -> None:
+    c, service = client
+    r = await c.get("/api/routing/rules/version")
+    assert (await r.json())["version"] == service.rules.current.version
+    body = {"scope": "queue", "value": "reception", "minutes": 30, "mode": "bot", "note": "flu"}
+    r = await c.post("/api/routing/overrides", json=body, headers={"X-Actor": "anna"})
+    assert r.status == 201
+    created = (await r.json())["override"]
+    assert created["created_by"] == "anna" and (await r.json())["persisted"] is True
+    r = await c.get("/api/routing/overrides")
+    assert [o["id"] for o in (await r.json())["overrides"]] == [created["id"]]
+    r = await c.delete(f"/api/routing/overrides/{created['id']}")
+    assert r.status == 200
+    r = await c.delete(f"/api/routing/overrides/{created['id']}")
+    assert r.status == 404
+    r = await c.get("/api/routing/overrides/audit?limit=5")
+    assert [e["action"] for e in (await r.json())["audit"]] == ["delete", "create"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"scope": "queue", "value": "reception", "minutes": 30}, "mode"),
+        ({"scope": "queue", "value": "", "minutes": 30, "mode": "bot"}, "value"),
+        ({"scope": "all", "minutes": 0, "mode": "bot"}, "minutes"),
+        ({"scope": "all", "minutes": 5, "queue": "nowhere"}, "queue"),
+        ({"scope": "everything", "minutes": 5, "mode": "bot"}, "scope"),
+        ({"scope": "all", "minutes": 5, "mode": "bot", "extra": 1}, "extra"),
+        ([1, 2], "body"),
+    ],
+)
+async def test_http_override_validation(
+    client: tuple[TestClient[web.Request, web.Application], RoutingService],
+    body: object,
+    field: str,
+) -> None:
+    c, _ = client
+    r = await c.post("/api/routing/overrides", json=body)
+    assert r.status == 400
+    data = await r.json()
+    assert (data["error_id"], data["details"]["field"]) == ("routing-override-invalid", field)
+
+
+async def test_http_decision_and_rules(
+    client: tuple[TestClient[web.Request, web.Application], RoutingService],
+) -> None:
+    c, service = client
+    await service.route(RouteRequest("1795.1", "1795.0", did="74957654321"))
+    r = await c.get("/api/routing/decisions/1795.0")
+    assert r.status == 200
+    assert (await r.json())["ad_source"] == "source-b"
+    r = await c.get("/api/routing/decisions/none")
+    assert r.status == 404
+    r = await c.get("/api/routing/rules")
+    data = await r.json()
+    assert data["queues"] == ["doctors", "reception"] and data["last_error"] == ""
+    r = await c.post("/api/routing/rules/reload")
+    assert r.status == 200 and (await r.json())["reloaded"] is True
