@@ -206,16 +206,43 @@ class CallWriter:
             if not self._events and not self._latest:
                 if self._closing:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._idle()
                 continue
             await self._wait_for_batch()
             if await self._flush_once():
                 self._failures = 0
             else:
-                delay = min(self._t.retry_max, self._t.retry_min * 2**self._failures)
-                self._failures += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._next_backoff())
+
+    def _next_backoff(self) -> float:
+        delay: float = min(self._t.retry_max, self._t.retry_min * 2.0 ** min(self._failures, 30))
+        self._failures += 1
+        return delay
+
+    async def _idle(self) -> None:
+        """Nothing to write: wait for events. While not connected, probe PostgreSQL with
+        backoff meanwhile, so ``connected`` tells the truth even when no call comes in."""
+        self._wakeup.clear()
+        if self.connected:
+            await self._wakeup.wait()
+            return
+        try:
+            with store_errors("connect to PostgreSQL"):
+                async with asyncio.timeout(self._t.connect):
+                    if self._pool is None:
+                        self._pool = await self._factory()
+                    await self._pool.fetchval("SELECT 1")
+        except StoreError as exc:
+            self._on_outage(exc, failed_write=False)
+        else:
+            self._failures = 0
+            self._mark_connected()
+            return
+        try:
+            async with asyncio.timeout(self._next_backoff()):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
 
     async def _wait_for_batch(self) -> None:
         """Wait until a full batch is buffered, or the oldest waits ``flush_interval``."""
@@ -307,18 +334,22 @@ class CallWriter:
         arrivals = [p.arrived for p in events] + [p.arrived for p in calls]
         if arrivals:
             self.last_flush_lag = now - min(arrivals)
+        self._mark_connected()
+
+    def _mark_connected(self) -> None:
         self.connected = True
         if self._outage_since is not None:
             log.info(
                 "PostgreSQL reachable again after %.1f s; writing %d buffered events",
-                now - self._outage_since,
+                time.monotonic() - self._outage_since,
                 len(self._events),
             )
             self._outage_since = None
             self._drop_logged = False
 
-    def _on_outage(self, exc: StoreError) -> None:
-        self.write_errors += 1
+    def _on_outage(self, exc: StoreError, *, failed_write: bool = True) -> None:
+        if failed_write:
+            self.write_errors += 1
         self.connected = False
         if self._outage_since is None:
             self._outage_since = time.monotonic()

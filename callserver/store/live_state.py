@@ -232,7 +232,7 @@ class RedisLiveState:
             elif self._closing:
                 return  # Redis is down at shutdown: nothing more to wait for
             else:
-                delay = min(self._s.retry_max, self._s.retry_min * 2**self._failures)
+                delay = min(self._s.retry_max, self._s.retry_min * 2.0 ** min(self._failures, 30))
                 self._failures += 1
                 await asyncio.sleep(delay)
 

@@ -95,6 +95,11 @@ class FakePool:
     async def release(self, conn: FakeConnection) -> None:
         pass
 
+    async def fetchval(self, sql: str) -> int:
+        if self.fail is not None:
+            raise self.fail
+        return 1
+
     async def close(self) -> None:
         self.closed = True
 
@@ -250,3 +255,21 @@ async def test_cancelling_aclose_stops_the_writer_task_too() -> None:
         await asyncio.wait(tasks, timeout=1.0)
     assert all(t.done() for t in tasks)
     assert writer.buffered == 1  # put back on cancellation
+
+
+async def test_an_idle_writer_probes_so_connected_tells_the_truth() -> None:
+    pool = FakePool()
+    pool.fail = ConnectionRefusedError(111, "refused")
+    writer = make_writer(pool)
+    await writer.start()
+    await asyncio.sleep(0.1)  # no events at all
+    assert not writer.connected and writer.write_errors == 0
+    pool.fail = None
+    await wait_until(lambda: writer.connected)
+    await writer.aclose()
+
+
+def test_backoff_stays_bounded_in_a_very_long_outage() -> None:
+    writer = make_writer(FakePool())
+    delays = [writer._next_backoff() for _ in range(5000)]  # hours of retries
+    assert delays[0] == FAST.retry_min and max(delays) == FAST.retry_max
