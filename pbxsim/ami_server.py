@@ -46,7 +46,8 @@ class Session:
     wants: set[str] = field(default_factory=set)
 
     def send(self, data: bytes) -> None:
-        if not self.closing:
+        """Write a response (also the last one before a close: Goodbye, auth failure)."""
+        if not self.writer.is_closing():
             self.writer.write(data)
 
     def wants_event(self, data: bytes) -> bool:
