@@ -42,6 +42,9 @@ class OutboxSettings:
     poll_interval: float = 1.0
     delivery_timeout: float = 5.0
     db_timeout: float = 5.0
+    retention: float = 7 * 86400.0
+    """Delivered rows older than this are deleted (every ``purge_interval`` s, by any worker)."""
+    purge_interval: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.delivery_timeout >= self.lease:
@@ -271,8 +274,13 @@ class OutboxWorker:
                 await task
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
         while True:
             try:
+                if loop.time() >= next_purge:
+                    next_purge = loop.time() + self._settings.purge_interval
+                    await self._outbox.purge_delivered(self._settings.retention)
                 handled = await self.run_once()
             except CrmError as exc:
                 log.warning("outbox worker %s: %s", self.worker_id, exc)

@@ -171,6 +171,8 @@ async def test_two_instances_on_one_outbox_never_deliver_a_row_twice(
     assert set(target.delivered.values()) == {1}
     assert sum(w.delivered for w in workers) == 300
     assert sum(1 for w in workers if w.delivered) >= 2  # the work really was shared
+    assert await outbox_a.purge_delivered(0.0) == 300  # retention
+    assert (await outbox_a.stats())["delivered"] == 0
 
 
 async def test_dead_letter_after_n_attempts_then_retry_through_the_api(
