@@ -224,17 +224,40 @@ class RedisLiveState:
             if not (self._outbox or self._calls or self._agents or self._closed_calls):
                 if self._closing:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._idle()
                 continue
             if await self._flush_once():
                 self._failures = 0
             elif self._closing:
                 return  # Redis is down at shutdown: nothing more to wait for
             else:
-                delay = min(self._s.retry_max, self._s.retry_min * 2.0 ** min(self._failures, 30))
-                self._failures += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._next_backoff())
+
+    def _next_backoff(self) -> float:
+        delay: float = min(self._s.retry_max, self._s.retry_min * 2.0 ** min(self._failures, 30))
+        self._failures += 1
+        return delay
+
+    async def _idle(self) -> None:
+        """Nothing to publish: wait for events. While not connected, PING Redis with backoff
+        meanwhile, so ``connected`` tells the truth even when nothing happens."""
+        self._wakeup.clear()
+        if self.connected:
+            await self._wakeup.wait()
+            return
+        try:
+            await self.ping()
+        except LiveStateError as exc:
+            self._on_failure(exc, 0, {}, {}, set())
+        else:
+            self._failures = 0
+            self._mark_connected()
+            return
+        try:
+            async with asyncio.timeout(self._next_backoff()):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
 
     async def _flush_once(self) -> bool:
         n = min(self._s.batch_size, len(self._outbox))
@@ -252,11 +275,14 @@ class RedisLiveState:
             self._on_failure(exc, len(events), calls, agents, closed)
             return False
         self.published += len(events)
+        self._mark_connected()
+        return True
+
+    def _mark_connected(self) -> None:
         if not self.connected:
             if self._down_logged:
                 log.info("Redis reachable again: live state resumed")
             self.connected, self._down_logged = True, False
-        return True
 
     def _pipeline(
         self,
@@ -302,7 +328,7 @@ class RedisLiveState:
             self._down_logged = True
             log.warning(
                 "Redis unreachable (%s): live events not published, live state kept for retry",
-                type(exc).__name__,
+                type(exc.__cause__ or exc).__name__,
             )
 
     def _merge_back(

@@ -174,3 +174,13 @@ async def test_state_written_during_an_outage_converges_when_redis_returns(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("Redis unreachable" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
+
+
+async def test_an_idle_live_state_reports_connectivity_without_any_event(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    live = RedisLiveState(client, redis_prefix, FAST)
+    await live.start()
+    await wait_until(lambda: live.connected, within=5)
+    assert live.published == 0
+    await live.aclose()
