@@ -181,7 +181,8 @@ async def _write_call_record(conn: Any, key: str, d: Mapping[str, Any]) -> None:
         _ts(d.get("started_at")),
         json.dumps(d, ensure_ascii=False),
     )
-    if row is not None and row["patient_id"] is not None and d.get("agent"):
+    talked = d.get("agent") and d.get("answered_at")  # who rang but was not answered: no
+    if row is not None and row["patient_id"] is not None and talked:
         await conn.execute(
             "UPDATE crm_patients SET last_operator = $2, updated_at = now() WHERE id = $1",
             row["patient_id"],

@@ -203,6 +203,17 @@ class Outbox:
             )
         return str(status or "")
 
+    async def release(self, items: Sequence[OutboxItem]) -> int:
+        """Give claimed rows back unattempted (their claim tokens must still be current)."""
+        async with self._conn() as conn:
+            status = await conn.execute(
+                "UPDATE crm_outbox SET status = 'pending', attempts = attempts - 1,"
+                " claim_token = NULL, locked_until = NULL, updated_at = now()"
+                " WHERE claim_token = ANY($1::uuid[])",
+                [i.claim_token for i in items],
+            )
+        return int(status.split()[-1])
+
     async def list_dead(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         async with self._conn() as conn:
             rows = await conn.fetch(
@@ -292,10 +303,20 @@ class OutboxWorker:
                         await self._wake.wait()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it; returns how many rows were claimed."""
+        """Claim one batch and deliver it; returns how many rows were claimed.
+
+        Cancelled midway (shutdown), it hands the unfinished rows back at once instead of
+        leaving them leased for ``settings.lease`` s (the row being sent may arrive twice).
+        """
         items = await self._outbox.claim(self.worker_id, self._settings.batch)
-        for item in items:
-            await self._deliver(item)
+        for done, item in enumerate(items):
+            try:
+                await self._deliver(item)
+            except asyncio.CancelledError:
+                with contextlib.suppress(CrmError, TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await asyncio.shield(self._outbox.release(items[done:]))
+                raise
         return len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:

@@ -249,3 +249,21 @@ async def test_expired_lease_is_claimed_again_and_the_stale_worker_loses_it(
     assert not await outbox.mark_delivered(first)
     assert await outbox.mark_delivered(second)
     assert (await outbox.stats())["delivered"] == 1
+
+
+async def test_worker_shutdown_hands_unfinished_rows_back(crm_pool: asyncpg.Pool) -> None:
+    outbox = Outbox(crm_pool, FAST)
+    for i in range(3):
+        await outbox.enqueue("call_outcome", {"call_id": str(i)}, idempotency_key=f"k{i}")
+    worker = OutboxWorker(outbox, CountingCrm(delay=5.0), worker_id="w")
+    await worker.start()
+    await wait_for(lambda: _delivering(outbox))
+    await worker.aclose()
+    assert (await outbox.stats())["pending"] == 3
+    async with crm_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT max(attempts) FROM crm_outbox") == 0
+    assert len(await outbox.claim("next", 10)) == 3  # claimable at once, no lease to wait out
+
+
+async def _delivering(outbox: Outbox) -> bool:
+    return (await outbox.stats())["delivering"] == 3
