@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -10,6 +11,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callserver.config import CrmConfig
+from callserver.core.bus import EventBus
 from callserver.core.events import CallEnded
 from crm_bridge.cache import RedisLookupCache
 from crm_bridge.demo_seed import load_demo_patients, seed_demo
@@ -20,6 +23,7 @@ from crm_bridge.models import CallbackRequest
 from crm_bridge.outbox import Outbox, OutboxWorker
 from crm_bridge.service import CrmService
 from crm_bridge.wire import call_record_from_event
+from crm_bridge.wiring import CrmBridge
 from tests.integration.crm.test_crm_outbox import FAST, snapshot
 
 
@@ -186,3 +190,32 @@ async def test_embedded_crm_rest_api(crm_pool: asyncpg.Pool) -> None:
         assert resp.status == 202
         assert (await outbox.stats())["pending"] == 1
         assert len((await (await client.get("/api/crm/clinics")).json())["clinics"]) == 3
+
+
+async def test_bridge_end_to_end_from_bus_event_to_embedded_row(
+    crm_pool: asyncpg.Pool, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    await seeded(crm_pool)
+    patient = load_demo_patients()[9]
+    config = CrmConfig(outbox_poll_interval=0.05)
+    bridge = CrmBridge.build(
+        config, pool=crm_pool, redis=redis_client, redis_prefix=redis_prefix, instance_id="t"
+    )
+    bus = EventBus()
+    bus.subscribe(bridge.service.on_event)
+    await bridge.start()
+    try:
+        before = await bridge.service.lookup(patient.phones[0])
+        assert before is not None and before.last_operator == ""
+        snap = replace(snapshot(4), caller=patient.phones[0], agent="PJSIP/op106")
+        bus.publish(CallEnded(at=5.0, call=snap))
+        for _ in range(100):
+            card = await bridge.service.lookup(patient.phones[0])
+            if card is not None and card.last_operator == "PJSIP/op106":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("call record not delivered / cache not invalidated")
+    finally:
+        await bridge.aclose()
+    assert len(bridge.routes()) == 16
