@@ -69,6 +69,11 @@ def register_metrics(server: CallServer) -> None:
         lambda: writer.dropped_events,
     )
     m.counter(
+        "callserver_db_dropped_calls_total",
+        "call records dropped after repeated rejection",
+        lambda: writer.dropped_calls,
+    )
+    m.counter(
         "callserver_db_write_errors_total", "failed write batches", lambda: writer.write_errors
     )
     m.gauge(
