@@ -2,7 +2,7 @@
 
   import-csv --dsn DSN [--kind patients|appointments] FILE…  import good rows, report bad ones
   seed-demo --dsn DSN                                        migrate crm tables + demo data
-  write-demo-csv [--out PATH]                                regenerate data/patients.csv
+  write-demo-csv [--out PATH] [--callers pbxsim/data/patients.csv]  regenerate data/patients.csv
 
 Exit status: 0 all rows imported, 1 some rows rejected (the good ones are imported), 2 failure.
 """
@@ -17,7 +17,14 @@ from pathlib import Path
 import asyncpg
 
 from callserver.store.migrate import MigrationSource, apply_migrations
-from crm_bridge.demo_seed import DEMO_CSV, demo_csv_text, demo_patient_rows, seed_demo
+from crm_bridge.demo_seed import (
+    DEMO_CSV,
+    PBXSIM_CSV,
+    demo_csv_text,
+    demo_patient_rows,
+    read_pbxsim_callers,
+    seed_demo,
+)
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmError
 from crm_bridge.importer import Kind, import_csv
@@ -79,13 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--dsn", required=True)
     demo = sub.add_parser("write-demo-csv", help="regenerate the demo patients CSV")
     demo.add_argument("--out", type=Path, default=DEMO_CSV)
+    demo.add_argument("--callers", type=Path, default=PBXSIM_CSV, help="pbxsim's patients.csv")
     args = parser.parse_args(argv)
     try:
         if args.command == "import-csv":
             return asyncio.run(_import(args.dsn, args.files, args.kind))
         if args.command == "seed-demo":
             return asyncio.run(_seed(args.dsn))
-        args.out.write_text(demo_csv_text(demo_patient_rows()), encoding="utf-8")
+        callers = read_pbxsim_callers(args.callers) if args.callers.exists() else None
+        args.out.write_text(demo_csv_text(demo_patient_rows(callers)), encoding="utf-8")
         print(f"wrote {args.out}")
         return 0
     except (CrmError, OSError, asyncpg.PostgresError) as exc:

@@ -1,8 +1,10 @@
 """Demo data for the embedded CRM: 3 clinics, doctors, ~300 patients with Russian names.
 
-Patients come from ``crm_bridge/data/patients.csv`` (the same file pbxsim can read for caller
-numbers; regenerate it with ``python -m crm_bridge write-demo-csv``). Appointments and treatment
-plans are generated around "now" from a fixed random seed, so the demo always has upcoming visits.
+Patients come from ``crm_bridge/data/patients.csv``, generated from pbxsim's callers
+(``pbxsim/data/patients.csv``: same numbers, names and clinics) plus CRM fields (birth date, VIP,
+coordinator op101..op106, balance …); regenerate it with ``python -m crm_bridge write-demo-csv``.
+Appointments and treatment plans are generated around "now" from a fixed random seed, so the
+demo always has upcoming visits.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ CSV_COLUMNS = (
     "external_id", "full_name", "birth_date", "phones", "language", "segment", "vip",
     "coordinator", "clinic", "notes", "balance", "prepayment_required",
 )  # fmt: skip
-CLINICS = (
-    ("Клиника на Тверской", "Москва, ул. Тверская, 12"),
-    ("Клиника на Ленинском", "Москва, Ленинский пр-т, 45"),
-    ("Клиника в Химках", "Химки, ул. Московская, 3"),
+PBXSIM_CSV = Path(__file__).resolve().parent.parent / "pbxsim" / "data" / "patients.csv"
+CLINICS = (  # the names and keys of pbxsim/data/clinics.csv
+    ("Клиника Север", "Москва, Дмитровское ш., 12"),
+    ("Клиника Центр", "Москва, ул. Тверская, 20"),
+    ("Клиника Юг", "Москва, Варшавское ш., 45"),
 )
+CLINIC_KEYS = {"north": CLINICS[0][0], "center": CLINICS[1][0], "south": CLINICS[2][0]}
 SPECIALTIES = ("терапевт", "стоматолог-терапевт", "ортодонт", "хирург", "гигиенист", "педиатр")
 DOCTORS = (
     ("Смирнова Елена Павловна", 0, ("терапевт",)),
@@ -69,35 +73,49 @@ def _name(rng: random.Random) -> str:
     return f"{surname} {rng.choice(_MALE)} {patronymic}ич"
 
 
-def demo_patient_rows(count: int = 300, seed: int = 2026) -> list[dict[str, str]]:
-    """The demo patients as CSV rows (deterministic for a seed)."""
+def read_pbxsim_callers(path: Path = PBXSIM_CSV) -> list[tuple[str, str, str]]:
+    """(E.164 phone, full name, clinic name) of the callers pbxsim simulates."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [
+            ("+" + row["phone"].lstrip("+"), row["name"], CLINIC_KEYS.get(row["clinic"], ""))
+            for row in csv.DictReader(fh)
+        ]
+
+
+def demo_patient_rows(
+    callers: list[tuple[str, str, str]] | None = None, *, count: int = 300, seed: int = 2026
+) -> list[dict[str, str]]:
+    """The demo patients as CSV rows, deterministic for a seed.
+
+    ``callers`` (phone, name, clinic) — normally ``read_pbxsim_callers()`` so the simulated
+    calls come from known patients; without them, ``count`` random names and numbers.
+    """
     rng = random.Random(seed)
-    rows, used = [], set()
-    for i in range(count):
-        phones = []
-        for _ in range(2 if rng.random() < 0.15 else 1):
-            number = f"+79{rng.randrange(10**9):09d}"
-            while number in used:
-                number = f"+79{rng.randrange(10**9):09d}"
-            used.add(number)
-            phones.append(number)
-        debt = rng.choice((0, 0, 0, 0, 0, 1500, 4800, 12000))
-        coordinator = f"PJSIP/op{rng.randint(101, 106)}" if rng.random() < 0.3 else ""
-        rows.append({
-            "external_id": f"demo-{i + 1:04d}",
-            "full_name": _name(rng),
-            "birth_date": (date(1950, 1, 1) + timedelta(days=rng.randrange(60 * 365))).isoformat(),
-            "phones": ";".join(phones),
-            "language": "en" if rng.random() < 0.03 else "ru",
-            "segment": rng.choice(("new", "regular", "regular", "implant", "ortho", "kids")),
-            "vip": "yes" if rng.random() < 0.06 else "no",
-            "coordinator": coordinator,
-            "clinic": CLINICS[rng.randrange(len(CLINICS))][0],
-            "notes": rng.choice(("", "", "", "аллергия на лидокаин", "предпочитает утро")),
-            "balance": f"{debt}.00",
-            "prepayment_required": "yes" if debt >= 10000 else "no",
-        })  # fmt: skip
-    return rows
+    if callers is None:
+        callers = [
+            (f"+79{rng.randrange(10**9):09d}", _name(rng), rng.choice(CLINICS)[0])
+            for _ in range(count)
+        ]
+    return [_extras(rng, i, phone, name, clinic) for i, (phone, name, clinic) in enumerate(callers)]
+
+
+def _extras(rng: random.Random, i: int, phone: str, name: str, clinic: str) -> dict[str, str]:
+    phones = [phone] + ([f"+7495{rng.randrange(10**7):07d}"] if rng.random() < 0.12 else [])
+    debt = rng.choice((0, 0, 0, 0, 0, 1500, 4800, 12000))
+    return {
+        "external_id": f"demo-{i + 1:04d}",
+        "full_name": name,
+        "birth_date": (date(1950, 1, 1) + timedelta(days=rng.randrange(60 * 365))).isoformat(),
+        "phones": ";".join(phones),
+        "language": "en" if rng.random() < 0.03 else "ru",
+        "segment": rng.choice(("new", "regular", "regular", "implant", "ortho", "kids")),
+        "vip": "yes" if rng.random() < 0.06 else "no",
+        "coordinator": f"PJSIP/op{rng.randint(101, 106)}" if rng.random() < 0.3 else "",
+        "clinic": clinic,
+        "notes": rng.choice(("", "", "", "аллергия на лидокаин", "предпочитает утро")),
+        "balance": f"{debt}.00",
+        "prepayment_required": "yes" if debt >= 10000 else "no",
+    }
 
 
 def demo_csv_text(rows: list[dict[str, str]]) -> str:

@@ -175,3 +175,17 @@ async def test_finished_calls_on_the_bus_become_queued_call_records() -> None:
     assert set(queue.items) == {"call-record:1.1", "callback-request:r"}
     assert queue.items["call-record:1.1"][1]["phone"] == "+79161234567"
     assert queue.items["callback-request:r"][1]["phone"] == "+79161234567"
+
+
+def test_demo_patients_are_the_callers_pbxsim_simulates() -> None:
+    """If this fails, pbxsim's callers changed: run ``python -m crm_bridge write-demo-csv``."""
+    from crm_bridge.demo_seed import PBXSIM_CSV, load_demo_patients, read_pbxsim_callers
+
+    patients = load_demo_patients()
+    assert len(patients) >= 300
+    assert PBXSIM_CSV.exists(), f"{PBXSIM_CSV} missing"
+    callers = read_pbxsim_callers()
+    assert [p.phones[0] for p in patients] == [phone for phone, _, _ in callers]
+    assert [p.full_name for p in patients] == [name for _, name, _ in callers]
+    assert sum(p.vip for p in patients) > 0
+    assert {p.coordinator for p in patients} >= {f"PJSIP/op{n}" for n in range(101, 107)}
