@@ -65,6 +65,14 @@ class CrmBridge:
             crm=self.service, outbox=self.outbox, admin=self.admin, cache=self.cache, prefix=prefix
         )
 
+    def counters(self) -> dict[str, int]:
+        """Monotonic counters for /metrics (``outbox.stats()`` gives the row counts)."""
+        return {
+            "crm_pushes_delivered_total": sum(w.delivered for w in self.workers),
+            "crm_push_failures_total": sum(w.failed for w in self.workers),
+            "crm_events_dropped_total": self.service.dropped_events,
+        }
+
     async def start(self) -> None:
         await self.service.start()
         for worker in self.workers:

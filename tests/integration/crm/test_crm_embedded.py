@@ -219,3 +219,4 @@ async def test_bridge_end_to_end_from_bus_event_to_embedded_row(
     finally:
         await bridge.aclose()
     assert len(bridge.routes()) == 16
+    assert bridge.counters()["crm_pushes_delivered_total"] == 1
