@@ -1,0 +1,5 @@
+"""pbxsim's ARI server: REST + events websocket + externalMedia RTP (see ``server``)."""
+
+from pbxsim.ari.server import AriConfig, AriServer, attach
+
+__all__ = ["AriConfig", "AriServer", "attach"]

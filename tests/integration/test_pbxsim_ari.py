@@ -1,0 +1,343 @@
+"""pbxsim's ARI server over real sockets, driven by a plain-aiohttp ARI client.
+
+The main test replays the lab session of ``ari-stasis-call.jsonl`` / ``ari-rest-examples.txt``
+(the same requests in the same order) against the ``stasis-dtmf`` call and compares the
+event types, their order and their key sets (values such as ids and timestamps may differ),
+and the REST statuses and body shapes. It also checks the externalMedia RTP stream (headers,
+20 ms pacing, the caller's WAV audio) and that the bot's RTP is received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import difflib
+import itertools
+import json
+import math
+import socket
+import statistics
+import struct
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pbxsim.app import Pbx, PbxOptions
+from pbxsim.ari import AriConfig, AriServer, attach
+from pbxsim.ari.app_adapter import AriApp
+from pbxsim.dialplan import InboundCall
+from pbxsim.rtp import RtpPacket, alaw_encode
+from pbxsim.scenario import load
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk"
+SPEED = 2.0
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An ``Authorization: Basic`` header, built by hand (no client library's helper)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+AUTH = basic("callserver", "callserver")
+TIMEOUT_S = 8.0
+
+
+# -- golden data --------------------------------------------------------------------------
+def shape(value: Any) -> Any:
+    """Keys and value types, recursively (list contents vary between runs)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def golden_events() -> list[dict[str, Any]]:
+    lines = (GOLDEN / "ari-stasis-call.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def golden_exchanges() -> list[tuple[str, int, Any]]:
+    """(method, status, JSON body or None) of each request/response in the REST transcript."""
+    text = (GOLDEN / "ari-rest-examples.txt").read_text()
+    blocks = text.split("\n### ")[1:]
+    out: list[tuple[str, int, Any]] = []
+    method = ""
+    for block in blocks:
+        head, _, body = block.partition("\n")
+        if head.endswith(">>> request"):
+            method = body.split(" ", 1)[0]
+        elif head.endswith("<<< response"):
+            status = int(body.split(" ", 2)[1])
+            payload = body.replace("\r\n", "\n").split("\n\n", 1)[1].strip()
+            out.append((method, status, json.loads(payload) if payload else None))
+    return out
+
+
+def describe(events: list[dict[str, Any]]) -> list[str]:
+    return [f"{e.get('type')} {json.dumps(shape(e), sort_keys=True)}" for e in events]
+
+
+def assert_same_shapes(expected: list[str], actual: list[str], what: str) -> None:
+    if expected != actual:
+        diff = "\n".join(difflib.unified_diff(expected, actual, "golden", "pbxsim", lineterm=""))
+        pytest.fail(f"{what} drifted from the golden transcript:\n{diff}")
+
+
+# -- harness --------------------------------------------------------------------------------
+@dataclass
+class Harness:
+    pbx: Pbx
+    ari: AriServer
+    http: aiohttp.ClientSession
+    wav_pcm: bytes
+    exchanges: list[tuple[str, int, Any, str]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.ari.port}/ari"
+
+    async def call(self, method: str, path: str, **params: str) -> Any:
+        """One REST request; records (method, status, body, Location) and returns the body."""
+        async with self.http.request(method, self.base + path, params=params) as resp:
+            raw = await resp.text()
+            body = json.loads(raw) if raw else None
+            self.exchanges.append((method, resp.status, body, resp.headers.get("Location", "")))
+            return body
+
+
+class Events:
+    """Frames of one events websocket, read on demand."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def until(self, type_: str, count: int = 1) -> dict[str, Any]:
+        async with asyncio.timeout(TIMEOUT_S):
+            while sum(e["type"] == type_ for e in self.seen) < count:
+                msg = await self.ws.receive()
+                assert msg.type == aiohttp.WSMsgType.TEXT, msg
+                self.seen.append(json.loads(msg.data))
+        return [e for e in self.seen if e["type"] == type_][count - 1]
+
+
+def tone_wav(path: Path, seconds: float = 1.0) -> bytes:
+    samples = [
+        int(9000 * math.sin(2 * math.pi * 440 * i / 8000)) for i in range(int(8000 * seconds))
+    ]
+    pcm = struct.pack(f"<{len(samples)}h", *samples)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+    return pcm
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    pcm = tone_wav(tmp_path / "caller.wav")
+    pbx = Pbx(load("stasis-dtmf"), PbxOptions(ami_port=0, speed=SPEED))
+    await pbx.start()
+    ari = AriServer(pbx.engine, AriConfig(port=0, audio=tmp_path / "caller.wav"))
+    attach(pbx.engine, ari)
+    await ari.start()
+    try:
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+        async with aiohttp.ClientSession(headers=AUTH, timeout=timeout) as http:
+            yield Harness(pbx, ari, http, pcm)
+    finally:
+        await ari.aclose()
+        await pbx.aclose()
+
+
+class RtpSink(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[tuple[float, bytes]] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.packets.append((asyncio.get_running_loop().time(), data))
+
+
+def the_call() -> InboundCall:
+    return load("stasis-dtmf").calls[0][1]
+
+
+# -- the golden Stasis call -------------------------------------------------------------------
+async def test_stasis_dtmf_call_matches_golden_events_rest_and_rtp(harness: Harness) -> None:
+    h = harness
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    rtp_port = transport.get_extra_info("sockname")[1]
+    try:
+        url = f"{h.base}/events?app=callserver&subscribeAll=false"
+        async with h.http.ws_connect(url) as ws:
+            events = Events(ws)
+            await h.call("GET", "/asterisk/info")
+            await h.call("GET", "/applications/callserver")
+            h.pbx.start_call(the_call())
+            start = await events.until("StasisStart")
+            assert start["args"] == ["inbound", "74959990000"]
+            cid = start["channel"]["id"]
+            bot_port = await _drive_call(h, events, cid, rtp_port)
+            await events.until("BridgeDestroyed")
+    finally:
+        transport.close()
+    assert_same_shapes(describe(golden_events()), describe(events.seen), "ARI events")
+    _check_rest(h)
+    _check_rtp_out(h, sink.packets)
+    _check_rtp_in(h, bot_port)
+
+
+async def _drive_call(h: Harness, events: Events, cid: str, rtp_port: int) -> str:
+    """The lab client's requests, in the order of ari-rest-examples.txt."""
+    channels = await h.call("GET", "/channels")
+    assert cid in [c["id"] for c in channels]
+    assert await h.call("GET", f"/channels/{cid}/variable", variable="DID") == {
+        "value": "74959990000"
+    }
+    await h.call("POST", f"/channels/{cid}/answer")
+    assert (await events.until("ChannelStateChange"))["channel"]["state"] == "Up"
+    await h.call("POST", f"/channels/{cid}/play/pb-hello", media="sound:hello-world", lang="en")
+    assert (await events.until("PlaybackFinished"))["playback"]["state"] == "done"
+    bridge = await h.call("POST", "/bridges", type="mixing", name="lab-bridge")
+    bid = bridge["id"]
+    await h.call("POST", f"/bridges/{bid}/addChannel", channel=cid)
+    rtp = await h.call(
+        "POST",
+        "/channels/externalMedia",
+        app="callserver",
+        external_host=f"127.0.0.1:{rtp_port}",
+        format="alaw",
+        encapsulation="rtp",
+        transport="udp",
+        direction="both",
+    )
+    await h.call("POST", f"/bridges/{bid}/addChannel", channel=rtp["id"])
+    assert (await h.call("GET", f"/bridges/{bid}"))["channels"] == [cid, rtp["id"]]
+    await h.call("POST", f"/bridges/{bid}/play/pb-bridge", media="sound:tt-monkeys")
+    _send_bot_audio(int(rtp["channelvars"]["UNICASTRTP_LOCAL_PORT"]))
+    digits = [(await events.until("ChannelDtmfReceived", n))["digit"] for n in (1, 2)]
+    assert digits == ["1", "2"]
+    await h.call("DELETE", f"/channels/{rtp['id']}")
+    await h.call("DELETE", f"/channels/{cid}", reason="normal")
+    await h.call("DELETE", f"/bridges/{bid}")
+    return str(rtp["id"])
+
+
+def _send_bot_audio(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for n in range(5):
+            payload = alaw_encode(struct.pack("<160h", *([1000 * (n + 1)] * 160)))
+            s.sendto(RtpPacket(8, 500 + n, 160 * n, 0xB07, payload).encode(), ("127.0.0.1", port))
+
+
+def _check_rest(h: Harness) -> None:
+    golden = golden_exchanges()
+    want = [f"{m} {s} {json.dumps(shape(b), sort_keys=True)}" for m, s, b in golden]
+    got = [f"{m} {s} {json.dumps(shape(b), sort_keys=True)}" for m, s, b, _ in h.exchanges]
+    assert_same_shapes(want, got, "REST responses")
+    assert [loc for *_, loc in h.exchanges if loc] == [
+        "/ari/playbacks/pb-hello",
+        "/ari/playbacks/pb-bridge",
+    ]
+
+
+def _check_rtp_out(h: Harness, received: list[tuple[float, bytes]]) -> None:
+    assert len(received) >= 30, f"only {len(received)} RTP packets"
+    packets = [RtpPacket.parse(data) for _, data in received]
+    assert {(p.version, p.payload_type, len(p.payload)) for p in packets} == {(2, 8, 160)}
+    assert len({p.ssrc for p in packets}) == 1
+    assert packets[0].marker and not any(p.marker for p in packets[1:])
+    for a, b in itertools.pairwise(packets):
+        assert (b.sequence - a.sequence) % 65536 == 1
+        assert (b.timestamp - a.timestamp) % 2**32 == 160
+    for n in range(5):
+        assert packets[n].payload == alaw_encode(h.wav_pcm[n * 320 : (n + 1) * 320])
+    times = [t for t, _ in received]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert 0.015 <= statistics.median(gaps) <= 0.025, statistics.median(gaps)
+    assert 0.018 <= (times[-1] - times[0]) / (len(times) - 1) <= 0.024
+
+
+def _check_rtp_in(h: Harness, channel_id: str) -> None:
+    media = h.ari.media(channel_id)
+    assert media is not None
+    assert [p.sequence for p in media.received] == [500, 501, 502, 503, 504]
+    pcm = media.received_pcm()
+    assert len(pcm) == 5 * 160 * 2
+    first = struct.unpack("<160h", pcm[:320])
+    assert all(abs(v - 1000) < 64 for v in first)
+
+
+# -- other flows --------------------------------------------------------------------------------
+async def test_caller_hangup_in_stasis_ends_the_app_session(harness: Harness) -> None:
+    h = harness
+    async with h.http.ws_connect(f"{h.base}/events?app=callserver") as ws:
+        events = Events(ws)
+        spec = InboundCall(did="74959990000", caller="79035550101", stasis_hold_s=1.0)
+        h.pbx.start_call(spec)
+        cid = (await events.until("StasisStart"))["channel"]["id"]
+        await h.call("POST", f"/channels/{cid}/answer")
+        end = await events.until("StasisEnd")
+    assert end["channel"]["id"] == cid
+    types = [e["type"] for e in events.seen]
+    assert types.index("ChannelHangupRequest") < types.index("StasisEnd")
+    request = next(e for e in events.seen if e["type"] == "ChannelHangupRequest")
+    assert "soft" not in request and isinstance(request["cause"], int)
+    await h.pbx.wait_idle(TIMEOUT_S)
+    assert await h.call("GET", f"/channels/{cid}") == {"message": "Channel not found"}
+    assert h.exchanges[-1][1] == 404
+
+
+async def test_auth_errors_and_bad_requests(harness: Harness) -> None:
+    h = harness
+    async with aiohttp.ClientSession() as anon:
+        bad = basic("callserver", "wrong")
+        async with anon.get(f"{h.base}/asterisk/info", headers=bad) as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        async with anon.get(f"{h.base}/asterisk/info", params={"api_key": "callserver:x"}) as resp:
+            assert resp.status == 401
+        async with anon.get(
+            f"{h.base}/channels", params={"api_key": "callserver:callserver"}
+        ) as resp:
+            assert resp.status == 200 and await resp.json() == []
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await anon.ws_connect(f"{h.base}/events?app=callserver&api_key=callserver:nope")
+        assert err.value.status == 401
+    assert await h.call("POST", "/channels/1795413228.999/answer") == {
+        "message": "Channel not found"
+    }
+    assert h.exchanges[-1][1] == 404
+    async with h.http.post(
+        f"{h.base}/channels/1795413228.999/variable",
+        data=b'{"variable": "X", "value": ',
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 400
+        assert await resp.json() == {"message": "Error parsing request body"}
+    assert await h.call("DELETE", "/bridges/nope") == {"message": "Bridge not found"}
+
+
+async def test_app_registered_only_while_a_socket_is_connected(harness: Harness) -> None:
+    h = harness
+    registry = h.pbx.engine.stasis
+    builtin = registry.get("callserver")
+    assert builtin is not None and not isinstance(builtin, AriApp)
+    async with h.http.ws_connect(f"{h.base}/events?app=callserver"):
+        assert isinstance(registry.get("callserver"), AriApp)
+        app = await h.call("GET", "/applications/callserver")
+        assert app["name"] == "callserver"
+    async with asyncio.timeout(TIMEOUT_S):
+        while registry.get("callserver") is not builtin:  # noqa: ASYNC110 (server-side state)
+            await asyncio.sleep(0.01)
+    assert await h.call("GET", "/applications/callserver") == {"message": "Application not found"}
