@@ -14,12 +14,18 @@ import pytest
 
 from callserver.asterisk.ami_codec import AmiMessage
 from callserver.asterisk.ami_connection import AmiClient
+from callserver.asterisk.ami_translate import AmiTranslator
 from callserver.asterisk.errors import AmiActionError, AmiConnectionError, AmiTimeout
+from callserver.asterisk.resync import resync
 from callserver.config import AmiConfig
+from callserver.core.bus import EventBus
+from callserver.core.events import DomainEvent
+from callserver.core.model import LiveModel
 from tests import transcripts
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 Script = Callable[[asyncio.StreamWriter, int], Awaitable[bool]]
+ActionScript = Callable[[str, asyncio.StreamWriter, int], Awaitable[bool]]
 
 
 def reply(name: str, action: str) -> tuple[bytes, bytes]:
@@ -38,28 +44,43 @@ def with_id(name: str, action: str, action_id: str) -> bytes:
     return data.replace(b"ActionID: " + old + b"\r\n", f"ActionID: {action_id}\r\n".encode())
 
 
-def core_show_channels(action_id: str) -> bytes:
+ONE_CHANNEL = (
+    b"Event: CoreShowChannel\r\nActionID: {aid}\r\nChannel: PJSIP/trunk-00000004\r\n"
+    b"CallerIDNum: 79161234567\r\nUniqueid: 1795413075.4\r\nLinkedid: 1795413075.4\r\n\r\n"
+)
+
+
+def core_show_channels(action_id: str, items: list[bytes]) -> bytes:
     aid = action_id.encode()
     return (
         b"Response: Success\r\nActionID: " + aid + b"\r\nEventList: start\r\n"
         b"Message: Channels will follow\r\n\r\n"
-        b"Event: CoreShowChannel\r\nActionID: " + aid + b"\r\nChannel: PJSIP/trunk-00000004\r\n"
-        b"CallerIDNum: 79161234567\r\nUniqueid: 1795413075.4\r\nLinkedid: 1795413075.4\r\n\r\n"
-        b"Event: CoreShowChannelsComplete\r\nActionID: " + aid + b"\r\nEventList: Complete\r\n"
-        b"ListItems: 1\r\n\r\n"
+        + b"".join(item.replace(b"{aid}", aid) for item in items)
+        + b"Event: CoreShowChannelsComplete\r\nActionID: "
+        + aid
+        + b"\r\nEventList: Complete\r\nListItems: %d\r\n\r\n" % len(items)
     )
 
 
 class FakeAmi:
     """Scripted AMI server. ``after_login(writer, connection_no)`` runs after each successful
-    login; it returns False to close that connection."""
+    login, ``after_action(action, writer, connection_no)`` after each other answered action;
+    they return False to close that connection."""
 
-    def __init__(self, *, secret: str = "callserver", after_login: Script | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str = "callserver",
+        after_login: Script | None = None,
+        after_action: ActionScript | None = None,
+    ) -> None:
         self.secret = secret
         self.after_login = after_login
+        self.after_action = after_action
         self.login_times: list[float] = []
         self.actions: list[dict[str, str]] = []
         self.answer_pings = True
+        self.channels = [ONE_CHANNEL]
         self.connections = 0
         self.closed = 0
         self.port = 0
@@ -124,7 +145,7 @@ class FakeAmi:
         elif action == "QueueStatus":
             writer.write(with_id("ami-login.txt", "QueueStatus", aid))
         elif action == "CoreShowChannels":
-            writer.write(core_show_channels(aid))
+            writer.write(core_show_channels(aid, self.channels))
         elif action == "Originate":
             data = with_id("ami-originate.txt", "Originate", aid)
             response, rest = data.split(b"\r\n\r\n", 1)
@@ -139,7 +160,7 @@ class FakeAmi:
             err = f"Response: Error\r\nActionID: {aid}\r\nMessage: Invalid/unknown command\r\n\r\n"
             writer.write(err.encode())
         await writer.drain()
-        return True
+        return await self.after_action(action, writer, number) if self.after_action else True
 
 
 def config(port: int, **overrides: float | str) -> AmiConfig:
@@ -432,3 +453,44 @@ async def test_cancellation_mid_read_leaves_no_stray_task() -> None:
         await client.aclose()
         assert our_tasks() == []
         await eventually(lambda: peer.closed == 1)
+
+
+async def test_call_that_ended_while_disconnected_is_closed_once_by_resync() -> None:
+    """Client + translator + live model + resync, as the composition root wires them: the peer
+    drops the connection mid-call; after the reconnect CoreShowChannels no longer lists the call,
+    so resync closes it: one CallEnded, not repeated by a later reconnect."""
+    call = transcripts.from_asterisk("ami-queue-answered-call.txt")
+    body = call.split(b"Message: Authentication accepted\r\n\r\n", 1)[1]
+    answered = body[: body.index(b"Event: AgentComplete")]
+
+    async def script(action: str, writer: asyncio.StreamWriter, number: int) -> bool:
+        if action != "QueueStatus":  # resync asks CoreShowChannels, then QueueStatus
+            return True
+        if number == 1:
+            writer.write(answered)  # the call arrives, is queued and answered …
+            await writer.drain()
+        return number > 2  # … and connections 1 and 2 drop right after their resync
+
+    bus = EventBus()
+    published: list[DomainEvent] = []
+    bus.subscribe(published.append)
+    model = LiveModel(bus)
+    translator = AmiTranslator(model)
+    resyncs: list[int] = []
+
+    async def on_connected() -> None:
+        await resync(client, model, timeout=2.0, clock=lambda: 1795413100.0)
+        resyncs.append(len(model))
+
+    async with FakeAmi(after_action=script) as peer:
+        peer.channels = []
+        client = AmiClient(config(peer.port), on_event=translator.handle, on_connected=on_connected)
+        await client.start()
+        await eventually(lambda: len(resyncs) == 3)
+        ended = [e for e in published if e.type == "CallEnded"]
+        answered_events = [e for e in published if e.type == "CallAnswered"]
+        assert len(answered_events) == 1
+        assert len(ended) == 1
+        assert resyncs[1:] == [0, 0]  # no live call left after the resyncs
+        assert client.reconnects == 2
+        await client.aclose()
