@@ -21,7 +21,7 @@ from pbxsim.ari.core import AriCore, BridgeRec, ChannelRec
 from pbxsim.ari.errors import BadRequest, Conflict, NotFound, Unprocessable
 from pbxsim.ari.json_shapes import Json, Playback, channel_json, event
 from pbxsim.model import Bridge, Channel
-from pbxsim.rtp import RtpEndpoint, get_format, read_wav
+from pbxsim.rtp import RtpEndpoint, RtpError, get_format, read_wav
 from pbxsim.stasis_session import PLAYBACK_SECONDS
 
 HANGUP_WAIT_WALL_S = 2.0
@@ -168,7 +168,7 @@ class AriOps:
         remote = _host_port(host)
         try:
             fmt = get_format(fmt_name)
-        except Exception as exc:
+        except RtpError as exc:
             raise BadRequest(message="Unsupported format", format=fmt_name) from exc
         eng = self.engine
         media = RtpEndpoint(fmt, remote, rng=eng.rng)
@@ -185,17 +185,21 @@ class AriOps:
             "UNICASTRTP_LOCAL_PORT": str(port),
             "UNICASTRTP_LOCAL_ADDRESS": self.rtp_host,
         }
-        rec = ChannelRec(ch, app, media=media)
+        self.core.channels[ch.uniqueid] = ChannelRec(ch, app, media=media)
         self.core.add_media(ch.uniqueid, media)
-        self.core.channels[ch.uniqueid] = rec
-        eng.emit(ev.dial("DialBegin", None, ch, ("DialString", f"{host}/c({fmt.name})")))
+        self._dial_up(ch, host, fmt.name, app)
+        return reply
+
+    def _dial_up(self, ch: Channel, host: str, fmt: str, app: AriApp) -> None:
+        """The subscribed UnicastRTP channel gets dialled, answered and put in Stasis."""
+        eng = self.engine
+        eng.emit(ev.dial("DialBegin", None, ch, ("DialString", f"{host}/c({fmt})")))
         eng.set_state(ch, 6)
         eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
         ch.app, ch.app_data = "Stasis", app.name
         eng.setvar(ch, "STASISSTATUS", "")
         eng.device_up(f"UnicastRTP/{host}")
         app.publish(event("StasisStart", after={"args": [], "channel": channel_json(ch)}))
-        return reply
 
     # -- bridges ----------------------------------------------------------------------
     def create_bridge(self, kind: str, name: str, bid: str) -> BridgeRec:

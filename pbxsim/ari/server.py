@@ -18,23 +18,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from pbxsim.ari.app_adapter import AriApp, Outbox
+from pbxsim.ari.app_adapter import AriApp
 from pbxsim.ari.core import AriCore
 from pbxsim.ari.errors import AriError, BadRequest, Conflict, NotFound, Unprocessable
 from pbxsim.ari.json_shapes import application_json, asterisk_info, bridge_json, channel_json, dumps
 from pbxsim.ari.operations import AriOps, default_audio
+from pbxsim.ari.websocket import events
 from pbxsim.engine import Engine
 from pbxsim.rtp import RtpEndpoint
 
 log = logging.getLogger("pbxsim.ari")
 STATUS = {NotFound: 404, BadRequest: 400, Conflict: 409, Unprocessable: 422}
-SEND_TIMEOUT_S = 5.0
-"""Wall seconds one websocket frame may take to send before the client is dropped."""
+BODY_TIMEOUT_S = 10.0
+"""Wall seconds a client gets to send its request body."""
 HEADERS = {"Server": "Asterisk/22.10.1", "Cache-Control": "no-cache, no-store"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -110,7 +112,8 @@ async def params(request: web.Request) -> dict[str, Any]:
     """
     out: dict[str, Any] = dict(request.query)
     if request.body_exists:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            raw = await request.read()
         if raw.strip():
             try:
                 body = json.loads(raw)
@@ -273,53 +276,6 @@ async def stop_playback(request: web.Request) -> web.Response:
     return no_content()
 
 
-# -- events websocket ---------------------------------------------------------------------
-async def events(request: web.Request) -> web.StreamResponse:
-    """GET /ari/events?app=A[,B]: every event of those apps until the client leaves."""
-    names = [n for n in request.query.get("app", "").split(",") if n]
-    if not names:
-        raise BadRequest(message="Missing parameter app")
-    ws = web.WebSocketResponse(heartbeat=30.0)
-    await ws.prepare(request)
-    core, box = request.app[CORE], Outbox()
-    apps = [core.apps.setdefault(n, AriApp(core, n)) for n in names]
-    for app in apps:
-        app.connect(box)
-    request.app[SOCKETS].add(ws)
-    sender = asyncio.get_running_loop().create_task(_send_loop(ws, box), name="ari-ws-send")
-    try:
-        async for msg in ws:
-            if msg.type == WSMsgType.ERROR:
-                break
-    finally:
-        for app in apps:
-            app.disconnect(box)
-        request.app[SOCKETS].discard(ws)
-        sender.cancel()
-        await asyncio.wait([sender])
-    return ws
-
-
-async def _send_loop(ws: web.WebSocketResponse, box: Outbox) -> None:
-    """Drain ``box`` into ``ws``; close the socket when the client is too slow or gone."""
-    overflow = asyncio.ensure_future(box.overflowed.wait())
-    try:
-        while True:
-            getter = asyncio.ensure_future(box.queue.get())
-            await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                log.warning("ARI websocket client fell behind; closing it")
-                break
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                await ws.send_str(getter.result())
-    except (ConnectionError, TimeoutError):
-        log.warning("ARI websocket send failed; closing it")
-    finally:
-        overflow.cancel()
-    await ws.close()
-
-
 # -- wiring -------------------------------------------------------------------------------
 def build_app(engine: Engine, config: AriConfig) -> tuple[web.Application, AriCore]:
     """The aiohttp application (routes under ``/ari``) and its ``AriCore``."""
@@ -335,7 +291,7 @@ def build_app(engine: Engine, config: AriConfig) -> tuple[web.Application, AriCo
     r.add_get("/ari/asterisk/info", get_info)
     r.add_get("/ari/applications", list_apps)
     r.add_get("/ari/applications/{name}", get_app)
-    r.add_get("/ari/events", events)
+    r.add_get("/ari/events", partial(events, core, app[SOCKETS]))
     r.add_get("/ari/channels", list_channels)
     r.add_post("/ari/channels/externalMedia", external_media)
     r.add_get("/ari/channels/{id}", get_channel)
