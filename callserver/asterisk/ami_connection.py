@@ -24,17 +24,11 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from callserver.asterisk.ami_codec import AmiCodec, AmiMessage, encode_action
-from callserver.asterisk.errors import (
-    AmiActionError,
-    AmiAuthError,
-    AmiConnectionError,
-    AmiError,
-    AmiTimeout,
-)
+from callserver.asterisk.ami_pending import Mode, Pending, first_error
+from callserver.asterisk.errors import AmiAuthError, AmiConnectionError, AmiError, AmiTimeout
 from callserver.config import AmiConfig
 
 log = logging.getLogger(__name__)
@@ -42,49 +36,6 @@ log = logging.getLogger(__name__)
 Headers = Mapping[str, str | Sequence[str]]
 State = Literal["disconnected", "connecting", "connected", "auth_failed"]
 READ_SIZE = 65536
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One action waiting for its answer. ``mode`` says what completes it."""
-
-    action: str
-    mode: Literal["single", "list", "originate"]
-    future: asyncio.Future[Any]
-    items: list[AmiMessage] = field(default_factory=list)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-
-    def resolve(self, value: Any) -> None:
-        if not self.future.done():
-            self.future.set_result(value)
-
-    def on_response(self, msg: AmiMessage) -> None:
-        if msg.name == "Error":
-            text = msg.get("Message", "") or ""
-            self.fail(
-                AmiActionError(
-                    message=f"AMI {self.action} failed: {text!r}", action=self.action, response=text
-                )
-            )
-        elif self.mode == "single":
-            self.resolve(msg)
-        elif self.mode == "list" and (msg.get("EventList") or "").lower() != "start":
-            self.resolve([])  # an action that turned out to have no event list
-
-    def on_event(self, msg: AmiMessage) -> bool:
-        """Take an event carrying this action's ActionID; True when it is consumed here."""
-        if self.mode == "list":
-            if (msg.get("EventList") or "").lower() == "complete":
-                self.resolve(self.items)
-            else:
-                self.items.append(msg)
-            return True
-        if self.mode == "originate" and msg.name == "OriginateResponse":
-            self.resolve(msg)
-        return False
 
 
 class AmiClient:
@@ -109,7 +60,7 @@ class AmiClient:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"cs-{secrets.token_hex(3)}-"
         self._connected = asyncio.Event()
@@ -209,7 +160,7 @@ class AmiClient:
         self,
         action: str,
         headers: Headers | None,
-        mode: Literal["single", "list", "originate"],
+        mode: Mode,
         timeout: float,  # noqa: ASYNC109
     ) -> Any:
         writer = self._writer
@@ -219,7 +170,7 @@ class AmiClient:
             )
         action_id = f"{self._id_prefix}{next(self._ids)}"
         frame = encode_action(action, action_id, headers)
-        pending = _Pending(action, mode, asyncio.get_running_loop().create_future())
+        pending = Pending(action, mode, asyncio.get_running_loop().create_future())
         self._pending[action_id] = pending
         try:
             async with asyncio.timeout(timeout):
@@ -303,7 +254,7 @@ class AmiClient:
                 tg.create_task(self._ping_loop())
                 tg.create_task(self._call_on_connected())
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            raise first_error(group) from None
         finally:
             self._connected.clear()
             self._writer = None
@@ -413,13 +364,3 @@ class AmiClient:
         pending, self._pending = self._pending, {}
         for item in pending.values():
             item.fail(AmiConnectionError(message=f"AMI connection lost during {item.action}"))
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that ended a session's TaskGroup (cancellations of siblings left aside)."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first_error(exc)
-        if not isinstance(exc, asyncio.CancelledError):
-            return exc
-    return group.exceptions[0]
