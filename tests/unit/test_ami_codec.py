@@ -158,6 +158,12 @@ def test_cr_and_lf_split_between_reads() -> None:
     ]
 
 
+def test_lone_cr_is_dropped_never_kept_in_a_value() -> None:
+    msgs = AmiCodec(expect_banner=False).feed(b"Event: A\r\nCallerIDName: x\ry\r\n\r\n")
+    assert msgs[0]["CallerIDName"] == "xy"
+    assert "\r" not in msgs[0].raw
+
+
 def test_repeated_headers_are_lists() -> None:
     data = (
         b"Asterisk Call Manager/11.0.0\r\n"
