@@ -296,6 +296,9 @@ class OutboxWorker:
             except CrmError as exc:
                 log.warning("outbox worker %s: %s", self.worker_id, exc)
                 handled = 0
+            except Exception:  # a bug must not end delivery for good: log, pause, go on
+                log.exception("outbox worker %s crashed a round", self.worker_id)
+                handled = 0
             if handled < self._settings.batch:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
