@@ -43,3 +43,15 @@ def headers(data: bytes) -> dict[str, str]:
                 continue
         out.setdefault(key, value)
     return out
+
+
+def value(data: bytes, key: bytes) -> str:
+    """The value of header ``key`` (the first one, never a prefixed ``XKey``), or ``""``.
+
+    A cheap peek used to skip events of channels no application is subscribed to.
+    """
+    i = data.find(b"\r\n" + key + b": ")
+    if i < 0:
+        return ""
+    start = i + len(key) + 4
+    return data[start : data.find(b"\r\n", start)].decode("utf-8", errors="replace")

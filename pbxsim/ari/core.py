@@ -168,7 +168,16 @@ class AriCore:
             return
         name = ami_tap.event_name(data)
         handler = self._handlers.get(name)
-        if handler is not None:
+        if handler is None:
+            return
+        if name == b"BridgeDestroy":
+            relevant = ami_tap.value(data, b"BridgeUniqueid") in self.bridges
+        else:
+            chans = self.channels
+            relevant = ami_tap.value(data, b"Uniqueid") in chans or (
+                ami_tap.value(data, b"DestUniqueid") in chans
+            )
+        if relevant:
             handler(ami_tap.headers(data))
 
     def _sub(self, uid: str | None) -> ChannelRec | None:

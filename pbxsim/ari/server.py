@@ -377,3 +377,15 @@ def attach(engine: Engine, server: AriServer) -> None:
         server.feed_ami(data)
 
     engine.sink = sink
+
+
+async def start_ari(engine: Engine, config: AriConfig) -> AriServer:
+    """Build the ARI server for ``engine``, tap its events and start listening.
+
+    Raises:
+        OSError: ``config.host:config.port`` cannot be bound.
+    """
+    server = AriServer(engine, config)
+    attach(engine, server)
+    await server.start()
+    return server

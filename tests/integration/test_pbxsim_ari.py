@@ -99,7 +99,9 @@ def stable(ev: dict[str, Any]) -> str:
         parts.append(f"playback={ev['playback']['media_uri']}:{ev['playback']['state']}")
     if "bridge" in ev:
         br = ev["bridge"]
-        parts.append(f"bridge={br['bridge_type']}:{br['bridge_class']}:{br['creator']}:{br['name']}")
+        parts.append(
+            f"bridge={br['bridge_type']}:{br['bridge_class']}:{br['creator']}:{br['name']}"
+        )
     return " ".join(parts)
 
 
@@ -138,13 +140,34 @@ class Events:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
 
-    async def until(self, type_: str, count: int = 1) -> dict[str, Any]:
+    async def until(self, type_: str, count: int = 1, channel: str = "") -> dict[str, Any]:
+        """The ``count``-th event of ``type_`` (about ``channel`` when given)."""
+
+        def hits() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in self.seen
+                if e["type"] == type_
+                and (not channel or e.get("channel", e.get("peer", {})).get("id") == channel)
+            ]
+
         async with asyncio.timeout(TIMEOUT_S):
-            while sum(e["type"] == type_ for e in self.seen) < count:
+            while len(hits()) < count:
                 msg = await self.ws.receive()
                 assert msg.type == aiohttp.WSMsgType.TEXT, msg
                 self.seen.append(json.loads(msg.data))
-        return [e for e in self.seen if e["type"] == type_][count - 1]
+        return hits()[count - 1]
+
+    async def start_of(self, caller: str) -> str:
+        """The channel id of the StasisStart whose caller number is ``caller``."""
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                for e in self.seen:
+                    if e["type"] == "StasisStart" and e["channel"]["caller"]["number"] == caller:
+                        return str(e["channel"]["id"])
+                msg = await self.ws.receive()
+                assert msg.type == aiohttp.WSMsgType.TEXT, msg
+                self.seen.append(json.loads(msg.data))
 
 
 def tone_wav(path: Path, seconds: float = 1.0) -> bytes:
@@ -361,3 +384,76 @@ async def test_app_registered_only_while_a_socket_is_connected(harness: Harness)
         while registry.get("callserver") is not builtin:  # noqa: ASYNC110 (server-side state)
             await asyncio.sleep(0.01)
     assert await h.call("GET", "/applications/callserver") == {"message": "Application not found"}
+
+
+async def _bridged_media(
+    h: Harness, events: Events, caller: str, fmt: str, port: int
+) -> tuple[str, str, str]:
+    """Call from ``caller`` → answer → mixing bridge with an externalMedia leg to ``port``."""
+    h.pbx.start_call(InboundCall(did="74959990000", caller=caller, stasis_hold_s=60.0))
+    cid = await events.start_of(caller)
+    await h.call("POST", f"/channels/{cid}/answer")
+    bid = (await h.call("POST", "/bridges", type="mixing"))["id"]
+    await h.call("POST", f"/bridges/{bid}/addChannel", channel=cid)
+    host = f"127.0.0.1:{port}"
+    rtp = await h.call(
+        "POST", "/channels/externalMedia", app="callserver", external_host=host, format=fmt
+    )
+    await h.call("POST", f"/bridges/{bid}/addChannel", channel=rtp["id"])
+    return cid, str(rtp["id"]), bid
+
+
+@pytest.mark.parametrize(
+    ("fmt", "pt", "size", "step"), [("ulaw", 0, 160, 160), ("slin16", 118, 640, 320)]
+)
+async def test_external_media_formats_and_teardown_by_caller_hangup(
+    harness: Harness, fmt: str, pt: int, size: int, step: int
+) -> None:
+    h = harness
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    try:
+        async with h.http.ws_connect(f"{h.base}/events?app=callserver") as ws:
+            events = Events(ws)
+            port = transport.get_extra_info("sockname")[1]
+            cid, rid, bid = await _bridged_media(h, events, "79990000001", fmt, port)
+            async with asyncio.timeout(TIMEOUT_S):
+                while len(sink.packets) < 10:  # noqa: ASYNC110 (UDP arrivals)
+                    await asyncio.sleep(0.02)
+            await h.call("DELETE", f"/channels/{cid}")
+            await events.until("BridgeDestroyed")
+    finally:
+        transport.close()
+    packets = [RtpPacket.parse(d) for _, d in sink.packets[:10]]
+    assert {(p.payload_type, len(p.payload)) for p in packets} == {(pt, size)}
+    assert all((b.timestamp - a.timestamp) % 2**32 == step for a, b in itertools.pairwise(packets))
+    rtp_events = [e["type"] for e in events.seen if e.get("channel", {}).get("id") == rid]
+    assert rtp_events[-2:] == ["StasisEnd", "ChannelDestroyed"]
+    assert [e["type"] for e in events.seen if e.get("channel", {}).get("id") == cid][
+        -1
+    ] == "StasisEnd"
+    assert await h.call("DELETE", f"/bridges/{bid}") is None
+    assert h.exchanges[-1][1] == 204
+    media = h.ari.media(rid)
+    assert media is not None
+    sent = media.sent
+    await asyncio.sleep(0.1)
+    assert media.sent == sent, "RTP kept flowing after the channel was destroyed"
+
+
+async def test_concurrent_calls_keep_their_own_bridges_and_media(harness: Harness) -> None:
+    h = harness
+    async with h.http.ws_connect(f"{h.base}/events?app=callserver") as ws:
+        events = Events(ws)
+        first = await _bridged_media(h, events, "79990000011", "alaw", 9)
+        second = await _bridged_media(h, events, "79990000022", "alaw", 9)
+        bridges = {b["id"]: b["channels"] for b in await h.call("GET", "/bridges")}
+        assert bridges == {first[2]: list(first[:2]), second[2]: list(second[:2])}
+        await h.call("DELETE", f"/channels/{first[0]}")
+        await events.until("ChannelDestroyed", channel=first[1])
+        assert (await h.call("GET", f"/bridges/{second[2]}"))["channels"] == list(second[:2])
+        assert (await h.call("GET", f"/channels/{second[1]}"))["state"] == "Up"
+        await h.call("DELETE", f"/channels/{second[0]}")
+        await events.until("ChannelDestroyed", channel=second[1])
+    assert await h.call("GET", "/bridges") == []
+    assert await h.call("GET", "/channels") == []
