@@ -18,7 +18,7 @@ from pathlib import Path
 from pbxsim import ami_events as ev
 from pbxsim.ari.app_adapter import END_EVENT, AriApp
 from pbxsim.ari.core import AriCore, BridgeRec, ChannelRec
-from pbxsim.ari.errors import BadRequest, Conflict, NotFound, Unprocessable
+from pbxsim.ari.errors import AriError, BadRequest, Conflict, NotFound, Unprocessable
 from pbxsim.ari.json_shapes import Json, Playback, channel_json, event
 from pbxsim.model import Bridge, Channel
 from pbxsim.rtp import RtpEndpoint, RtpError, get_format, read_wav
@@ -157,12 +157,13 @@ class AriOps:
         rec.session.events.put_nowait(END_EVENT)
 
     async def external_media(
-        self, app_name: str, host: str, fmt_name: str, variables: dict[str, str]
+        self, app_name: str, host: str, fmt_name: str, variables: dict[str, str], uid: str = ""
     ) -> Json:
         """POST /channels/externalMedia: a UnicastRTP channel with a real UDP port.
 
         Mirrors ``StasisSession.external_media``'s AMI events, but binds the RTP port first
-        (``UNICASTRTP_LOCAL_PORT`` is the port actually bound).
+        (``UNICASTRTP_LOCAL_PORT`` is the port actually bound). ``uid`` is ARI's
+        ``channelId`` (empty: the engine allocates one).
         """
         app = self.app(app_name)
         remote = _host_port(host)
@@ -170,11 +171,15 @@ class AriOps:
             fmt = get_format(fmt_name)
         except RtpError as exc:
             raise BadRequest(message="Unsupported format", format=fmt_name) from exc
+        if uid and (uid in self.core.channels or self.engine.find(uid) is not None):
+            raise Conflict(message="Channel with given unique ID already exists", channel=uid)
         eng = self.engine
         media = RtpEndpoint(fmt, remote, rng=eng.rng)
-        port = await media.open(self.rtp_host, 0)
-        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.rng.randrange(1 << 30):x}"
-        ch = eng.new_channel(name, context="default", exten="s", linkedid=None)
+        try:
+            port = await media.open(self.rtp_host, 0)
+        except RtpError as exc:
+            raise AriError(message="Failed to bind the RTP port", host=self.rtp_host) from exc
+        ch = self._rtp_channel(host, uid)
         eng.setvar(ch, "UNICASTRTP_LOCAL_ADDRESS", self.rtp_host)
         eng.setvar(ch, "UNICASTRTP_LOCAL_PORT", str(port))
         for key, value in variables.items():
@@ -189,6 +194,17 @@ class AriOps:
         self.core.add_media(ch.uniqueid, media)
         self._dial_up(ch, host, fmt.name, app)
         return reply
+
+    def _rtp_channel(self, host: str, uid: str) -> Channel:
+        """A new ``UnicastRTP/<host>-0x…`` channel (Newchannel with ``uid`` when given)."""
+        eng = self.engine
+        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.rng.randrange(1 << 30):x}"
+        ch = eng.new_channel(name, context="default", exten="s", announce=False)
+        if uid:
+            ch.uniqueid = ch.linkedid = uid
+            ch.touch()
+        eng.emit(ev.newchannel(ch))
+        return ch
 
     def _dial_up(self, ch: Channel, host: str, fmt: str, app: AriApp) -> None:
         """The subscribed UnicastRTP channel gets dialled, answered and put in Stasis."""

@@ -218,6 +218,7 @@ async def external_media(request: web.Request) -> web.Response:
         _str(p, "external_host"),
         _str(p, "format"),
         {str(k): str(v) for k, v in variables.items()},
+        _str(p, "channelId"),
     )
     return reply(snap)
 
