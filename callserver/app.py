@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -37,6 +38,7 @@ from callserver.web.app import build_web_app
 from callserver.web.calls import calls_routes
 from callserver.web.live import LiveHub, live_routes
 from callserver.wiring import Extensions, build_extensions
+from crm_bridge.wiring import CrmBridge
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +48,23 @@ SHUTDOWN_TIMEOUT = 15.0
 class CallServer:
     """The whole server. ``start()`` brings everything up; ``aclose()`` flushes and stops."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, pool: asyncpg.Pool, database: Database) -> None:
+        """Use ``await CallServer.create(config)``; nothing here does I/O."""
         self.config = config
         self.bus = EventBus()
         self.model = LiveModel(self.bus)
         self.translator = AmiTranslator(self.model)
         self.ami_events: Counter[str] = Counter()
         self.ami = AmiClient(config.ami, on_event=self._on_ami_event, on_connected=self._resync)
-        self.database = Database(config.database)
+        self.database = database
+        self.pool = pool
         self.writer = CallWriter(config.database.dsn, config.database)
         self.redis = aioredis.from_url(
             config.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         self.live_state = RedisLiveState(self.redis, config.redis.prefix)
         self.hub = LiveHub()
+        self.crm: CrmBridge | None = None
         self.ext: Extensions = build_extensions(self)
         self.agi = FastAgiServer(
             config.agi.host,
@@ -79,6 +84,12 @@ class CallServer:
         ):
             self.bus.subscribe(subscriber)
         self._runner: web.AppRunner | None = None
+
+    @classmethod
+    async def create(cls, config: Config) -> CallServer:
+        database = Database(config.database)
+        pool = await database.open()  # min_size=0: connects on first use, not now
+        return cls(config, pool, database)
 
     def _on_ami_event(self, msg: AmiMessage) -> None:
         self.ami_events[msg.name] += 1
@@ -108,7 +119,10 @@ class CallServer:
         )
 
     async def start(self) -> None:
-        await self.database.start(on_ready=self.writer.start)
+        self.database.on_ready(self.writer.start)
+        for hook in self.ext.on_database_ready:
+            self.database.on_ready(hook)
+        await self.database.start()
         await self.live_state.start()
         await self.ext.start()
         if self.config.agi.enabled:
@@ -154,7 +168,7 @@ class CallServer:
 
 async def run_server(config: Config) -> None:
     """Run until SIGINT/SIGTERM, then shut down cleanly."""
-    server = CallServer(config)
+    server = await CallServer.create(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,7 +16,6 @@ import asyncpg
 from callserver.config import DatabaseConfig
 from callserver.errors import CallserverError
 from callserver.store.call_repository import CallRepository
-from callserver.store.errors import StoreError
 from callserver.store.migrate import MigrationError, apply_migrations
 from callserver.store.postgres import create_pool
 
@@ -39,30 +38,34 @@ class Database:
         self._task: asyncio.Task[None] | None = None
         self._ready_hooks: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(self, *, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Connect and migrate in the background; ``on_ready`` runs once that succeeded."""
-        if on_ready is not None:
-            self._ready_hooks.append(on_ready)
-        self._task = asyncio.create_task(self._connect_loop(), name="database-connect")
+    async def open(self) -> asyncpg.Pool:
+        """Create the shared pool without connecting yet (``min_size=0``: no I/O here), so the
+        components that need it can be built while PostgreSQL is still down."""
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(
+                self._config.dsn, min_size=0, max_size=10, timeout=5.0, command_timeout=10.0
+            )
+        return self.pool
+
+    async def start(self) -> None:
+        """Migrate in the background (retrying while PostgreSQL is down); the ``on_ready``
+        hooks run once the schema is in place."""
+        await self.open()
+        self._task = asyncio.create_task(self._connect_loop(), name="database-migrate")
 
     def on_ready(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """Run ``hook`` once the schema is in place (now, if it already is)."""
+        """Run ``hook`` once the schema is in place. Register before ``start()``."""
         self._ready_hooks.append(hook)
 
     async def _connect_loop(self) -> None:
         delay = RETRY_MIN
+        pool = await self.open()
         while True:
             try:
-                pool = await create_pool(self._config.dsn, min_size=1, max_size=5)
-                try:
-                    async with pool.acquire() as conn:
-                        await apply_migrations(conn)
-                except BaseException:
-                    await pool.close()
-                    raise
-                self.pool = pool
+                async with asyncio.timeout(60.0), pool.acquire() as conn:
+                    await apply_migrations(conn)
                 break
-            except (StoreError, MigrationError, OSError, asyncpg.PostgresError) as exc:
+            except (MigrationError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 self.last_error = str(exc)
                 log.warning("PostgreSQL not ready (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -71,9 +74,13 @@ class Database:
         self.ready.set()
         log.info("PostgreSQL ready, schema up to date")
         for hook in self._ready_hooks:
-            await hook()
+            try:
+                await hook()
+            except Exception:
+                log.exception("start-up step after migrations failed: %r", hook)
 
     async def migrate_once(self) -> list[str]:
+        """Apply migrations now (``callserver migrate``); raises when PostgreSQL is down."""
         pool = await create_pool(self._config.dsn, min_size=1, max_size=1)
         try:
             async with pool.acquire() as conn:
@@ -82,7 +89,8 @@ class Database:
             await pool.close()
 
     def require_pool(self) -> asyncpg.Pool:
-        if self.pool is None:
+        """The pool once the schema is in place; DatabaseUnavailable (503) before that."""
+        if self.pool is None or not self.ready.is_set():
             raise DatabaseUnavailable(message="database not ready yet", reason=self.last_error)
         return self.pool
 

@@ -100,4 +100,4 @@ def register_metrics(server: CallServer) -> None:
         "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
     )
     for name, help_text, read in server.ext.metrics:
-        m.gauge(name, help_text, read)
+        (m.counter if name.endswith("_total") else m.gauge)(name, help_text, read)
