@@ -129,9 +129,12 @@ class AriCore:
         return rec
 
     def end_session(self, rec: ChannelRec) -> None:
-        """``run`` returned: the channel's own playbacks stop."""
-        for pb in list(rec.playbacks):
-            self.finish_playback(pb, "done", rec.app, publish=False)
+        """``run`` returned: the channel's own playbacks stop (reported ``failed`` at
+        StasisEnd, after the hangup events, as Asterisk orders them)."""
+        for pb in rec.playbacks:
+            entry = self.playbacks.get(pb.id)
+            if entry is not None and entry[1] is not None:
+                entry[1].cancel()
 
     def finish_playback(
         self, pb: Playback, state: str, app: AriApp | None, publish: bool = True
@@ -214,6 +217,8 @@ class AriCore:
 
     def _stasis_end(self, rec: ChannelRec) -> None:
         rec.in_stasis = False
+        for pb in list(rec.playbacks):
+            self.finish_playback(pb, "failed", rec.app)
         self._publish_ch(rec, "StasisEnd")
         if rec.is_caller:
             rec.subscribed = False
@@ -272,15 +277,14 @@ class AriCore:
         if rec is None:
             return
         rec.gone.set()
-        self.stop_media(rec)
         if rec.media is not None:
             self.spawn(rec.media.aclose(), name=f"rtp-close-{rec.channel.uniqueid}")
+        if rec.subscribed and rec.in_stasis:
+            self._stasis_end(rec)
         for pb in list(rec.playbacks):
-            self.finish_playback(pb, "done", rec.app, publish=rec.subscribed)
+            self.finish_playback(pb, "failed", rec.app, publish=rec.subscribed)
         if not rec.subscribed:
             return
-        if rec.in_stasis:
-            self._stasis_end(rec)
         cause = int(h.get("Cause", "16") or 16)
         after = {"cause": cause, "cause_txt": CAUSE_TXT.get(cause, "Unknown")}
         self._publish_ch(rec, "ChannelDestroyed", after=after)

@@ -330,10 +330,13 @@ async def test_caller_hangup_in_stasis_ends_the_app_session(harness: Harness) ->
         h.pbx.start_call(spec)
         cid = (await events.until("StasisStart"))["channel"]["id"]
         await h.call("POST", f"/channels/{cid}/answer")
+        await h.call("POST", f"/channels/{cid}/play/long", media="sound:tt-monkeys")
         end = await events.until("StasisEnd")
     assert end["channel"]["id"] == cid
     types = [e["type"] for e in events.seen]
-    assert types.index("ChannelHangupRequest") < types.index("StasisEnd")
+    assert types.index("ChannelHangupRequest") < types.index("PlaybackFinished")
+    assert types.index("PlaybackFinished") == types.index("StasisEnd") - 1
+    assert events.seen[types.index("PlaybackFinished")]["playback"]["state"] == "failed"
     request = next(e for e in events.seen if e["type"] == "ChannelHangupRequest")
     assert "soft" not in request and isinstance(request["cause"], int)
     await h.pbx.wait_idle(TIMEOUT_S)
@@ -457,3 +460,16 @@ async def test_concurrent_calls_keep_their_own_bridges_and_media(harness: Harnes
         await events.until("ChannelDestroyed", channel=second[1])
     assert await h.call("GET", "/bridges") == []
     assert await h.call("GET", "/channels") == []
+
+
+async def test_client_leaving_mid_call_leaves_the_call_to_the_caller(harness: Harness) -> None:
+    h = harness
+    async with h.http.ws_connect(f"{h.base}/events?app=callserver") as ws:
+        events = Events(ws)
+        h.pbx.start_call(InboundCall(did="74959990000", caller="79990000033", stasis_hold_s=1.0))
+        cid = await events.start_of("79990000033")
+        await h.call("POST", f"/channels/{cid}/answer")
+    await h.pbx.wait_idle(TIMEOUT_S)
+    assert h.pbx.engine.active_tasks == 0
+    assert h.pbx.engine.find(cid) is None
+    assert not isinstance(h.pbx.engine.stasis.get("callserver"), AriApp)
