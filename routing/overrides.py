@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from callserver.logs import escape_control
 from routing.errors import OverrideError, OverrideNotFound
-from routing.models import DIGITS, MODES, SAFE_TOKEN, SCOPES, AuditEntry, Mode, Override
+from routing.models import DIGITS, MODES, SAFE_TOKEN, SCOPES, AuditEntry, Mode, Override, Scope
 from routing.ports import OverrideStore
 from routing.rules import RuleSet
 
@@ -45,14 +45,7 @@ def build_override(
     unknown = set(raw) - {"scope", "value", "minutes", "mode", "queue", "priority", "note"}
     if unknown:
         raise _fail(sorted(unknown)[0], "unknown field")
-    scope = raw.get("scope", "all")
-    if scope not in SCOPES:
-        raise _fail("scope", "expected one of " + "|".join(SCOPES))
-    value = raw.get("value", "")
-    if not isinstance(value, str) or (scope == "all") != (value == ""):
-        raise _fail("value", "required for a scope other than 'all', empty for 'all'")
-    if value and not (SAFE_TOKEN.fullmatch(value) or DIGITS.fullmatch(value)):
-        raise _fail("value", "not a valid name")
+    scope, value = _scope(raw)
     minutes = raw.get("minutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_MINUTES:
         raise _fail("minutes", f"expected an integer 1..{MAX_MINUTES}")
@@ -72,6 +65,18 @@ def build_override(
         priority=priority,
         note=escape_control(note),
     )
+
+
+def _scope(raw: dict[str, object]) -> tuple[Scope, str]:
+    scope = raw.get("scope", "all")
+    if scope not in SCOPES:
+        raise _fail("scope", "expected one of " + "|".join(SCOPES))
+    value = raw.get("value", "")
+    if not isinstance(value, str) or (scope == "all") != (value == ""):
+        raise _fail("value", "required for a scope other than 'all', empty for 'all'")
+    if value and not (SAFE_TOKEN.fullmatch(value) or DIGITS.fullmatch(value)):
+        raise _fail("value", "not a valid name")
+    return scope, value
 
 
 def _actions(rules: RuleSet, raw: dict[str, object]) -> tuple[Mode | None, str | None, int | None]:
