@@ -33,8 +33,11 @@ from pbxsim.ari.app_adapter import AriApp
 from pbxsim.dialplan import InboundCall
 from pbxsim.rtp import RtpPacket, alaw_encode
 from pbxsim.scenario import load
+from tests.contract import golden as ami_golden
+from tests.transcripts import from_asterisk
 
 pytestmark = pytest.mark.integration
+AMI_GOLDEN = "ami-during-ari-call.txt"
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk"
 SPEED = 2.0
@@ -119,6 +122,8 @@ class Harness:
     http: aiohttp.ClientSession
     wav_pcm: bytes
     exchanges: list[tuple[str, int, Any, str]] = field(default_factory=list)
+    ami: list[bytes] = field(default_factory=list)
+    """Every AMI event the engine emitted (what an AMI client would have read)."""
 
     @property
     def base(self) -> str:
@@ -190,11 +195,19 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await pbx.start()
     ari = AriServer(pbx.engine, AriConfig(port=0, audio=tmp_path / "caller.wav"))
     attach(pbx.engine, ari)
+    ami: list[bytes] = []
+    tap = pbx.engine.sink
+
+    def record(data: bytes) -> None:
+        tap(data)
+        ami.append(data)
+
+    pbx.engine.sink = record
     await ari.start()
     try:
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with aiohttp.ClientSession(headers=AUTH, timeout=timeout) as http:
-            yield Harness(pbx, ari, http, pcm)
+            yield Harness(pbx, ari, http, pcm, ami=ami)
     finally:
         await ari.aclose()
         await pbx.aclose()
@@ -238,6 +251,8 @@ async def test_stasis_dtmf_call_matches_golden_events_rest_and_rtp(harness: Harn
     _check_rest(h)
     _check_rtp_out(h, sink.packets)
     _check_rtp_in(h, bot_port)
+    await h.pbx.wait_idle(TIMEOUT_S)
+    _check_ami(h)
 
 
 async def _drive_call(h: Harness, events: Events, cid: str, rtp_port: int) -> str:
@@ -281,6 +296,15 @@ def _send_bot_audio(port: int) -> None:
         for n in range(5):
             payload = alaw_encode(struct.pack("<160h", *([1000 * (n + 1)] * 160)))
             s.sendto(RtpPacket(8, 500 + n, 160 * n, 0xB07, payload).encode(), ("127.0.0.1", port))
+
+
+def _check_ami(h: Harness) -> None:
+    """The AMI side of the ARI-driven call is the one real Asterisk produced for it."""
+    login = {"FullyBooted", "SuccessfulAuth"}
+    want = [b for b in ami_golden.blocks(from_asterisk(AMI_GOLDEN)) if b[0][1] not in login]
+    got = ami_golden.blocks(b"".join(h.ami))
+    drift = ami_golden.compare(want, got)
+    assert not drift, f"AMI during the ARI call drifted from {AMI_GOLDEN}:\n" + "\n\n".join(drift)
 
 
 def _check_rest(h: Harness) -> None:
