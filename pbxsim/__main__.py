@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
+from pathlib import Path
 
 from pbxsim.app import Pbx, PbxOptions
+from pbxsim.ari import AriConfig, start_ari
 from pbxsim.scenario import ScenarioError, load
 
 log = logging.getLogger("pbxsim")
@@ -32,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ari",
         type=_hostport,
         default=("127.0.0.1", 8088),
-        help="ARI HOST:PORT (ARI server: later)",
+        help="ARI (HTTP + events websocket) listen HOST:PORT",
     )
     p.add_argument(
         "--agi", type=_hostport, default=("127.0.0.1", 4573), help="FastAGI server to call"
@@ -41,10 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ami-secret", default="callserver")
     p.add_argument("--ari-user", default="callserver")
     p.add_argument("--ari-password", default="callserver")
+    p.add_argument("--ari-audio", type=Path, help="WAV sent as the caller's voice on externalMedia")
     p.add_argument(
         "--wait-for-ami", action="store_true", help="start calls once an AMI client logged in"
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate", type=float, help="override traffic calls/s (load scenario)")
+    p.add_argument("--duration", type=float, help="override traffic duration (scenario seconds)")
     p.add_argument(
         "--keep-running", action="store_true", help="stay up after the scenario's calls ended"
     )
@@ -58,6 +64,13 @@ async def _run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"pbxsim: {exc.message}", file=sys.stderr)
         return 2
+    if scenario.traffic is not None and (args.rate or args.duration):
+        traffic = scenario.traffic
+        if args.rate:
+            traffic = dataclasses.replace(traffic, calls_per_s=args.rate)
+        if args.duration:
+            traffic = dataclasses.replace(traffic, duration_s=args.duration)
+        scenario = dataclasses.replace(scenario, traffic=traffic)
     opts = PbxOptions(
         ami_host=args.ami[0],
         ami_port=args.ami[1],
@@ -71,8 +84,17 @@ async def _run(args: argparse.Namespace) -> int:
     )
     pbx = Pbx(scenario, opts)
     await pbx.start()
+    try:
+        ari_cfg = AriConfig(
+            args.ari[0], args.ari[1], args.ari_user, args.ari_password, audio=args.ari_audio
+        )
+        ari = await start_ari(pbx.engine, ari_cfg)
+    except BaseException:
+        await pbx.aclose()
+        raise
     print(
-        f"pbxsim: scenario {scenario.name} speed {args.speed} AMI {opts.ami_host}:{pbx.ami_port}",
+        f"pbxsim: scenario {scenario.name} speed {args.speed} AMI {opts.ami_host}:{pbx.ami_port}"
+        f" ARI {ari_cfg.host}:{ari.port}",
         flush=True,
     )
     try:
@@ -82,6 +104,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.keep_running:
             await asyncio.Event().wait()
     finally:
+        await ari.aclose()
         await pbx.aclose()
     return 0
 

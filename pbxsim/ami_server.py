@@ -84,9 +84,14 @@ class AmiServer:
         for s in list(self.sessions):
             s.closing = True
             s.writer.close()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # closing the transports ends every session's read loop; cancel only stragglers
+        # (cancelling start_server's client tasks makes asyncio log a spurious traceback)
+        tasks = list(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=5.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 

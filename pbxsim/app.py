@@ -76,7 +76,10 @@ class Pbx:
             eng.agents[agent.endpoint] = agent
         for qs in sc.queues:
             q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry)
-            for endpoint, penalty in qs.members:
+            members = qs.members
+            if members == (("*", 0),):
+                members = tuple((a, 0) for a in eng.agents)
+            for endpoint, penalty in members:
                 member_agent = eng.agents.get(endpoint)
                 if member_agent is not None:
                     q.members.append(Member(member_agent, penalty=penalty))

@@ -97,9 +97,16 @@ class Queue:
 
     def is_turn(self, entry: Entry) -> bool:
         """Asterisk's is_our_turn: position within the number of ready members."""
-        ready = sum(1 for m in self.members if m.ready())
         waiting = [e for e in self.entries if not e.ringing]
-        return entry in waiting and waiting.index(entry) < max(ready, 0)
+        if entry not in waiting:
+            return False
+        ahead = waiting.index(entry)
+        for m in self.members:  # stop counting as soon as enough members are ready
+            if m.ready():
+                ahead -= 1
+                if ahead < 0:
+                    return True
+        return False
 
     def pick(self, entry: Entry) -> list[Member]:
         """Members to ring now for ``entry`` (empty if none is ready)."""
@@ -120,9 +127,9 @@ class Queue:
             self.rr_next = (self.members.index(chosen) + 1) % len(self.members)
             return [chosen]
         if self.strategy == "leastrecent":
-            return [min(ready, key=lambda m: (m.last_call, self.members.index(m)))]
+            return [min(ready, key=lambda m: m.last_call)]  # ties: first in member order
         if self.strategy == "fewestcalls":
-            return [min(ready, key=lambda m: (m.calls_taken, self.members.index(m)))]
+            return [min(ready, key=lambda m: m.calls_taken)]
         return [self.rng.choice(ready)]
 
     def record_answer(self, hold: float) -> None:

@@ -5,7 +5,7 @@ Keys (all optional unless noted; times in scenario seconds):
 ``[pbx]``  ``dids`` (DID → ad source), ``stasis_dids`` (list), ``default_queue``,
 ``stasis_builtin`` (register the built-in lab app as ``callserver`` when no ARI does).
 ``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
-(endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted).
+(endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
 ``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
@@ -104,7 +104,10 @@ def _profile(a: dict[str, Any]) -> AgentProfile:
 
 def _queue(q: dict[str, Any]) -> QueueSpec:
     members: list[tuple[str, int]] = []
-    for m in q.get("members", []):
+    raw = q.get("members", [])
+    if raw == "all":
+        raw = ["*"]
+    for m in raw:
         if isinstance(m, str):
             members.append((m, 0))
         else:

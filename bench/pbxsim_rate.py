@@ -1,0 +1,116 @@
+"""How many calls/s and AMI events/s pbxsim sustains on one core while a reader drains them.
+
+pbxsim (scenario ``load``, real time, no FastAGI server listening so every call takes the
+AGISTATUS=FAILURE path) runs in this process on one event loop; a plain socket reader in a
+separate process logs in and counts events. The offered arrival rate is set above the
+budget; what pbxsim actually completes in the measuring window is the figure.
+
+    python bench/pbxsim_rate.py [--rate 300] [--seconds 20]
+
+Last line: ``pbxsim_rate calls_per_s=… events_per_s=…`` (budget: ≥ 200 calls/s, ~36,000
+events/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pbxsim.app import Pbx, PbxOptions  # noqa: E402
+from pbxsim.scenario import load  # noqa: E402
+
+
+def reader(port: int, seconds: float, out: multiprocessing.Queue[tuple[int, int]]) -> None:
+    """Plain blocking reader: login, then count ``Event: `` occurrences until EOF/time."""
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {min(os.sched_getaffinity(0))})
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\nEvents: on\r\n\r\n")
+    events = total = 0
+    tail = b""
+    deadline = time.monotonic() + seconds + 60
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(1 << 20)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        buf = tail + data
+        events += buf.count(b"Event: ") - tail.count(b"Event: ")
+        tail = buf[-8:]
+        total += len(data)
+    out.put((events, total))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run(rate: float, seconds: float) -> tuple[float, float, int]:
+    sc = load("load")
+    assert sc.traffic is not None
+    # enough operators that calls never wait for one (each is busy ~3 s per call)
+    agents = dataclasses.replace(sc.agents, count=max(sc.agents.count, int(rate * 4.5)))
+    sc = dataclasses.replace(
+        sc,
+        agents=agents,
+        traffic=dataclasses.replace(sc.traffic, calls_per_s=rate, duration_s=seconds),
+    )
+    opts = PbxOptions(
+        ami_port=0, agi_port=_free_port(), speed=1.0, wait_for_ami=True, agi_timeout_s=2.0
+    )
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    q: multiprocessing.Queue[tuple[int, int]] = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=reader, args=(pbx.ami_port, seconds, q), daemon=True)
+    proc.start()
+    if hasattr(os, "sched_setaffinity"):  # pbxsim on one core, the reader on the others
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    await asyncio.wait_for(pbx.server.logged_in.wait(), 30)
+    eng = pbx.engine
+    task = asyncio.ensure_future(pbx.run_scenario())
+    warmup = min(10.0, seconds / 3)  # a load call lasts ~7 s: wait for steady state
+    await asyncio.sleep(warmup)
+    c0, e0, t0 = eng.calls_finished, eng.events_emitted, time.perf_counter()
+    cpu0 = time.process_time()
+    await asyncio.sleep(seconds - warmup - 1.0)
+    c1, e1, t1 = eng.calls_finished, eng.events_emitted, time.perf_counter()
+    cpu = time.process_time() - cpu0
+    await task
+    await pbx.aclose()
+    events_read, _ = q.get(timeout=120)
+    proc.join(10)
+    dt = t1 - t0
+    print(
+        f"offered {rate:.0f} calls/s for {seconds:.0f} s; window {dt:.1f} s, cpu {cpu / dt:.0%} of one core"
+    )
+    print(
+        f"calls started {eng.calls_started}, finished {eng.calls_finished}; events emitted {eng.events_emitted}, read {events_read}"
+    )
+    print(f"events per finished call {eng.events_emitted / max(1, eng.calls_finished):.0f}")
+    return (c1 - c0) / dt, (e1 - e0) / dt, events_read
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rate", type=float, default=400.0, help="offered calls/s")
+    p.add_argument("--seconds", type=float, default=30.0)
+    args = p.parse_args()
+    calls, events, _ = asyncio.run(run(args.rate, args.seconds))
+    print(f"pbxsim_rate calls_per_s={calls:.0f} events_per_s={events:.0f}")
+
+
+if __name__ == "__main__":
+    main()
