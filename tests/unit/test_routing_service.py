@@ -195,3 +195,28 @@ async def test_live_model_adapter() -> None:
     )
     assert snap.queue("doctors").logged_in == frozenset()
     assert snap.queue("labq") == QueueLive(frozenset(), frozenset(), 0.0)
+
+
+async def test_shared_live_state_skips_malformed_entries_and_caches() -> None:
+
+    from routing.live_model import SharedLiveState
+
+    class Source:
+        reads = 0
+
+        async def live_agents(self) -> list[dict[str, Any]]:
+            self.reads += 1
+            return [
+                {"interface": "PJSIP/op101", "queues": ["reception"], "status": "not_inuse"},
+                {"interface": 5, "queues": ["reception"]},
+                {"interface": "PJSIP/op102", "queues": "reception"},
+            ]
+
+        async def live_calls(self) -> list[dict[str, Any]]:
+            return [{"state": "queued", "queue": "reception", "queued_at": "x"}]
+
+    source = Source()
+    shared = SharedLiveState(source, max_age_s=60)
+    first = await shared.snapshot(["reception"])
+    assert first.queue("reception").free == {"PJSIP/op101"}
+    assert await shared.snapshot(["reception"]) is first and source.reads == 1
