@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pbxsim.app import Pbx, PbxOptions  # noqa: E402
-from pbxsim.scenario import load  # noqa: E402
+from pbxsim.app import Pbx, PbxOptions
+from pbxsim.scenario import load
 
 
 def reader(port: int, seconds: float, out: multiprocessing.Queue[tuple[int, int]]) -> None:
@@ -93,12 +93,10 @@ async def run(rate: float, seconds: float) -> tuple[float, float, int]:
     events_read, _ = q.get(timeout=120)
     proc.join(10)
     dt = t1 - t0
-    print(
-        f"offered {rate:.0f} calls/s for {seconds:.0f} s; window {dt:.1f} s, cpu {cpu / dt:.0%} of one core"
-    )
-    print(
-        f"calls started {eng.calls_started}, finished {eng.calls_finished}; events emitted {eng.events_emitted}, read {events_read}"
-    )
+    print(f"offered {rate:.0f} calls/s for {seconds:.0f} s; window {dt:.1f} s", end="")
+    print(f", pbxsim cpu {cpu / dt:.0%} of one core")
+    print(f"calls started {eng.calls_started}, finished {eng.calls_finished}", end="")
+    print(f"; events emitted {eng.events_emitted}, read by the client {events_read}")
     print(f"events per finished call {eng.events_emitted / max(1, eng.calls_finished):.0f}")
     return (c1 - c0) / dt, (e1 - e0) / dt, events_read
 
