@@ -29,13 +29,13 @@ class Outbox:
 
     def __init__(self, size: int = SOCKET_QUEUE) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue(size)
-        self.overflowed = asyncio.Event()
+        self.overflowed = False
 
     def put(self, frame: str) -> None:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.overflowed.set()
+            self.overflowed = True
 
 
 class AriApp:

@@ -55,20 +55,19 @@ async def events(
 
 
 async def _send_loop(ws: web.WebSocketResponse, box: Outbox) -> None:
-    """Drain ``box`` into ``ws``; close the socket when the client is too slow or gone."""
-    overflow = asyncio.ensure_future(box.overflowed.wait())
+    """Drain ``box`` into ``ws``; close the socket when the client is too slow or gone.
+
+    An overflow means frames were dropped, so the client's view is broken: it is closed
+    (it reconnects and resynchronises, as with a real Asterisk restart).
+    """
     try:
-        while True:
-            getter = asyncio.ensure_future(box.queue.get())
-            await asyncio.wait({getter, overflow}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                log.warning("ARI websocket client fell behind; closing it")
+        while not box.overflowed:
+            frame = await box.queue.get()
+            if box.overflowed:
                 break
             async with asyncio.timeout(SEND_TIMEOUT_S):
-                await ws.send_str(getter.result())
+                await ws.send_str(frame)
+        log.warning("ARI websocket client fell behind; closing it")
     except (ConnectionError, TimeoutError):
         log.warning("ARI websocket send failed; closing it")
-    finally:
-        overflow.cancel()
     await ws.close()
