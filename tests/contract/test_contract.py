@@ -75,6 +75,8 @@ async def start_pbxsim(scenario: str, agi_port: int) -> tuple[asyncio.subprocess
         SPEED,
         "--ami",
         "127.0.0.1:0",
+        "--ari",
+        "127.0.0.1:0",
         "--agi",
         f"127.0.0.1:{agi_port}",
         "--wait-for-ami",
