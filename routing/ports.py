@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from routing.models import AuditEntry, CallerProfile, LiveSnapshot, Override, RouteRecord
+from routing.rules import RuleSet
 
 
 class PatientDirectory(Protocol):
@@ -55,4 +56,12 @@ class OverrideStore(Protocol):
 
     async def audit(self, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` audit entries, newest first."""
+        ...
+
+
+class RulesListener(Protocol):
+    """Told about every rule set that took effect (start-up and each reload)."""
+
+    async def rules_loaded(self, rules: RuleSet) -> None:
+        """E.g. mirror campaigns/DIDs into PostgreSQL. Errors are logged, never fatal."""
         ...

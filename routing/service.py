@@ -32,7 +32,7 @@ from routing.models import (
 )
 from routing.overrides import OverrideBook
 from routing.policy import PolicyInputs, decide, safe_default
-from routing.ports import DecisionLog, LiveState, PatientDirectory
+from routing.ports import DecisionLog, LiveState, PatientDirectory, RulesListener
 from routing.reload import RulesHolder
 from routing.rules import RuleSet
 
@@ -64,6 +64,7 @@ class RoutingPorts:
     live: LiveState | None = None
     live_fallback: LiveState | None = None
     decisions: DecisionLog | None = None
+    rules_listener: RulesListener | None = None
 
 
 class RoutingService:
@@ -186,7 +187,7 @@ class RoutingService:
     async def start(self, *, install_sighup: bool = True) -> None:
         """Load the rules (raises RulesError on a bad file), load overrides, start maintenance.
         With ``install_sighup`` SIGHUP triggers a reload (main thread, Unix only)."""
-        self.rules.load_initial()
+        await self._announce(self.rules.load_initial())
         await self.overrides.refresh(self._clock())
         if install_sighup:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -225,13 +226,25 @@ class RoutingService:
     async def _tick(self, last_refresh: float) -> None:
         if self._sighup:
             self._sighup = False
-            self.rules.reload()
+            changed = self.rules.reload()
         else:
-            self.rules.check()
+            changed = self.rules.check()
+        if changed:
+            await self._announce(self.rules.current)
         now = self._clock()
         if time.monotonic() - last_refresh >= self._settings.override_refresh_s:
             await self.overrides.refresh(now)
         await self.overrides.sweep(now)
+
+    async def _announce(self, rules: RuleSet) -> None:
+        listener = self._ports.rules_listener
+        if listener is None:
+            return
+        try:
+            async with asyncio.timeout(10.0):
+                await listener.rules_loaded(rules)
+        except Exception as exc:
+            log.error("rules listener failed for %s: %r", rules.version, exc)
 
 
 def _context(request: RouteRequest) -> str:

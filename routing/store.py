@@ -241,3 +241,13 @@ async def _save(conn: asyncpg.Connection | PoolConnectionProxy, entry: AuditEntr
         " VALUES ($1, $2, $3, $4, $5::jsonb)",
         entry.at, entry.action, entry.actor, o.id, json.dumps(o.to_dict()),
     )  # fmt: skip
+
+
+class PgTrackingSync:
+    """``RulesListener``: mirrors campaigns/DIDs into PostgreSQL on start-up and every reload."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def rules_loaded(self, rules: RuleSet) -> None:
+        await sync_tracking(self._pool, rules)

@@ -20,8 +20,8 @@ from routing.http import routing_routes
 from routing.models import RouteRequest
 from routing.overrides import OverrideBook, build_override
 from routing.reload import RulesHolder
-from routing.service import RoutingPorts, RoutingService
-from routing.store import PgDecisionLog, PgOverrideStore, sync_tracking
+from routing.service import RoutingPorts, RoutingService, RoutingSettings
+from routing.store import PgDecisionLog, PgOverrideStore, PgTrackingSync, sync_tracking
 
 EXAMPLE = Path(routing.__file__).parent / "rules.example.toml"
 NOON = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -84,13 +84,31 @@ async def test_decisions_are_recorded_and_read_back(pool: asyncpg.Pool) -> None:
         await service.aclose()
 
 
-async def test_sync_tracking_tables(pool: asyncpg.Pool) -> None:
-    rules = RulesHolder(EXAMPLE).load_initial()
-    await sync_tracking(pool, rules)
-    await sync_tracking(pool, rules)  # idempotent
-    rows = await pool.fetch("SELECT did, campaign, source, paid FROM routing_dids ORDER BY did")
-    assert ("74951234567", "yandex-implants-q4", "source-a", True) in [tuple(r) for r in rows]
-    assert await pool.fetchval("SELECT count(*) FROM routing_campaigns") == len(rules.campaigns)
+async def test_tracking_tables_follow_rules_loads(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    service = RoutingService(RulesHolder(path), OverrideBook(),
+                             RoutingPorts(rules_listener=PgTrackingSync(pool)),
+                             RoutingSettings(reload_poll_s=0.02), clock=lambda: NOON)  # fmt: skip
+    await service.start(install_sighup=False)
+    try:
+        rows = await pool.fetch("SELECT did, campaign, source, paid FROM routing_dids")
+        assert ("74951234567", "yandex-implants-q4", "source-a", True) in [tuple(r) for r in rows]
+        n = await pool.fetchval("SELECT count(*) FROM routing_campaigns")
+        assert n == len(service.rules.current.campaigns)
+        text = path.read_text(encoding="utf-8") + '\n[dids.74950000001]\nsource = "radio"\n'
+        path.write_text(text, encoding="utf-8")
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if await pool.fetchval("SELECT source FROM routing_dids WHERE did = '74950000001'"):
+                break
+        version = await pool.fetchval(
+            "SELECT rule_version FROM routing_dids WHERE did = '74950000001'"
+        )
+        assert version == service.rules.current.version
+        await sync_tracking(pool, service.rules.current)  # idempotent
+    finally:
+        await service.aclose()
 
 
 async def test_overrides_shared_between_instances_with_audit(pool: asyncpg.Pool) -> None:
