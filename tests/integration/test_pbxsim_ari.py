@@ -18,6 +18,7 @@ import math
 import socket
 import statistics
 import struct
+import sys
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -497,3 +498,40 @@ async def test_client_leaving_mid_call_leaves_the_call_to_the_caller(harness: Ha
     assert h.pbx.engine.active_tasks == 0
     assert h.pbx.engine.find(cid) is None
     assert not isinstance(h.pbx.engine.stasis.get("callserver"), AriApp)
+
+
+async def test_cli_serves_ari_with_its_credentials() -> None:
+    """``python -m pbxsim --ari HOST:PORT --ari-user --ari-password`` over real sockets."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pbxsim", "--scenario", "stasis-dtmf", "--speed", "0.5",
+        "--ami", "127.0.0.1:0", "--agi", "127.0.0.1:9", "--ari", f"127.0.0.1:{port}",
+        "--ari-user", "bot", "--ari-password", "s3cret", "--keep-running",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            line = await proc.stdout.readline()
+        assert f"ARI 127.0.0.1:{port}" in line.decode(), line
+        base = f"http://127.0.0.1:{port}/ari"
+        async with (
+            aiohttp.ClientSession(headers=basic("bot", "s3cret")) as http,
+            http.ws_connect(f"{base}/events?app=callserver") as ws,
+        ):
+            start = await Events(ws).until("StasisStart")
+            assert start["args"] == ["inbound", "74959990000"]
+            cid = start["channel"]["id"]
+            async with http.delete(f"{base}/channels/{cid}") as resp:
+                assert resp.status == 204
+        async with (
+            aiohttp.ClientSession(headers=AUTH) as http,
+            http.get(f"{base}/channels") as resp,
+        ):
+            assert resp.status == 401
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(TIMEOUT_S):
+            await proc.wait()
