@@ -339,6 +339,11 @@ class RtpEndpoint:
             marker=n == 0,
         )
 
+    @property
+    def running(self) -> bool:
+        """True while the sender streams."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Start streaming (idempotent). Needs ``open()`` first."""
         if self._task is None or self._task.done():
@@ -346,11 +351,11 @@ class RtpEndpoint:
 
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        t0, first = loop.time(), self.sent
         while self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(self.packet(self.sent).encode(), self.remote)
             self.sent += 1
-            await asyncio.sleep(max(0.0, t0 + self.sent * PTIME_S - loop.time()))
+            await asyncio.sleep(max(0.0, t0 + (self.sent - first) * PTIME_S - loop.time()))
 
     async def stop(self) -> None:
         """Stop streaming; keep the port open (the bot may still send)."""

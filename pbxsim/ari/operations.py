@@ -10,6 +10,7 @@ Times are scenario seconds unless named ``_wall``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pbxsim.model import Bridge, Channel
 from pbxsim.rtp import RtpEndpoint, RtpError, get_format, read_wav
 from pbxsim.stasis_session import PLAYBACK_SECONDS
 
+log = logging.getLogger("pbxsim.ari")
 HANGUP_WAIT_WALL_S = 2.0
 """DELETE of a Stasis channel answers once the channel is gone, or after this long."""
 HANGUP_REASONS = {
@@ -270,11 +272,14 @@ class AriOps:
         callers = [c for c in chans if not c.name.startswith("UnicastRTP/")]
         for ch in chans:
             rec = self.core.channels.get(ch.uniqueid)
-            if rec is None or rec.media is None or len(chans) < 2 or rec.media.sent:
+            if rec is None or rec.media is None or len(chans) < 2 or rec.media.running:
                 continue
             path = self.audio(callers[0] if callers else None)
-            if path is not None and not rec.media.audio:
-                rec.media.audio = await asyncio.to_thread(read_wav, path, rec.media.format.rate)
+            if path is not None and not rec.media.audio and not rec.media.sent:
+                try:
+                    rec.media.audio = await asyncio.to_thread(read_wav, path, rec.media.format.rate)
+                except RtpError as exc:
+                    log.warning("caller audio unusable, sending silence: %s", exc.message)
             rec.media.start()
 
     def remove_channel(self, bid: str, uid: str) -> None:

@@ -102,6 +102,10 @@ async def ari_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except AriError as exc:
         return reply({"message": exc.message}, STATUS.get(type(exc), 500))
+    except web.HTTPNotFound:
+        return reply({"message": "Resource not found"}, 404)
+    except web.HTTPMethodNotAllowed:
+        return reply({"message": "Invalid method"}, 405)
 
 
 async def params(request: web.Request) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from pbxsim.app import Pbx, PbxOptions
 from pbxsim.ari import AriConfig, AriServer, attach
 from pbxsim.ari.app_adapter import AriApp
 from pbxsim.dialplan import InboundCall
-from pbxsim.rtp import RtpPacket, alaw_encode
+from pbxsim.rtp import RtpEndpoint, RtpPacket, alaw_encode, get_format
 from pbxsim.scenario import load
 from tests.contract import golden as ami_golden
 from tests.transcripts import from_asterisk
@@ -397,6 +397,8 @@ async def test_auth_errors_and_bad_requests(harness: Harness) -> None:
         assert resp.status == 400
         assert await resp.json() == {"message": "Error parsing request body"}
     assert await h.call("DELETE", "/bridges/nope") == {"message": "Bridge not found"}
+    assert await h.call("GET", "/nothing/here") == {"message": "Resource not found"}
+    assert h.exchanges[-1][1] == 404
 
 
 async def test_app_registered_only_while_a_socket_is_connected(harness: Harness) -> None:
@@ -535,3 +537,30 @@ async def test_cli_serves_ari_with_its_credentials() -> None:
         proc.terminate()
         async with asyncio.timeout(TIMEOUT_S):
             await proc.wait()
+
+
+async def test_rtp_stream_restarts_without_gap_or_sequence_jump() -> None:
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    media = RtpEndpoint(get_format("alaw"), ("127.0.0.1", transport.get_extra_info("sockname")[1]))
+    try:
+        await media.open()
+        first_round = 0
+        for want in (5, 10):
+            media.start()
+            async with asyncio.timeout(TIMEOUT_S):
+                while len(sink.packets) < max(want, first_round + 3):  # noqa: ASYNC110 (UDP)
+                    await asyncio.sleep(0.005)
+            await media.stop()
+            assert not media.running
+            await asyncio.sleep(0.1)
+            first_round = first_round or len(sink.packets)
+    finally:
+        await media.aclose()
+        transport.close()
+    packets = [RtpPacket.parse(d) for _, d in sink.packets]
+    assert all((b.sequence - a.sequence) % 65536 == 1 for a, b in itertools.pairwise(packets))
+    times = [t for t, _ in sink.packets]
+    n = first_round  # the first packet after the restart
+    assert times[n] - times[n - 1] >= 0.1
+    assert times[n + 1] - times[n] < 0.06, "restart waited for the packets it did not send"
