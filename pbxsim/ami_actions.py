@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -41,6 +42,10 @@ class Actions:
             "queueremove": self.queue_remove,
             "queuepause": self.queue_pause,
         }
+
+    def _emit_later(self, data: bytes) -> None:
+        """Emit an action's event after its response, as Asterisk's event thread does."""
+        asyncio.get_running_loop().call_soon(self.eng.emit, data)
 
     async def __call__(self, session: Session, action: Pairs) -> list[bytes]:
         del session
@@ -181,8 +186,8 @@ class Actions:
             agent, membership="dynamic", paused=first(a, "Paused").lower() in ("1", "true", "yes")
         )
         q.members.append(m)
-        self.eng.emit(ev.queue_member("QueueMemberAdded", m.block(q.name)))
-        agent_status(self.eng, agent)
+        self._emit_later(ev.queue_member("QueueMemberAdded", m.block(q.name)))
+        asyncio.get_running_loop().call_soon(agent_status, self.eng, agent)
         return [message([("Response", "Success"), *head, ("Message", "Added interface to queue")])]
 
     def queue_remove(self, a: Pairs, head: list[tuple[str, object]]) -> list[bytes]:
@@ -193,7 +198,7 @@ class Actions:
         if m is None:
             return [_error(head, "Unable to remove interface: Not there")]
         q.members.remove(m)
-        self.eng.emit(ev.queue_member("QueueMemberRemoved", m.block(q.name)))
+        self._emit_later(ev.queue_member("QueueMemberRemoved", m.block(q.name)))
         q.notify()
         return [
             message([("Response", "Success"), *head, ("Message", "Removed interface from queue")])
@@ -213,7 +218,7 @@ class Actions:
         for q, m in found:
             m.paused, m.paused_reason = paused, first(a, "Reason") if paused else ""
             m.last_pause = int(time.time()) if paused else m.last_pause
-            self.eng.emit(ev.queue_member("QueueMemberPause", m.block(q.name)))
+            self._emit_later(ev.queue_member("QueueMemberPause", m.block(q.name)))
             q.notify()
         text = "Interface paused successfully" if paused else "Interface unpaused successfully"
         return [message([("Response", "Success"), *head, ("Message", text)])]
