@@ -6,6 +6,7 @@ The client here parses AMI with a few test-local lines (not callserver's codec, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 
@@ -48,8 +49,8 @@ class Client:
         self.seen.append(msg)
         return msg
 
-    async def wait(self, pred: Callable[[Msg], bool], timeout: float = 10.0) -> Msg:
-        async with asyncio.timeout(timeout):
+    async def wait(self, pred: Callable[[Msg], bool], wait_s: float = 10.0) -> Msg:
+        async with asyncio.timeout(wait_s):
             while True:
                 msg = await self.next()
                 if pred(msg):
@@ -74,10 +75,8 @@ async def _close_clients() -> AsyncIterator[None]:
     while _OPEN:
         w = _OPEN.pop()
         w.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await w.wait_closed()
-        except ConnectionError:
-            pass
 
 
 async def connect(pbx: Pbx, login: bool = True) -> Client:
@@ -228,11 +227,11 @@ async def test_originate_outcomes(agi_port: int, number: str, reason: str, respo
             Async="true",
         )
         assert r["Message"] == "Originate successfully queued"
-        res = await c.wait(ev("OriginateResponse"), timeout=20)
+        res = await c.wait(ev("OriginateResponse"), wait_s=20)
         assert (res["Response"], res["Reason"]) == (response, reason)
         assert res["ActionID"] == r["ActionID"]
         if not any(m.get("Event") == "Hangup" for m in c.seen):  # a failed dial hangs up first
-            await c.wait(ev("Hangup"), timeout=20)
+            await c.wait(ev("Hangup"), wait_s=20)
     finally:
         await pbx.aclose()
 
