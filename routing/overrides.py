@@ -99,7 +99,8 @@ class OverrideBook:
 
     ``store_timeout`` (seconds) bounds each store call. When the store fails, a change still takes
     effect on this instance (a supervisor's emergency action must not wait for the database); the
-    failure is logged and reported by ``add``/``remove`` returning ``persisted=False``.
+    failure is logged, reported by ``add``/``remove`` returning ``persisted=False``, and the change
+    is saved again on the next ``refresh`` (a refresh never drops a change not yet saved).
     """
 
     def __init__(self, store: OverrideStore | None = None, *, store_timeout: float = 2.0) -> None:
@@ -107,6 +108,7 @@ class OverrideBook:
         self._timeout = store_timeout
         self._overrides: dict[str, Override] = {}
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
+        self._pending: list[AuditEntry] = []
 
     def active(self, now: datetime) -> list[Override]:
         """Overrides in force at ``now`` (pure read, no I/O: used on the call path)."""
@@ -120,6 +122,8 @@ class OverrideBook:
 
     async def remove(self, override_id: str, *, actor: str, now: datetime) -> bool:
         """End an override now. Raises OverrideNotFound. Returns whether the store persisted it."""
+        if override_id not in self._overrides:
+            await self.refresh(now)  # created on another instance since the last refresh?
         override = self._overrides.pop(override_id, None)
         if override is None or not override.active(now):
             raise OverrideNotFound(message=f"no active override {override_id!r}", id=override_id)
@@ -139,6 +143,11 @@ class OverrideBook:
         Raises nothing: a failing store keeps the current set (logged)."""
         if self._store is None:
             return
+        pending, self._pending = self._pending, []
+        for i, entry in enumerate(pending):
+            if not await self._save(entry):
+                self._pending = pending[i:] + self._pending
+                return
         try:
             async with asyncio.timeout(self._timeout):
                 overrides = await self._store.active(now)
@@ -167,10 +176,18 @@ class OverrideBook:
         )  # fmt: skip
         if self._store is None:
             return False
+        if self._pending or not await self._save(entry):
+            self._pending.append(entry)  # keep the order of changes for the retry
+            return False
+        return True
+
+    async def _save(self, entry: AuditEntry) -> bool:
+        assert self._store is not None
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.save(entry)
         except Exception as exc:
-            log.error("routing override %s not persisted: %r", entry.override.id, exc)
+            log.error("routing override %s %s not persisted: %r", entry.action,
+                      entry.override.id, exc)  # fmt: skip
             return False
         return True

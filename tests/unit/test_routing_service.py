@@ -220,3 +220,48 @@ async def test_shared_live_state_skips_malformed_entries_and_caches() -> None:
     first = await shared.snapshot(["reception"])
     assert first.queue("reception").free == {"PJSIP/op101"}
     assert await shared.snapshot(["reception"]) is first and source.reads == 1
+
+
+async def test_override_made_while_database_is_down_is_saved_later() -> None:
+    from routing.models import AuditEntry, Override
+    from routing.overrides import build_override
+
+    class FlakyStore:
+        def __init__(self) -> None:
+            self.up = False
+            self.saved: list[AuditEntry] = []
+
+        def _check(self) -> None:
+            if not self.up:
+                raise ConnectionError("database down")
+
+        async def save(self, entry: AuditEntry) -> None:
+            self._check()
+            self.saved.append(entry)
+
+        async def active(self, now: datetime) -> list[Override]:
+            self._check()
+            live = {e.override.id: e.override for e in self.saved if e.action == "create"}
+            for e in self.saved:
+                if e.action != "create":
+                    live.pop(e.override.id, None)
+            return [o for o in live.values() if o.active(now)]
+
+        async def audit(self, limit: int) -> list[AuditEntry]:
+            self._check()
+            return list(reversed(self.saved))[:limit]
+
+    store = FlakyStore()
+    book = OverrideBook(store)
+    rules = RulesHolder(EXAMPLE).load_initial()
+    o = build_override(rules, {"minutes": 30, "mode": "bot"}, actor="sup", now=NOON)
+    assert await book.add(o) is False
+    await book.refresh(NOON)  # still down: kept
+    assert [x.id for x in book.active(NOON)] == [o.id]
+    store.up = True
+    await book.refresh(NOON)  # saved, then read back
+    assert [e.action for e in store.saved] == ["create"]
+    assert [x.id for x in book.active(NOON)] == [o.id]
+    other = OverrideBook(store)  # another instance ends it without having refreshed yet
+    assert await other.remove(o.id, actor="sup2", now=NOON) is True
+    assert [e.action for e in await other.audit()] == ["delete", "create"]
