@@ -26,6 +26,10 @@ class AgentProfile:
     """After-call work during which the operator takes no queue calls."""
     agent_hangs_up: float = 0.3
     """Probability that the operator (not the caller) ends the conversation."""
+    break_every_s: float = 0.0
+    """Mean time between breaks (exponential); 0 = never pauses by itself."""
+    break_s: tuple[float, float] = (300.0, 900.0)
+    """Uniform range of one break (the member is paused with reason ``break``)."""
 
 
 @dataclass(eq=False)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pbxsim.agents import make_agents
 from pbxsim.ami_actions import Actions
 from pbxsim.ami_server import AmiCredentials, AmiServer
+from pbxsim.breaks import take_breaks
 from pbxsim.clock import Clock
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
 from pbxsim.engine import Engine, EngineConfig
@@ -62,6 +63,7 @@ class Pbx:
         )
         self.actions = Actions(self.engine, self.dialplan, scenario.originate)
         self.ami_port = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._build()
 
     async def _dispatch(self, session: object, action: list[tuple[str, str]]) -> list[bytes]:
@@ -103,6 +105,11 @@ class Pbx:
                 await self.server.logged_in.wait()
         self.clock = Clock(self.opts.speed)
         self.engine.clock = self.clock
+        for agent in self.engine.agents.values():
+            if agent.profile.break_every_s > 0:
+                task = asyncio.ensure_future(take_breaks(self.engine, agent))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._scripted())
             if self.scenario.traffic is not None:
@@ -137,5 +144,10 @@ class Pbx:
             log.warning("%d call flows still running", self.engine.active_tasks)
 
     async def aclose(self) -> None:
+        """Stop operators' breaks, every call flow, then the AMI server."""
+        tasks = list(self._background)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.engine.aclose()
         await self.server.aclose()

@@ -74,6 +74,7 @@ class Queue:
     entries: list[Entry] = field(default_factory=list)
     completed: int = 0
     abandoned: int = 0
+    answered: int = 0
     holdtime: int = 0
     talktime: int = 0
     rr_next: int = 0
@@ -133,8 +134,9 @@ class Queue:
         return [self.rng.choice(ready)]
 
     def record_answer(self, hold: float) -> None:
-        n = self.completed + 1
-        self.holdtime = int((self.holdtime * self.completed + hold) / n)
+        """Running mean of the hold time of answered calls (QUEUEHOLDTIME, Holdtime)."""
+        self.answered += 1
+        self.holdtime = int((self.holdtime * (self.answered - 1) + hold) / self.answered)
 
     def record_talk(self, talk: float) -> None:
         n = max(self.completed, 1)

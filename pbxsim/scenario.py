@@ -7,7 +7,8 @@ Keys (all optional unless noted; times in scenario seconds):
 ``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
 (endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
-``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list).
+``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list),
+``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
 ``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``.
 ``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
@@ -99,6 +100,8 @@ def _profile(a: dict[str, Any]) -> AgentProfile:
         talk_s=_pair(a.get("talk_s", d.talk_s)),
         wrapup_s=float(a.get("wrapup_s", d.wrapup_s)),
         agent_hangs_up=float(a.get("agent_hangs_up", d.agent_hangs_up)),
+        break_every_s=float(a.get("break_every_s", d.break_every_s)),
+        break_s=_pair(a.get("break_s", d.break_s)),
     )
 
 
