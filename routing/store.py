@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +101,20 @@ class PgDecisionLog:
                     uniqueid,
                 )
         return _record(row) if row is not None else None
+
+    async def tracking_for(self, linkedids: Sequence[str]) -> dict[str, dict[str, object]]:
+        """The newest tracking record per call (by linkedid), JSON-ready: for ``/api/calls``
+        and a call's detail. Unknown ids are absent. Raises StoreError."""
+        if not linkedids:
+            return {}
+        with store_errors("route decisions of calls"):
+            async with asyncio.timeout(self._timeout):
+                rows = await self._pool.fetch(
+                    f"SELECT DISTINCT ON (linkedid) {_COLUMNS} FROM route_decisions"
+                    " WHERE linkedid = ANY($1::text[]) ORDER BY linkedid, decided_at DESC",
+                    list(linkedids),
+                )
+        return {row["linkedid"]: _record(row).to_dict() for row in rows}
 
     async def flush(self) -> int:
         """Write what is buffered now; returns the number written. Raises StoreError (the

@@ -79,6 +79,10 @@ async def test_decisions_are_recorded_and_read_back(pool: asyncpg.Pool) -> None:
         other = await fresh.record_for("u-2")
         assert other is not None and other.decision.tracking.source == "source-b"
         assert await log.get("nope") is None
+        tracking = await log.tracking_for(["l-1", "u-2", "nope"])
+        assert set(tracking) == {"l-1", "u-2"}
+        assert tracking["l-1"]["campaign"] == "yandex-implants-q4"
+        assert await log.tracking_for([]) == {}
     finally:
         await log.aclose()
         await service.aclose()
