@@ -197,7 +197,8 @@ def originate_response(
     if action_id:
         pairs.append(("ActionID", action_id))
     pairs.append(("Response", "Success" if ok else "Failure"))
-    pairs.extend(target)
+    # success names the channel that was created, failure the one that was requested
+    pairs.extend((k, ch.name if ch is not None and k == "Channel" else v) for k, v in target)
     pairs.append(("Reason", reason))
     pairs.append(("Uniqueid", ch.uniqueid if ch else "<null>"))
     pairs.append(("CallerIDNum", ch.cid_num if ch else "<unknown>"))

@@ -7,6 +7,11 @@
 * ``PJSIP/<number>@trunk`` (or any other) — an outbound call with the scenario's outcome
   mix: answered (Reason 4) / no answer (3) / busy (5) / congestion (8).
 
+After the first leg answered it runs ``Application``/``Data``; with ``Context``/``Exten``
+where ``Exten`` is a phone number it dials that number over the trunk (``outbound.py``:
+the callback pattern "ring the operator, then the patient"), else it stays up for a drawn
+talk time.
+
 Times are scenario seconds; ``Timeout`` in the action is milliseconds like Asterisk.
 """
 
@@ -18,6 +23,7 @@ from pbxsim import ami_events as ev
 from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbound, run_queue
 from pbxsim.engine import Engine
 from pbxsim.model import Channel
+from pbxsim.outbound import dial_trunk, is_number
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
@@ -198,7 +204,13 @@ async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest)
     eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
     _response(eng, req, True, 4, ch)
     call = eng.register_call(ch)
-    await eng.clock.wait_event(call.interrupted, _app_seconds(req, talk))
+    if not req.application and is_number(req.exten):
+        ch.goto(req.context, req.exten, req.priority)
+        callee = req.exten.lstrip("+")
+        pinned = policy.numbers.get(callee) or _draw(eng, policy)
+        await dial_trunk(eng, call, req.exten, req.priority, pinned, policy)
+    else:
+        await eng.clock.wait_event(call.interrupted, _app_seconds(req, talk))
     finish(eng, call, 16, "ANSWERED")
 
 

@@ -55,13 +55,15 @@ async def queue_app(
     ch = call.channel
     for var in EMPTY_VARS:
         eng.setvar(ch, var, "")
-    entry = Entry(ch, eng.clock.now(), len(q.entries) + 1, ch.variables.get("ROUTE_AGENT", ""))
-    q.entries.append(entry)
+    prio = ch.variables.get("ROUTE_PRIORITY") or ch.variables.get("QUEUE_PRIO", "0")
+    entry = Entry(ch, eng.clock.now(), 0, ch.variables.get("ROUTE_AGENT", ""))
+    entry.prio = int(prio) if prio.lstrip("-").isdigit() else 0
+    entry.original_position = q.insert(entry)
     if len(q.entries) == 1:
         eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
-    n = len(q.entries)
+    pos, n = entry.original_position, len(q.entries)
     eng.emit(
-        ev.queue_caller("QueueCallerJoin", ch, ("Queue", q.name), ("Position", n), ("Count", n))
+        ev.queue_caller("QueueCallerJoin", ch, ("Queue", q.name), ("Position", pos), ("Count", n))
     )
     give_up = entry.joined + max_wait
     if patience is not None:

@@ -59,6 +59,8 @@ class Entry:
     preferred: str = ""
     """Interface (``PJSIP/op101``) to try alone first (ROUTE_AGENT / sticky routing)."""
     ringing: bool = False
+    prio: int = 0
+    """Queue priority (ROUTE_PRIORITY / QUEUE_PRIO): higher waits ahead of lower."""
 
 
 @dataclass(eq=False)
@@ -80,6 +82,14 @@ class Queue:
     rr_next: int = 0
     rng: random.Random = field(default_factory=random.Random)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def insert(self, entry: Entry) -> int:
+        """Add a caller behind every caller of the same or higher priority; its position."""
+        at = len(self.entries)
+        while at > 0 and self.entries[at - 1].prio < entry.prio:
+            at -= 1
+        self.entries.insert(at, entry)
+        return at + 1
 
     def position(self, entry: Entry) -> int:
         return self.entries.index(entry) + 1

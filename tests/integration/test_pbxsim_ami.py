@@ -330,3 +330,38 @@ async def test_events_off_silences_the_session(agi_port: int) -> None:
         assert r["Events"] == "On"
     finally:
         await pbx.aclose()
+
+
+@pytest.mark.parametrize(("number", "status"), [("79990000004", "ANSWER"), ("79990000005", "BUSY")])
+async def test_callback_originate_rings_operator_then_dials_patient(
+    agi_port: int, number: str, status: str
+) -> None:
+    pbx = await make_pbx("originate", agi_port)
+    try:
+        c = await connect(pbx)
+        r = await c.action(
+            Action="Originate",
+            Channel="PJSIP/op101",
+            Context="callbacks",
+            Exten=number,
+            Priority="1",
+            CallerID=f'"Callback" <{number}>',
+            Async="true",
+        )
+        assert r["Message"] == "Originate successfully queued"
+        res = await c.wait(ev("OriginateResponse"))
+        assert (res["Response"], res["Reason"], res["Context"], res["Exten"]) == (
+            "Success",
+            "4",
+            "callbacks",
+            number,
+        )
+        begin = await c.wait(ev("DialBegin", DialString=f"{number}@trunk"))
+        assert begin["Channel"] == res["Channel"]
+        end = await c.wait(
+            lambda m: m.get("Event") == "DialEnd" and m.get("Channel") == res["Channel"]
+        )
+        assert end["DialStatus"] == status
+        await c.wait(ev("Hangup", Channel=res["Channel"]), wait_s=20)
+    finally:
+        await pbx.aclose()

@@ -187,3 +187,11 @@ def test_agent_draws_are_per_agent() -> None:
     a2 = make_agents(2, AgentProfile(), seed=3)
     a2[0].draw_ring()  # consuming op101's numbers must not change op102's
     assert a1[1].draw_ring() == a2[1].draw_ring()
+
+
+def test_higher_priority_callers_wait_ahead() -> None:
+    q = _queue("ringall", n=1)
+    low1, low2, high = (Entry(_channel(), 0.0, 0) for _ in range(3))
+    high.prio = 5
+    assert [q.insert(low1), q.insert(low2), q.insert(high)] == [1, 2, 1]
+    assert q.entries == [high, low1, low2]
