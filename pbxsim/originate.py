@@ -117,8 +117,10 @@ async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
         for k, v in req.variables:
             eng.setvar(half, k, v)
         half.set_callerid(*req.callerid)
-        half.set_connected(*req.callerid)
+        if half is two:  # ;2 already sees ;1's connected line when its caller ID changes
+            half.set_connected(*req.callerid)
         eng.emit(ev.new_callerid(half))
+        half.set_connected(*req.callerid)
         eng.emit(ev.new_connected_line(half))
     eng.emit(ev.local_bridge(one, two))
     eng.emit(ev.dial("DialBegin", None, one, ("DialString", f"{exten}@{ctx}")))
@@ -138,6 +140,8 @@ async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
     eng.device_up(one.device)
     eng.emit(ev.dial("DialEnd", None, one, ("DialStatus", "ANSWER")))
     _response(eng, req, True, 4, one)
+    if req.application:  # ;1 runs the application (no Newexten for it, as on Asterisk)
+        one.app, one.app_data = req.application, req.data
     eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
     if lab and exten == "100":
         eng.exten(two, 5, "Playback", "hello-world")

@@ -101,6 +101,9 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
     eng.bridge_enter(br, lc)
     eng.bridge_enter(br, ch)
     if ch.name.startswith("Local/"):
+        one = eng.channels.get(ch.name[:-1] + "1") if ch.name.endswith(";2") else None
+        if one is not None:  # the ;1 half now shows the operator (connected line update)
+            one.set_callerid(agent.ext, agent.name)
         eng.setvar(lc, "BRIDGEPEER", ch.name)
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", f"{ch.uniqueid}-pvt")

@@ -7,6 +7,7 @@ the contract must not share a parser with either side it checks.
 from __future__ import annotations
 
 import difflib
+import re
 from collections import defaultdict
 
 Block = list[tuple[str, str]]
@@ -68,6 +69,85 @@ def streams(evs: list[Block]) -> dict[str, list[str]]:
     return dict(out)
 
 
+STABLE = (
+    "Channel",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Context",
+    "Exten",
+    "Priority",
+    "Queue",
+    "Interface",
+    "MemberName",
+    "DialString",
+    "Cause",
+    "Application",
+    "AppData",
+    "DestChannelStateDesc",
+    "DestCallerIDNum",
+    "DestConnectedLineNum",
+    "DestContext",
+    "DestExten",
+    "Reason",
+    "Position",
+    "Count",
+    "Disposition",
+    "LastApplication",
+    "LastData",
+    "Source",
+    "Destination",
+    "DestinationContext",
+    "Digit",
+    "Device",
+    "State",
+    "Status",
+    "Paused",
+    "Membership",
+    "Response",
+)
+"""Fields whose values must match too (ids, times, counters and SIP details may differ)."""
+STABLE_VARS = (
+    "__",
+    "ROUTE",
+    "AGISTATUS",
+    "STASIS",
+    "PLAYBACK",
+    "DIALEDPEER",
+    "MEMBERINTERFACE",
+    "MEMBERNAME",
+    "QUEUENAME",
+    "QUEUESTRATEGY",
+    "ABANDONED",
+)
+"""VarSet variables whose Value must match."""
+
+
+def _norm(value: str) -> str:
+    value = re.sub(r"agi://127\.0\.0\.1:\d+", "agi://HOST", value)
+    value = re.sub(r"-[0-9a-f]{8}\b", "-N", value)
+    return re.sub(r"0x[0-9a-f]+", "0xN", value)
+
+
+def values(evs: list[Block]) -> dict[str, list[str]]:
+    """Per-channel sequences of events with their stable field values (see ``STABLE``)."""
+    roles: dict[str, str] = {}
+    out: dict[str, list[str]] = defaultdict(list)
+    for b in evs:
+        if b[0][1] in SKIP_IN_ORDER:
+            continue
+        d = dict(b)
+        uid = d.get("Uniqueid") or d.get("UniqueID") or d.get("DestUniqueid")
+        role = roles.setdefault(uid, f"c{len(roles) + 1}") if uid else "global"
+        shown = [f"{k}={_norm(d[k])}" for k in STABLE if k in d]
+        if d.get("Variable", "").startswith(STABLE_VARS):
+            shown.append(f"{d['Variable']}={d.get('Value', '')}")
+        out[role].append(" ".join([b[0][1], *shown]))
+    return dict(out)
+
+
 def shapes(evs: list[Block]) -> dict[str, set[tuple[str, ...]]]:
     """Event name → the field-name sequences seen for it."""
     out: dict[str, set[tuple[str, ...]]] = defaultdict(set)
@@ -85,6 +165,15 @@ def compare(golden: list[Block], actual: list[Block]) -> list[str]:
         if g != a:
             diff = difflib.unified_diff(g, a, f"golden {role}", f"pbxsim {role}", lineterm="", n=2)
             problems.append("\n".join(diff))
+    if not problems:  # same steps: now the values that must not drift either
+        gv, av = values(events(golden)), values(events(actual))
+        for role in sorted(set(gv) | set(av)):
+            g, a = gv.get(role, []), av.get(role, [])
+            if g != a:
+                diff = difflib.unified_diff(
+                    g, a, f"golden {role}", f"pbxsim {role}", lineterm="", n=0
+                )
+                problems.append("\n".join(diff))
     gshape, ashape = shapes(events(golden)), shapes(events(actual))
     for name, seen in sorted(ashape.items()):
         if name not in gshape:
