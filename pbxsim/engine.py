@@ -72,6 +72,8 @@ class Call:
     """Who ends the conversation (None: the agent's profile draws it)."""
     last_dest: str = ""
     """Name of the last channel dialled for this call (Cdr DestinationChannel)."""
+    peer_hangup: bool = False
+    """AMI Hangup hit the connected operator's leg, not the caller."""
 
 
 class Engine:
@@ -94,6 +96,8 @@ class Engine:
         self.ids = Ids()
         self.channels: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}
+        self.leg_of: dict[str, Call] = {}
+        """Connected operator legs → the caller's call (AMI Hangup of a leg)."""
         self.stasis = StasisRegistry()
         self.events_emitted = 0
         self._device_use: dict[str, int] = {}
@@ -251,6 +255,7 @@ class Engine:
         self.emit(ev.hangup(ch, cause))
         self.channels.pop(ch.name, None)
         self.calls.pop(ch.name, None)
+        self.leg_of.pop(ch.name, None)
         if ch.state == 6 and release_device:
             self.device_down(ch.device)
 
@@ -291,8 +296,12 @@ class Engine:
         """AMI Hangup: interrupt the call flow owning ``name``; False if unknown."""
         call = self.calls.get(name)
         if call is None:
-            return False
-        call.hangup_cause = cause
+            call = self.leg_of.get(name)
+            if call is None:
+                return False
+            call.peer_hangup = True
+        else:
+            call.hangup_cause = cause
         call.interrupted.set()
         self._wake_queues()
         return True

@@ -159,8 +159,12 @@ async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str
     if call.agent_ends is not None:
         agent_ends = call.agent_ends
     start = eng.clock.now()
+    eng.leg_of[lc.name] = call
     interrupted = not await _converse(eng, call, seconds)
     agent_ends = agent_ends and not interrupted
+    if call.peer_hangup:  # AMI Hangup of the operator's leg: the operator "hung up"
+        call.peer_hangup, agent_ends = False, True
+        call.interrupted.clear()
     talked = eng.clock.now() - start
     q.record_talk(talked)
     fields = (

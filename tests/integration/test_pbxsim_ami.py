@@ -365,3 +365,20 @@ async def test_callback_originate_rings_operator_then_dials_patient(
         await c.wait(ev("Hangup", Channel=res["Channel"]), wait_s=20)
     finally:
         await pbx.aclose()
+
+
+async def test_hangup_of_the_operator_leg_ends_the_call_from_the_agent_side(agi_port: int) -> None:
+    pbx = await make_pbx("single-answered", agi_port)
+    try:
+        c = await connect(pbx)
+        pbx.start_call(InboundCall("74951234567", "79161234567", talk_s=600.0, agent_ends=False))
+        conn = await c.wait(ev("AgentConnect"))
+        r = await c.action(Action="Hangup", Channel=conn["DestChannel"])
+        assert r["Message"] == "Channel Hungup"
+        done = await c.wait(ev("AgentComplete"))
+        assert done["Reason"] == "agent"
+        bye = await c.wait(ev("Newexten", Application="Playback"))
+        assert bye["AppData"] == "vm-goodbye"  # the caller goes on in the dialplan
+        await c.wait(ev("Hangup", Channel=conn["Channel"]))
+    finally:
+        await pbx.aclose()
