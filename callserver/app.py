@@ -28,7 +28,7 @@ from callserver.asterisk.resync import resync
 from callserver.config import Config
 from callserver.core.bus import EventBus
 from callserver.core.model.live import LiveModel
-from callserver.database import Database
+from callserver.database import Database, TrackingSource
 from callserver.health_checks import build_health_checks
 from callserver.metrics import Metrics
 from callserver.metrics_wiring import register_metrics
@@ -39,6 +39,7 @@ from callserver.web.calls import calls_routes
 from callserver.web.live import LiveHub, live_routes
 from callserver.wiring import Extensions, build_extensions
 from crm_bridge.wiring import CrmBridge
+from routing.service import RoutingService
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class CallServer:
         self.live_state = RedisLiveState(self.redis, config.redis.prefix)
         self.hub = LiveHub()
         self.crm: CrmBridge | None = None
+        self.routing: RoutingService | None = None
+        self.tracking: TrackingSource | None = None
         self.ext: Extensions = build_extensions(self)
         self.agi = FastAgiServer(
             config.agi.host,
@@ -111,7 +114,7 @@ class CallServer:
             health_checks=build_health_checks(self),
             metrics=self.metrics,
             routes=[
-                *calls_routes(self.database.calls_reader()),
+                *calls_routes(self.database.calls_reader(self.tracking)),
                 *live_routes(self.hub, self.snapshot),
                 *self.ext.routes,
             ],

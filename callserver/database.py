@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -94,8 +94,9 @@ class Database:
             raise DatabaseUnavailable(message="database not ready yet", reason=self.last_error)
         return self.pool
 
-    def calls_reader(self) -> _LazyCalls:
-        return _LazyCalls(self)
+    def calls_reader(self, tracking: TrackingSource | None = None) -> _LazyCalls:
+        """Calls for the API; ``tracking`` adds each call's routing record (``routing``)."""
+        return _LazyCalls(self, tracking)
 
     async def ping(self) -> bool:
         pool = self.require_pool()
@@ -111,14 +112,30 @@ class Database:
             self.pool = None
 
 
-class _LazyCalls:
-    """``CallsReader`` over a pool that may not exist yet (503 until it does)."""
+class TrackingSource(Protocol):
+    async def tracking_for(self, linkedids: Sequence[str]) -> dict[str, dict[str, object]]: ...
 
-    def __init__(self, database: Database) -> None:
+
+class _LazyCalls:
+    """``CallsReader`` over a pool that may not be ready yet (503 until it is), with the call
+    tracking record (DID, ad source, campaign, decision, reasons, rule version) attached."""
+
+    def __init__(self, database: Database, tracking: TrackingSource | None) -> None:
         self._db = database
+        self._tracking = tracking
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
-        return await CallRepository(self._db.require_pool()).recent(limit)
+        calls = await CallRepository(self._db.require_pool()).recent(limit)
+        return await self._attach(calls)
 
     async def get(self, call_id: str) -> dict[str, Any] | None:
-        return await CallRepository(self._db.require_pool()).get(call_id)
+        call = await CallRepository(self._db.require_pool()).get(call_id)
+        return None if call is None else (await self._attach([call]))[0]
+
+    async def _attach(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._tracking is None or not calls:
+            return calls
+        records = await self._tracking.tracking_for([str(c["linkedid"]) for c in calls])
+        for call in calls:
+            call["routing"] = records.get(str(call["linkedid"]))
+        return calls

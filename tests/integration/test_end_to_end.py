@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -122,6 +123,19 @@ async def test_answered_queue_call_lands_in_postgres_with_its_timeline(
                  ("CallQueued", "AgentRinging", "CallAnswered", "CallEnded")]  # fmt: skip
         assert order == ["CallQueued", "AgentRinging", "CallAnswered", "CallEnded"]
         assert server.agi.sessions_total == 1  # the dialplan's AGI(route) reached us
+        # the call tracking record is in the API, beside the call
+        url = f"http://127.0.0.1:{server.config.http.port}/api/calls?limit=5"
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(url, headers={"Authorization": "Bearer e2e-token"})
+            calls = (await resp.json())["calls"]
+        assert [c["id"] for c in calls] == [row["id"]]
+        routing = calls[0]["routing"]
+        assert routing["origin"] == "agi"
+        assert routing["did"] == "74951234567"
+        assert routing["ad_source"] == "source-a"
+        assert routing["queue"] == "reception"
+        assert routing["mode"] == "queue"
+        assert routing["rule_version"]
 
 
 async def test_abandoned_call_is_recorded_as_abandoned(
