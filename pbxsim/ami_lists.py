@@ -8,6 +8,7 @@ import time
 
 from pbxsim.engine import Engine
 from pbxsim.model import Channel
+from pbxsim.queues import Entry, Member, Queue
 from pbxsim.wire import first, message
 
 Pairs = list[tuple[str, str]]
@@ -22,6 +23,36 @@ def _complete(event: str, head: Head, n: int, *extra: tuple[str, object]) -> byt
     return message([("Event", event), *head, ("EventList", "Complete"), ("ListItems", n), *extra])
 
 
+def _params(q: Queue, head: Head) -> bytes:
+    return message([
+        ("Event", "QueueParams"), ("Queue", q.name), ("Max", 0), ("Strategy", q.strategy),
+        ("Calls", len(q.entries)), ("Holdtime", q.holdtime), ("TalkTime", q.talktime),
+        ("Completed", q.completed), ("Abandoned", q.abandoned), ("ServiceLevel", 0),
+        ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", 0), *head,
+    ])  # fmt: skip
+
+
+def _member(q: Queue, m: Member, head: Head) -> bytes:
+    a = m.agent
+    return message([
+        ("Event", "QueueMember"), ("Queue", q.name), ("Name", a.name), ("Location", a.interface),
+        ("StateInterface", a.interface), ("Membership", m.membership), ("Penalty", m.penalty),
+        ("CallsTaken", m.calls_taken), ("LastCall", m.last_call), ("LastPause", m.last_pause),
+        ("LoginTime", a.login_time), ("InCall", int(m.in_call)), ("Status", a.device_status()),
+        ("Paused", int(m.paused)), ("PausedReason", m.paused_reason), ("Wrapuptime", 0), *head,
+    ])  # fmt: skip
+
+
+def _entry(q: Queue, pos: int, e: Entry, now: float, head: Head) -> bytes:
+    ch = e.channel
+    return message([
+        ("Event", "QueueEntry"), ("Queue", q.name), ("Position", pos), ("Channel", ch.name),
+        ("Uniqueid", ch.uniqueid), ("CallerIDNum", ch.cid_num), ("CallerIDName", ch.cid_name),
+        ("ConnectedLineNum", ch.conn_num), ("ConnectedLineName", ch.conn_name),
+        ("Wait", int(now - e.joined)), ("Priority", e.prio), *head,
+    ])  # fmt: skip
+
+
 def queue_status(eng: Engine, a: Pairs, head: Head) -> list[bytes]:
     """QueueParams, QueueMember and QueueEntry items; filters ``Queue`` and ``Member``."""
     want_q, want_m = first(a, "Queue"), first(a, "Member")
@@ -30,78 +61,13 @@ def queue_status(eng: Engine, a: Pairs, head: Head) -> list[bytes]:
     for q in eng.queues.values():
         if want_q and q.name != want_q:
             continue
-        items.append(
-            message(
-                [
-                    ("Event", "QueueParams"),
-                    ("Queue", q.name),
-                    ("Max", 0),
-                    ("Strategy", q.strategy),
-                    ("Calls", len(q.entries)),
-                    ("Holdtime", q.holdtime),
-                    ("TalkTime", q.talktime),
-                    ("Completed", q.completed),
-                    ("Abandoned", q.abandoned),
-                    ("ServiceLevel", 0),
-                    ("ServicelevelPerf", "0.0"),
-                    ("ServicelevelPerf2", "0.0"),
-                    ("Weight", 0),
-                    *head,
-                ]
-            )
-        )
-        for m in q.members:
-            if want_m and m.agent.interface != want_m:
-                continue
-            a_ = m.agent
-            items.append(
-                message(
-                    [
-                        ("Event", "QueueMember"),
-                        ("Queue", q.name),
-                        ("Name", a_.name),
-                        ("Location", a_.interface),
-                        ("StateInterface", a_.interface),
-                        ("Membership", m.membership),
-                        ("Penalty", m.penalty),
-                        ("CallsTaken", m.calls_taken),
-                        ("LastCall", m.last_call),
-                        ("LastPause", m.last_pause),
-                        ("LoginTime", a_.login_time),
-                        ("InCall", int(m.in_call)),
-                        ("Status", a_.device_status()),
-                        ("Paused", int(m.paused)),
-                        ("PausedReason", m.paused_reason),
-                        ("Wrapuptime", 0),
-                        *head,
-                    ]
-                )
-            )
-        for pos, e in enumerate(q.entries, start=1):
-            ch = e.channel
-            items.append(
-                message(
-                    [
-                        ("Event", "QueueEntry"),
-                        ("Queue", q.name),
-                        ("Position", pos),
-                        ("Channel", ch.name),
-                        ("Uniqueid", ch.uniqueid),
-                        ("CallerIDNum", ch.cid_num),
-                        ("CallerIDName", ch.cid_name),
-                        ("ConnectedLineNum", ch.conn_num),
-                        ("ConnectedLineName", ch.conn_name),
-                        ("Wait", int(now - e.joined)),
-                        ("Priority", 0),
-                        *head,
-                    ]
-                )
-            )
-    return [
-        _start(head, "Queue status will follow"),
-        *items,
-        _complete("QueueStatusComplete", head, len(items)),
-    ]
+        items.append(_params(q, head))
+        items += [
+            _member(q, m, head) for m in q.members if not want_m or m.agent.interface == want_m
+        ]
+        items += [_entry(q, pos, e, now, head) for pos, e in enumerate(q.entries, start=1)]
+    done = _complete("QueueStatusComplete", head, len(items))
+    return [_start(head, "Queue status will follow"), *items, done]
 
 
 def queue_summary(eng: Engine, a: Pairs, head: Head) -> list[bytes]:

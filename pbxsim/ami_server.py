@@ -183,50 +183,39 @@ class AmiServer:
     def _login(
         self, s: Session, action: list[tuple[str, str]], head: list[tuple[str, object]]
     ) -> list[bytes]:
+        """Login: wrong credentials → Error and close (``ami-login-failed.txt``)."""
         user, secret = first(action, "Username"), first(action, "Secret")
         if user != self.creds.username or secret != self.creds.secret:
             s.closing = True
             return [message([("Response", "Error"), *head, ("Message", "Authentication failed")])]
         s.authed = True
         self._set_events(s, first(action, "Events", "on"))
+        out = [message([("Response", "Success"), *head, ("Message", "Authentication accepted")])]
+        if s.events:
+            out += self._welcome(s, user)
+        self.logged_in.set()
+        return out
+
+    def _welcome(self, s: Session, user: str) -> list[bytes]:
+        """FullyBooted and SuccessfulAuth, sent to the new session only."""
         now = time.time()
         tv = (
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             + f".{int(now * 1000) % 1000:03d}+0000"
         )
         local = s.writer.get_extra_info("sockname")
-        out = [message([("Response", "Success"), *head, ("Message", "Authentication accepted")])]
-        if s.events:
-            uptime = int(now - self._started)
-            out.append(
-                message(
-                    [
-                        ("Event", "FullyBooted"),
-                        ("Privilege", "system,all"),
-                        ("Uptime", uptime),
-                        ("LastReload", max(0, uptime - 108)),
-                        ("Status", "Fully Booted"),
-                    ]
-                )
-            )
-            out.append(
-                message(
-                    [
-                        ("Event", "SuccessfulAuth"),
-                        ("Privilege", "security,all"),
-                        ("Timestamp", f"{now:.6f}"),
-                        ("EventTV", tv),
-                        ("Severity", "Informational"),
-                        ("Service", "AMI"),
-                        ("EventVersion", 1),
-                        ("AccountID", user),
-                        ("SessionID", f"0x{id(s) & 0xFFFFFFFFFFFF:x}"),
-                        ("LocalAddress", f"IPV4/TCP/{local[0]}/{local[1]}" if local else ""),
-                        ("RemoteAddress", f"IPV4/TCP/{s.peer.replace(':', '/')}"),
-                        ("UsingPassword", 0),
-                        ("SessionTV", tv),
-                    ]
-                )
-            )
-        self.logged_in.set()
-        return out
+        uptime = int(now - self._started)
+        booted = message([
+            ("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
+            ("LastReload", max(0, uptime - 108)), ("Status", "Fully Booted"),
+        ])  # fmt: skip
+        auth = message([
+            ("Event", "SuccessfulAuth"), ("Privilege", "security,all"), ("Timestamp", f"{now:.6f}"),
+            ("EventTV", tv), ("Severity", "Informational"), ("Service", "AMI"),
+            ("EventVersion", 1), ("AccountID", user),
+            ("SessionID", f"0x{id(s) & 0xFFFFFFFFFFFF:x}"),
+            ("LocalAddress", f"IPV4/TCP/{local[0]}/{local[1]}" if local else ""),
+            ("RemoteAddress", f"IPV4/TCP/{s.peer.replace(':', '/')}"), ("UsingPassword", 0),
+            ("SessionTV", tv),
+        ])  # fmt: skip
+        return [booted, auth]

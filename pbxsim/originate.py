@@ -105,10 +105,10 @@ def _app_seconds(req: OriginateRequest, default: float) -> float:
     return default
 
 
-async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
-    spec = req.channel[len("Local/") :].split("/", 1)[0]
-    exten, _, ctx = spec.partition("@")
-    ctx = ctx or "default"
+def _local_pair(
+    eng: Engine, req: OriginateRequest, exten: str, ctx: str
+) -> tuple[Channel, Channel]:
+    """Newchannel ×2, variables, caller ID, LocalBridge, DialBegin (``ami-originate.txt``)."""
     base = f"Local/{exten}@{ctx}-{eng.ids.local_suffix()}"
     one = eng.new_channel(base + ";1", context=ctx, exten=exten)
     two = eng.new_channel(base + ";2", context=ctx, exten=exten, state=4, linkedid=one.uniqueid)
@@ -124,10 +124,13 @@ async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
         eng.emit(ev.new_connected_line(half))
     eng.emit(ev.local_bridge(one, two))
     eng.emit(ev.dial("DialBegin", None, one, ("DialString", f"{exten}@{ctx}")))
-    call = eng.register_call(two)
-    call.talk_s, call.agent_ends = 3600.0, False
-    lab = ctx == "lab-local"
-    if lab and exten in ("100", "300"):
+    return one, two
+
+
+def _local_answer(
+    eng: Engine, req: OriginateRequest, one: Channel, two: Channel, lab: bool
+) -> None:
+    if lab:
         eng.exten(two, 1, "NoOp", "Lab caller via Local channel")
         eng.exten(two, 2, "Set", "CALLERID(num)=79161234567")
         eng.exten(two, 3, "Set", "CALLERID(name)=Lab Caller")
@@ -143,11 +146,22 @@ async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
     if req.application:  # ;1 runs the application (no Newexten for it, as on Asterisk)
         one.app, one.app_data = req.application, req.data
     eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
+
+
+async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
+    spec = req.channel[len("Local/") :].split("/", 1)[0]
+    exten, _, ctx = spec.partition("@")
+    ctx = ctx or "default"
+    one, two = _local_pair(eng, req, exten, ctx)
+    call = eng.register_call(two)
+    call.talk_s, call.agent_ends = 3600.0, False
+    lab = ctx == "lab-local" and exten in ("100", "300")
+    _local_answer(eng, req, one, two, lab)
     if lab and exten == "100":
         eng.exten(two, 5, "Playback", "hello-world")
         if await playback(eng, call, "hello-world"):
             await run_queue(eng, call, "reception", 6, None)
-    elif lab and exten == "300":
+    elif lab:
         two.goto("route-inbound", "74951234567", 1)
         two.variables.update({"AD_SOURCE": "source-a", "DID": "74951234567"})
         await route_inbound(eng, dp, call, InboundCall("74951234567", "79161234567"))

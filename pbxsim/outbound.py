@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pbxsim import ami_events as ev
 from pbxsim.engine import Call, Engine
+from pbxsim.model import Channel
 
 if TYPE_CHECKING:
     from pbxsim.originate import OriginatePolicy
@@ -55,6 +56,15 @@ async def dial_trunk(
         eng.hangup(callee, CAUSE.get(outcome, 16))
         eng.setvar(ch, "DIALSTATUS", status)
         return status
+    await _connected(eng, call, callee, number, policy)
+    return "ANSWER"
+
+
+async def _connected(
+    eng: Engine, call: Call, callee: Channel, number: str, policy: OriginatePolicy
+) -> None:
+    """The patient answered: bridge, talk, the patient (or an AMI Hangup) ends it."""
+    ch = call.channel
     eng.answer(callee)
     eng.emit(ev.dial("DialEnd", ch, callee, ("DialStatus", "ANSWER")))
     ch.set_connected(number, number)
@@ -75,4 +85,3 @@ async def dial_trunk(
     eng.cdr(callee, "", "ANSWERED")
     eng.hangup(callee, 16)
     eng.setvar(ch, "DIALSTATUS", "ANSWER")
-    return "ANSWER"

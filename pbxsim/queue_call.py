@@ -199,58 +199,48 @@ def _abandon(
     _leave(eng, call, q, entry, True, legs)
 
 
+Legs = list[tuple[Member, Channel]]
+
+
+def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | None) -> None:
+    """What app_queue does when the caller hangs up while waiting."""
+    ch = call.channel
+    wait = eng.clock.now() - entry.joined
+    if legs is None:
+        eng.emit(ev.hangup_request(ch))
+    secs, ms = str(int(wait)), str(int(wait * 1000))
+    for var, val in (("QUEUEWAIT", secs), ("QUEUEWAIT_MS", ms), ("DIALEDTIME", secs)):
+        eng.setvar(ch, var, val)
+    for var, val in (("DIALEDTIME_MS", ms), ("ANSWEREDTIME", "0"), ("ANSWEREDTIME_MS", "0")):
+        eng.setvar(ch, var, val)
+    eng.setvar(ch, "ABANDONED", "TRUE")
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    q.abandoned += 1
+    where = (("Position", q.position(entry)), ("OriginalPosition", entry.original_position))
+    abandon = (("Queue", q.name), *where, ("HoldTime", int(wait)))
+    eng.emit(ev.queue_caller("QueueCallerAbandon", ch, *abandon))
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    for m, leg in legs or []:
+        eng.hangup(leg, 0)
+        m.agent.state = "idle"
+
+
 def _leave(
-    eng: Engine,
-    call: Call,
-    q: Queue,
-    entry: Entry,
-    abandoned: bool,
-    legs: list[tuple[Member, Channel]] | None,
+    eng: Engine, call: Call, q: Queue, entry: Entry, abandoned: bool, legs: Legs | None
 ) -> str:
     """Leave the queue by abandon, timeout or redirect; returns QUEUESTATUS."""
     ch = call.channel
-    wait = eng.clock.now() - entry.joined
     redirect = call.redirect is not None
     if abandoned and not redirect:
-        if legs is None:
-            eng.emit(ev.hangup_request(ch))
-        for var, val in (
-            ("QUEUEWAIT", int(wait)),
-            ("QUEUEWAIT_MS", int(wait * 1000)),
-            ("DIALEDTIME", int(wait)),
-            ("DIALEDTIME_MS", int(wait * 1000)),
-            ("ANSWEREDTIME", 0),
-            ("ANSWEREDTIME_MS", 0),
-        ):
-            eng.setvar(ch, var, str(val))
-        eng.setvar(ch, "ABANDONED", "TRUE")
-        for k, v in q.queue_vars():
-            eng.setvar(ch, k, v)
-        q.abandoned += 1
-        eng.emit(
-            ev.queue_caller(
-                "QueueCallerAbandon",
-                ch,
-                ("Queue", q.name),
-                ("Position", q.position(entry)),
-                ("OriginalPosition", entry.original_position),
-                ("HoldTime", int(wait)),
-            )
-        )
-        for k, v in q.queue_vars():
-            eng.setvar(ch, k, v)
-        for m, leg in legs or []:
-            eng.hangup(leg, 0)
-            m.agent.state = "idle"
+        _abandon_vars(eng, call, q, entry, legs)
     pos = q.position(entry)
     q.entries.remove(entry)
     if not q.entries:
         eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
-    eng.emit(
-        ev.queue_caller(
-            "QueueCallerLeave", ch, ("Queue", q.name), ("Position", pos), ("Count", len(q.entries))
-        )
-    )
+    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
+    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
     eng.setvar(ch, "QUEUEPOSITION", str(pos))
     for m, _leg in legs or []:
         eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))

@@ -41,65 +41,58 @@ def _member_vars(q: Queue, leg: Leg) -> list[tuple[str, str]]:
     ]
 
 
-def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple[Bridge, int]:
-    """From the member's answer to both channels in a bridge; returns (bridge, hold)."""
+def _setvars(eng: Engine, ch: Channel, pairs: list[tuple[str, str]]) -> None:
+    for k, v in pairs:
+        eng.setvar(ch, k, v)
+
+
+def _answered(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg, hold: int) -> None:
+    """DialEnd ANSWER and the MEMBER*/QE*/QUEUE* variables app_queue sets on both legs."""
     from pbxsim.queue_call import agent_status
 
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
-    hold = int(eng.clock.now() - entry.joined)
     eng.set_state(lc, 6)
     eng.emit(ev.dial("DialEnd", ch, lc, ("DialStatus", "ANSWER")))
     ch.set_connected(agent.ext, agent.name)
     eng.emit(ev.new_connected_line(ch))
     mvars = _member_vars(q, leg)
-    for k, v in mvars[:4]:
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, mvars[:4])
     agent.state = "busy"
     local = ch.name.startswith("Local/")
     if not local:  # the device-state thread races app_queue; these are the orders observed
         eng.emit(ev.device_state(agent.interface, "INUSE"))
-    for k, v in mvars[4:]:
-        eng.setvar(ch, k, v)
-    for k, v in mvars:
-        eng.setvar(lc, k, v)
+    _setvars(eng, ch, mvars[4:])
+    _setvars(eng, lc, mvars)
     for target in (ch, lc):
         eng.setvar(target, "QEHOLDTIME", str(hold))
         eng.setvar(target, "QEORIGINALPOS", str(entry.original_position))
     q.record_answer(hold)
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, q.queue_vars())
     leg.member.in_call = True
     agent_status(eng, agent)
     if local:
         eng.emit(ev.device_state(agent.interface, "INUSE"))
-    for k, v in q.queue_vars():
-        eng.setvar(lc, k, v)
+    _setvars(eng, lc, q.queue_vars())
+
+
+def _left_queue(eng: Engine, call: Call, q: Queue, entry: Entry, hold: int) -> None:
+    ch = call.channel
     pos = q.position(entry)
     q.entries.remove(entry)
     if not q.entries:
         eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
-    eng.emit(
-        ev.queue_caller(
-            "QueueCallerLeave", ch, ("Queue", q.name), ("Position", pos), ("Count", len(q.entries))
-        )
-    )
-    eng.setvar(ch, "QUEUEPOSITION", str(pos))
-    eng.setvar(ch, "QUEUEWAIT", str(hold))
+    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
+    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
+    _setvars(eng, ch, [("QUEUEPOSITION", str(pos)), ("QUEUEWAIT", str(hold))])
     eng.setvar(ch, "QUEUEWAIT_MS", str(hold * 1000))
-    fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))
-    eng.emit(
-        ev.agent_event(
-            "AgentConnect",
-            ch,
-            lc.block("Dest"),
-            *fields,
-            ("HoldTime", hold),
-            ("RingTime", int(leg.ring)),
-        )
-    )
+
+
+def _bridge(eng: Engine, ch: Channel, lc: Channel, leg: Leg) -> Bridge:
+    """BridgeCreate/Enter ×2 and the BRIDGEPEER noise (3 rounds for SIP, 1 for Local)."""
     br = eng.bridge_create()
     eng.bridge_enter(br, lc)
     eng.bridge_enter(br, ch)
+    agent = leg.member.agent
     if ch.name.startswith("Local/"):
         one = eng.channels.get(ch.name[:-1] + "1") if ch.name.endswith(";2") else None
         if one is not None:  # the ;1 half now shows the operator (connected line update)
@@ -107,13 +100,25 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
         eng.setvar(lc, "BRIDGEPEER", ch.name)
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", f"{ch.uniqueid}-pvt")
-        return br, hold
+        return br
     for _ in range(3):
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", ch.variables.get("PVTCALLID", ch.uniqueid))
         eng.setvar(lc, "BRIDGEPEER", ch.name)
         eng.setvar(lc, "BRIDGEPVTCALLID", f"1-{ch.uniqueid}@127.0.0.1")
-    return br, hold
+    return br
+
+
+def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple[Bridge, int]:
+    """From the member's answer to both channels in a bridge; returns (bridge, hold)."""
+    ch, lc, agent = call.channel, leg.channel, leg.member.agent
+    hold = int(eng.clock.now() - entry.joined)
+    _answered(eng, call, q, entry, leg, hold)
+    _left_queue(eng, call, q, entry, hold)
+    fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))
+    times = (("HoldTime", hold), ("RingTime", int(leg.ring)))
+    eng.emit(ev.agent_event("AgentConnect", ch, lc.block("Dest"), *fields, *times))
+    return _bridge(eng, ch, lc, leg), hold
 
 
 async def _converse(eng: Engine, call: Call, seconds: float) -> bool:
@@ -148,12 +153,15 @@ def _times(eng: Engine, ch: Channel, ring: float, talked: float) -> None:
         eng.setvar(ch, k, str(v))
 
 
+Fields = tuple[tuple[str, object], ...]
+
+
 async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str:
     """Connect, converse, tear down. Returns ``GONE`` (caller hung up, all channels gone)
     or ``CONTINUE`` (the agent hung up; the caller goes on in the dialplan)."""
-    ch, lc, member = call.channel, leg.channel, leg.member
+    ch, lc, agent = call.channel, leg.channel, leg.member.agent
     br, hold = _connect(eng, call, q, entry, leg)
-    seconds, agent_ends = member.agent.draw_talk()
+    seconds, agent_ends = agent.draw_talk()
     if call.talk_s is not None:
         seconds = call.talk_s
     if call.agent_ends is not None:
@@ -167,58 +175,65 @@ async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str
         call.interrupted.clear()
     talked = eng.clock.now() - start
     q.record_talk(talked)
-    fields = (
+    fields: Fields = (
         ("Queue", q.name),
-        ("Interface", member.agent.interface),
-        ("MemberName", member.agent.name),
+        ("Interface", agent.interface),
+        ("MemberName", agent.name),
+        ("HoldTime", hold),
+        ("TalkTime", int(talked)),
     )
-    done = (("HoldTime", hold), ("TalkTime", int(talked)))
     if ch.name.startswith("Local/") and not agent_ends:
-        _local_caller_ends(eng, call, q, br, leg, talked, (*fields, *done))
+        _local_caller_ends(eng, call, q, br, leg, talked, fields)
         return "GONE"
     if agent_ends:
-        eng.emit(ev.hangup_request(lc))
-        _unbridge(eng, lc, ch)
-        eng.bridge_leave(br, lc)
-        eng.bridge_leave(br, ch)
-        eng.emit(ev.bridge_destroy(br))
-        for k, v in q.queue_vars():
-            eng.setvar(ch, k, v)
-        _times(eng, ch, leg.ring, talked)
-        eng.emit(
-            ev.agent_event(
-                "AgentComplete", ch, lc.block("Dest"), *fields, *done, ("Reason", "agent")
-            )
-        )
-        eng.rtp_qos(lc, None)
-        eng.hangup(lc, 16, release_device=False)
-        _release(eng, q, member)
-        ch.set_connected("<unknown>", "<unknown>")
+        _agent_ends(eng, call, q, br, leg, talked, fields)
         return "CONTINUE"
+    _caller_ends(eng, call, q, br, leg, talked, fields)
+    return "GONE"
+
+
+def _agent_ends(
+    eng: Engine, call: Call, q: Queue, br: Bridge, leg: Leg, talked: float, fields: Fields
+) -> None:
+    ch, lc = call.channel, leg.channel
+    eng.emit(ev.hangup_request(lc))
+    _unbridge(eng, lc, ch)
+    eng.bridge_leave(br, lc)
+    eng.bridge_leave(br, ch)
+    eng.emit(ev.bridge_destroy(br))
+    _setvars(eng, ch, q.queue_vars())
+    _times(eng, ch, leg.ring, talked)
+    eng.emit(ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, ("Reason", "agent")))
+    eng.rtp_qos(lc, None)
+    eng.hangup(lc, 16, release_device=False)
+    _release(eng, q, leg.member)
+    ch.set_connected("<unknown>", "<unknown>")
+
+
+def _caller_ends(
+    eng: Engine, call: Call, q: Queue, br: Bridge, leg: Leg, talked: float, fields: Fields
+) -> None:
+    """The caller hung up while bridged (``ami-queue-answered-call.txt`` teardown)."""
+    ch, lc = call.channel, leg.channel
     if ch.name.startswith("PJSIP/"):
         eng.rtp_qos(ch, lc)
     eng.emit(ev.hangup_request(ch))
     _unbridge(eng, ch, lc)
     br.technology = "native_rtp"
     eng.bridge_leave(br, ch)
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, q.queue_vars())
     _times(eng, ch, leg.ring, talked)
     eng.bridge_leave(br, lc)
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, q.queue_vars())
     eng.emit(ev.bridge_destroy(br))
     eng.emit(ev.soft_hangup_request(ch, 16))
     eng.cdr(ch, lc.name, "ANSWERED")
-    eng.emit(
-        ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, *done, ("Reason", "caller"))
-    )
+    eng.emit(ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, ("Reason", "caller")))
     eng.hangup(ch, call.hangup_cause or 16, release_device=False)
     eng.rtp_qos(lc, None)
     eng.device_down(ch.device)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, member)
-    return "GONE"
+    _release(eng, q, leg.member)
 
 
 def _release(eng: Engine, q: Queue, member: Member) -> None:
@@ -250,13 +265,7 @@ def _release(eng: Engine, q: Queue, member: Member) -> None:
 
 
 def _local_caller_ends(
-    eng: Engine,
-    call: Call,
-    q: Queue,
-    br: Bridge,
-    leg: Leg,
-    talked: float,
-    fields: tuple[tuple[str, object], ...],
+    eng: Engine, call: Call, q: Queue, br: Bridge, leg: Leg, talked: float, fields: Fields
 ) -> None:
     """A Local-channel caller's other half hung up (``ami-originate.txt`` teardown)."""
     ch, lc = call.channel, leg.channel
@@ -269,11 +278,9 @@ def _local_caller_ends(
     eng.device_down(ch.device)
     eng.bridge_leave(br, ch)
     eng.cdr(ch, lc.name, "ANSWERED")
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, q.queue_vars())
     _times(eng, ch, leg.ring, talked)
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
+    _setvars(eng, ch, q.queue_vars())
     eng.emit(ev.soft_hangup_request(ch, 16))
     eng.hangup(ch, 16, release_device=False)
     eng.bridge_leave(br, lc)
