@@ -69,7 +69,7 @@ port = {ports["http"]}
 api_token = "{token}"
 
 [routing]
-rules_file = "{ROOT / "routing" / "rules.example.toml"}"
+rules_file = "{ROOT / "devtools" / "demo-rules.toml"}"
 """
 
 
@@ -98,7 +98,7 @@ def _stop(procs: list[subprocess.Popen[bytes]], svc: Services) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="./run demo")
-    parser.add_argument("--speed", type=float, default=10.0, help="pbxsim speed factor")
+    parser.add_argument("--speed", type=float, default=30.0, help="pbxsim speed factor")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the board")
     parser.add_argument("--scenario", default="clinic-day")
     args = parser.parse_args()
@@ -114,17 +114,33 @@ def main() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        subprocess.run([py, "-m", "callserver", "migrate", "--config", str(conf)], check=True, env=env)
+        migrate = [py, "-m", "callserver", "migrate", "--config", str(conf)]
+        subprocess.run(migrate, check=True, env=env)
         subprocess.run([py, "-m", "crm_bridge", "seed-demo", "--dsn", dsn], check=True, env=env)
-        procs.append(subprocess.Popen(
-            [py, "-m", "pbxsim", "--scenario", args.scenario, "--speed", str(args.speed),
-             "--ami", f"127.0.0.1:{ports['ami']}", "--ari", f"127.0.0.1:{ports['ari']}",
-             "--agi", f"127.0.0.1:{ports['agi']}", "--wait-for-ami"],
-            env=env,
-        ))
-        procs.append(subprocess.Popen(
-            [py, "-m", "callserver", "run", "--config", str(conf)], env=env
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    py,
+                    "-m",
+                    "pbxsim",
+                    "--scenario",
+                    args.scenario,
+                    "--speed",
+                    str(args.speed),
+                    "--ami",
+                    f"127.0.0.1:{ports['ami']}",
+                    "--ari",
+                    f"127.0.0.1:{ports['ari']}",
+                    "--agi",
+                    f"127.0.0.1:{ports['agi']}",
+                    "--wait-for-ami",
+                ],
+                env=env,
+            )
+        )
+        procs.append(
+            subprocess.Popen([py, "-m", "callserver", "run", "--config", str(conf)], env=env)
+        )
         _wait_http(ports["http"], procs[-1])
         url = f"http://127.0.0.1:{ports['http']}/#token={token}"
         print("\n" + "=" * 72)
