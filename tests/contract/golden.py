@@ -126,7 +126,7 @@ STABLE_VARS = (
 
 
 def _norm(value: str) -> str:
-    value = re.sub(r"agi://127\.0\.0\.1:\d+", "agi://HOST", value)
+    value = re.sub(r"127\.0\.0\.1:\d+", "HOST:PORT", value)  # AGI URL, externalMedia peer
     value = re.sub(r"-[0-9a-f]{8}\b", "-N", value)
     return re.sub(r"0x[0-9a-f]+", "0xN", value)
 
