@@ -37,6 +37,8 @@
     for (const row of rows) { const tr = document.createElement("tr"); render(tr, row); body.appendChild(tr); }
   }
 
+  const STATUS = { not_inuse: "free", inuse: "in call", busy: "busy", ringing: "ringing",
+    ringinuse: "ringing", onhold: "on hold", unavailable: "offline", invalid: "offline", unknown: "?" };
   const secs = (v) => (v == null ? "" : Math.round(v) + " s");
   const time = (v) => (v ? new Date(typeof v === "number" ? v * 1000 : v).toLocaleTimeString() : "");
 
@@ -57,7 +59,7 @@
     const agents = [...state.agents.values()].sort((a, b) => a.interface.localeCompare(b.interface));
     fill("agents", agents, (tr, a) => {
       cell(tr, a.name || a.interface); cell(tr, (a.queues || []).join(", "));
-      cell(tr, a.paused ? "paused " + (a.paused_reason || "") : a.status, a.paused ? "paused" : "status-" + a.status);
+      cell(tr, a.paused ? "paused " + (a.paused_reason || "") : STATUS[a.status] || a.status, a.paused ? "paused" : "status-" + a.status);
       cell(tr, a.calls_taken);
     });
     fill("recent", state.recent.slice(0, 40), (tr, c) => {
