@@ -46,6 +46,8 @@ __all__ = ["AgiEnvironment", "AgiHandler", "AgiReply", "AgiSession", "FastAgiSer
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 1024
+
 READ_SIZE = 64 * 1024
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the socket to close after the session."""
@@ -257,7 +259,11 @@ class FastAgiServer:
             return
         self._closing = False
         try:
-            self._server = await asyncio.start_server(self._on_client, self._host, self._port)
+            # a burst of calls must not overflow asyncio's default backlog of 100: a refused
+            # connect costs the caller Asterisk's AGI retry delay
+            self._server = await asyncio.start_server(
+                self._on_client, self._host, self._port, backlog=LISTEN_BACKLOG
+            )
         except OSError as exc:
             raise AgiError(
                 message=f"cannot listen for FastAGI on {self._host}:{self._port}: {exc}",
