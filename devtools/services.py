@@ -165,9 +165,13 @@ def _start_redis(svc: Services) -> str:
 def ensure_services(*, prefer_default: bool = True) -> Services:
     """Return reachable PostgreSQL and Redis, starting private ones where needed.
 
-    ``CALLSERVER_TEST_PG_DSN`` / ``CALLSERVER_TEST_REDIS_URL`` force given servers. Private
-    instances are stopped at interpreter exit. Raises ServiceError when neither works.
+    ``CALLSERVER_TEST_PG_DSN`` / ``CALLSERVER_TEST_REDIS_URL`` force given servers;
+    ``CALLSERVER_PRIVATE_SERVICES=1`` forces private instances even when the default ports answer
+    (what a fresh machine sees). Private instances are stopped at interpreter exit. Raises
+    ServiceError when neither works.
     """
+    if os.environ.get("CALLSERVER_PRIVATE_SERVICES", "") not in ("", "0"):
+        prefer_default = False
     svc = Services(pg_dsn="", redis_url="")
     atexit.register(svc.stop)
     forced_pg = os.environ.get("CALLSERVER_TEST_PG_DSN")
