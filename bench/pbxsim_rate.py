@@ -1,8 +1,10 @@
 """How many calls/s and AMI events/s pbxsim sustains on one core while a reader drains them.
 
-pbxsim (scenario ``load``, real time, no FastAGI server listening so every call takes the
-AGISTATUS=FAILURE path) runs in this process on one event loop; a plain socket reader in a
-separate process logs in and counts events. The offered arrival rate is set above the
+pbxsim (scenario ``load``, real time) runs in this process on one event loop; a plain socket
+reader in a separate process logs in and counts events. By default no FastAGI server
+listens (every call takes the AGISTATUS=FAILURE path, ~157 events/call); ``--with-agi``
+starts a minimal FastAGI responder in a third process (~170 events/call plus the AGI
+round trips). The offered arrival rate is set above the
 budget; what pbxsim actually completes in the measuring window is the figure.
 
     python bench/pbxsim_rate.py [--rate 300] [--seconds 20]
@@ -52,13 +54,34 @@ def reader(port: int, seconds: float, out: multiprocessing.Queue[tuple[int, int]
     out.put((events, total))
 
 
+def agi_responder(port: int) -> None:
+    """A minimal FastAGI server (own process) answering like callserver's route script."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (await reader.readline()) not in (b"\n", b""):
+                pass
+            for cmd in (b"GET VARIABLE AD_SOURCE\n", b"SET VARIABLE ROUTE_QUEUE reception\n"):
+                writer.write(cmd)
+                await reader.readline()
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-async def run(rate: float, seconds: float) -> tuple[float, float, int]:
+async def run(rate: float, seconds: float, with_agi: bool) -> tuple[float, float, int]:
     sc = load("load")
     assert sc.traffic is not None
     # enough operators that calls never wait for one (each is busy ~3 s per call)
@@ -68,8 +91,13 @@ async def run(rate: float, seconds: float) -> tuple[float, float, int]:
         agents=agents,
         traffic=dataclasses.replace(sc.traffic, calls_per_s=rate, duration_s=seconds),
     )
+    agi_port = _free_port()
+    if with_agi:
+        agi = multiprocessing.Process(target=agi_responder, args=(agi_port,), daemon=True)
+        agi.start()
+        await asyncio.sleep(1.0)
     opts = PbxOptions(
-        ami_port=0, agi_port=_free_port(), speed=1.0, wait_for_ami=True, agi_timeout_s=2.0
+        ami_port=0, agi_port=agi_port, speed=1.0, wait_for_ami=True, agi_timeout_s=2.0
     )
     pbx = Pbx(sc, opts)
     await pbx.start()
@@ -105,8 +133,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rate", type=float, default=400.0, help="offered calls/s")
     p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--with-agi", action="store_true", help="a FastAGI server answers each call")
     args = p.parse_args()
-    calls, events, _ = asyncio.run(run(args.rate, args.seconds))
+    calls, events, _ = asyncio.run(run(args.rate, args.seconds, args.with_agi))
     print(f"pbxsim_rate calls_per_s={calls:.0f} events_per_s={events:.0f}")
 
 
