@@ -20,10 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pbxsim import ami_events as ev
+from pbxsim.agents import Agent
 from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbound, run_queue
-from pbxsim.engine import Engine
+from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
+from pbxsim.queue_call import agent_status
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
@@ -187,41 +189,72 @@ def _local_one_ends(eng: Engine, one: Channel, two: Channel) -> None:
             q.notify()
 
 
+def _decide(
+    eng: Engine, policy: OriginatePolicy, req: OriginateRequest, agent: Agent | None, endpoint: str
+) -> tuple[str, float, float]:
+    """(outcome, ring seconds, talk seconds) of one originate."""
+    if agent is not None:
+        if not agent.available():
+            return "busy", 0.0, 0.0
+        ring = agent.draw_ring()
+        outcome = "answer" if ring is not None and ring < req.timeout_s else "noanswer"
+        return outcome, ring if ring is not None else req.timeout_s, agent.draw_talk()[0]
+    outcome = policy.numbers.get(endpoint) or _draw(eng, policy)
+    return outcome, eng.rng.uniform(*policy.ring_s), eng.rng.uniform(*policy.talk_s)
+
+
+def _agent_state(eng: Engine, agent: Agent | None, state: str, device: str) -> None:
+    """An originate to an operator's softphone changes its queue availability too."""
+    if agent is None:
+        return
+    agent.state = state
+    eng.emit(ev.device_state(agent.interface, device))
+    agent_status(eng, agent)
+
+
 async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest) -> None:
     tech, _, rest = req.channel.partition("/")
     endpoint, _, host = rest.partition("@")
     agent = eng.agents.get(endpoint)
-    device = f"{tech}/{host or endpoint}"
     ch = eng.new_channel(
-        device, context=req.context or "default", exten=req.exten or "s", cid=req.callerid
-    )
+        f"{tech}/{host or endpoint}", context=req.context or "default", exten=req.exten or "s",
+        cid=req.callerid,
+    )  # fmt: skip
     eng.exten(ch, 1, "AppDial2", "(Outgoing Line)")
     for k, v in req.variables:
         eng.setvar(ch, k, v)
     eng.emit(ev.dial("DialBegin", None, ch, ("DialString", rest)))
-    if agent is not None:
-        ring = agent.draw_ring()
-        outcome = "answer" if ring is not None and ring < req.timeout_s else "noanswer"
-        talk = agent.draw_talk()[0]
-    else:
-        outcome = policy.numbers.get(endpoint) or _draw(eng, policy)
-        ring = eng.rng.uniform(*policy.ring_s)
-        talk = eng.rng.uniform(*policy.talk_s)
+    outcome, ring, talk = _decide(eng, policy, req, agent, endpoint)
     reason, dial_status, cause, disposition = OUTCOMES[outcome]
     if outcome in ("answer", "noanswer"):
+        _agent_state(eng, agent, "ringing", "RINGING")
         eng.set_state(ch, 5)
-        await eng.clock.sleep(min(ring or req.timeout_s, req.timeout_s))
+        await eng.clock.sleep(min(ring, req.timeout_s))
     if outcome != "answer":
         eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", dial_status)))
         eng.cdr(ch, "", disposition)
         eng.hangup(ch, cause)
+        if outcome == "noanswer":
+            _agent_state(eng, agent, "idle", "NOT_INUSE")
         _response(eng, req, False, reason, None)
         eng.calls_finished += 1
         return
+    _agent_state(eng, agent, "busy", "INUSE")
     eng.answer(ch)
     eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
     _response(eng, req, True, 4, ch)
     call = eng.register_call(ch)
+    try:
+        await _after_answer(eng, policy, req, call, talk)
+    finally:
+        _agent_state(eng, agent, "idle", "NOT_INUSE")
+    finish(eng, call, 16, "ANSWERED")
+
+
+async def _after_answer(
+    eng: Engine, policy: OriginatePolicy, req: OriginateRequest, call: Call, talk: float
+) -> None:
+    ch = call.channel
     if not req.application and is_number(req.exten):
         ch.goto(req.context, req.exten, req.priority)
         callee = req.exten.lstrip("+")
@@ -229,7 +262,6 @@ async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest)
         await dial_trunk(eng, call, req.exten, req.priority, pinned, policy)
     else:
         await eng.clock.wait_event(call.interrupted, _app_seconds(req, talk))
-    finish(eng, call, 16, "ANSWERED")
 
 
 def _draw(eng: Engine, p: OriginatePolicy) -> str:

@@ -382,3 +382,26 @@ async def test_hangup_of_the_operator_leg_ends_the_call_from_the_agent_side(agi_
         await c.wait(ev("Hangup", Channel=conn["Channel"]))
     finally:
         await pbx.aclose()
+
+
+async def test_originate_to_a_busy_operator_is_busy_and_ringing_blocks_the_queue(
+    agi_port: int,
+) -> None:
+    pbx = await make_pbx("originate", agi_port)
+    try:
+        c = await connect(pbx)
+        await c.action(
+            Action="Originate", Channel="PJSIP/op101", Application="Wait", Data="30", Async="true"
+        )
+        await c.wait(ev("DeviceStateChange", Device="PJSIP/op101", State="RINGING"))
+        member = await c.wait(ev("QueueMemberStatus", Interface="PJSIP/op101"))
+        assert member["Status"] == "6"  # the queue sees op101 ringing: it will not ring it too
+        first_ = await c.wait(ev("OriginateResponse"))
+        assert first_["Reason"] == "4"
+        await c.action(
+            Action="Originate", Channel="PJSIP/op101", Application="Wait", Data="1", Async="true"
+        )
+        second = await c.wait(ev("OriginateResponse"))
+        assert (second["Response"], second["Reason"]) == ("Failure", "5")
+    finally:
+        await pbx.aclose()
