@@ -50,10 +50,12 @@ class Agent:
     forced_ring_s: float | None = None
     """Scenario override: always answer after exactly this many seconds (None = draw)."""
     never_answers: bool = False
+    local: str = ""
+    """``exten@context`` for a Local-channel member (``Local/op-bot@lab-local/n``)."""
 
     @property
     def interface(self) -> str:
-        return f"PJSIP/{self.endpoint}"
+        return f"Local/{self.local}/n" if self.local else f"PJSIP/{self.endpoint}"
 
     def available(self) -> bool:
         return self.registered and self.state == "idle"

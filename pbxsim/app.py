@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
-from pbxsim.agents import make_agents
+from pbxsim.agents import Agent, make_agents
 from pbxsim.ami_actions import Actions
 from pbxsim.ami_server import AmiCredentials, AmiServer
 from pbxsim.breaks import take_breaks
@@ -76,8 +77,12 @@ class Pbx:
             agent.registered = spec.registered is None or agent.endpoint in spec.registered
             agent.never_answers = agent.endpoint in spec.never_answer
             eng.agents[agent.endpoint] = agent
+        for target in spec.local:
+            exten = target.partition("@")[0]
+            rng = random.Random(f"{self.opts.seed}:{target}")
+            eng.agents[exten] = Agent(exten, exten, exten, spec.profile, rng, local=target)
         for qs in sc.queues:
-            q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry)
+            q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry, ringinuse=qs.ringinuse)
             members = qs.members
             if members == (("*", 0),):
                 members = tuple((a, 0) for a in eng.agents)

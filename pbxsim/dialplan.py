@@ -164,15 +164,22 @@ async def _short_modes(eng: Engine, call: Call, label: str) -> None:
     finish(eng, call, 16, "ANSWERED")
 
 
-async def run_queue(eng: Engine, call: Call, queue: str, prio: int, patience: float | None) -> None:
+async def run_queue(
+    eng: Engine,
+    call: Call,
+    queue: str,
+    prio: int,
+    patience: float | None,
+    max_wait_s: float = QUEUE_TIMEOUT_S,
+) -> None:
     """``Queue(${ROUTE_QUEUE},r,,,45)`` and what follows it in route-inbound."""
     ch = call.channel
-    eng.exten(ch, prio, "Queue", f"{queue},r,,,{int(QUEUE_TIMEOUT_S)}")
+    eng.exten(ch, prio, "Queue", f"{queue},r,,,{int(max_wait_s)}")
     q = eng.queues.get(queue)
     if q is None:
         status = "UNKNOWN"
     else:
-        status = await queue_app(eng, call, q, QUEUE_TIMEOUT_S, patience)
+        status = await queue_app(eng, call, q, max_wait_s, patience)
     if status == "GONE":
         eng.calls_finished += 1
         return

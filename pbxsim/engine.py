@@ -97,6 +97,8 @@ class Engine:
         self.channels: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}
         self.leg_of: dict[str, Call] = {}
+        self.local_pairs: dict[str, Channel] = {}
+        """;1 → ;2 of Local-channel queue members while they are up."""
         """Connected operator legs → the caller's call (AMI Hangup of a leg)."""
         self.stasis = StasisRegistry()
         self.events_emitted = 0

@@ -118,6 +118,8 @@ def _local_pair(
     for half in (one, two):
         for k, v in req.variables:
             eng.setvar(half, k, v)
+        if req.callerid == ("<unknown>", "<unknown>"):
+            continue  # no CallerID in the action: nothing changes, no events
         half.set_callerid(*req.callerid)
         if half is two:  # ;2 already sees ;1's connected line when its caller ID changes
             half.set_connected(*req.callerid)
@@ -150,6 +152,27 @@ def _local_answer(
     eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
 
 
+def _lab400_answer(eng: Engine, req: OriginateRequest, one: Channel, two: Channel) -> None:
+    """``lab-local`` 400: the Cyrillic-named caller answers (ami-local-member-cyrillic.txt)."""
+    eng.exten(two, 1, "NoOp", "Lab caller for labq")
+    eng.exten(two, 2, "Set", "CALLERID(num)=79161234567")
+    two.set_callerid("79161234567", two.cid_name)
+    eng.emit(ev.new_callerid(two))
+    eng.exten(two, 3, "Set", "CALLERID(name)=Лаб Пациент")
+    two.set_callerid("79161234567", "Лаб Пациент")
+    eng.emit(ev.new_callerid(two))
+    eng.exten(two, 4, "Answer", "")
+    eng.set_state(two, 6)
+    _response(eng, req, True, 4, one)
+    eng.set_state(one, 6)
+    eng.emit(ev.dial("DialEnd", None, one, ("DialStatus", "ANSWER")))
+    eng.device_up(two.device)
+    eng.device_up(one.device)
+    if req.application:
+        one.app, one.app_data = req.application, req.data
+    eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
+
+
 async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
     spec = req.channel[len("Local/") :].split("/", 1)[0]
     exten, _, ctx = spec.partition("@")
@@ -157,6 +180,11 @@ async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
     one, two = _local_pair(eng, req, exten, ctx)
     call = eng.register_call(two)
     call.talk_s, call.agent_ends = 3600.0, False
+    if ctx == "lab-local" and exten == "400":
+        _lab400_answer(eng, req, one, two)
+        await run_queue(eng, call, "labq", 5, None, max_wait_s=30.0)
+        finish(eng, call, 16, "ANSWERED")
+        return
     lab = ctx == "lab-local" and exten in ("100", "300")
     _local_answer(eng, req, one, two, lab)
     if lab and exten == "100":

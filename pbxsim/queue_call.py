@@ -10,6 +10,7 @@ from __future__ import annotations
 from pbxsim import ami_events as ev
 from pbxsim.agents import Agent
 from pbxsim.engine import Call, Engine
+from pbxsim.local_member import open_local_leg, talk_local
 from pbxsim.model import Channel
 from pbxsim.queues import Entry, Member, Queue
 from pbxsim.talk import Leg, talk
@@ -35,6 +36,8 @@ def agent_status(eng: Engine, agent: Agent) -> None:
 
 
 def _avail_state(eng: Engine, q: Queue) -> None:
+    if q.ringinuse:  # members stay available while in use: no Queue:<name>_avail changes
+        return
     ready = any(m.ready() for m in q.members)
     want = "NOT_INUSE" if ready else "INUSE"
     key = f"Queue:{q.name}_avail"
@@ -157,7 +160,9 @@ async def _ring(
     ``ABANDON`` (caller left), ``expired`` (queue timeout) or ``noanswer``."""
     caller = call.channel
     entry.ringing = True
-    legs = [(m, _open_leg(eng, caller, q, m)) for m in members]
+    legs = [
+        (m, (open_local_leg if m.agent.local else _open_leg)(eng, caller, q, m)) for m in members
+    ]
     call.last_dest = legs[-1][1].name
     started = eng.clock.now()
     draws = [(m.agent.draw_ring(), m, leg) for m, leg in legs]
@@ -182,7 +187,10 @@ async def _ring(
     for m, leg in legs:
         if m is not winner:
             _drop_leg(eng, caller, q, m, leg, "CANCEL")
-    return await talk(eng, call, q, entry, Leg(winner, wleg, eng.clock.now() - started))
+    won = Leg(winner, wleg, eng.clock.now() - started)
+    if winner.agent.local:
+        return await talk_local(eng, call, q, entry, won)
+    return await talk(eng, call, q, entry, won)
 
 
 def _abandon(

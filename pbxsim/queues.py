@@ -72,6 +72,7 @@ class Queue:
     timeout: float = 15.0
     retry: float = 2.0
     wrapuptime: float = 0.0
+    ringinuse: bool = False
     members: list[Member] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     completed: int = 0

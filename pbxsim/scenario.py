@@ -8,7 +8,8 @@ Keys (all optional unless noted; times in scenario seconds):
 (endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
 ``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list),
-``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``).
+``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``),
+``local`` (Local-channel members ``exten@context``, e.g. the lab's ``op-bot@lab-local``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
 ``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``.
 ``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
@@ -42,6 +43,7 @@ class QueueSpec:
     timeout: float = 15.0
     retry: float = 2.0
     members: tuple[tuple[str, int], ...] = ()
+    ringinuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class AgentsSpec:
     registered: tuple[str, ...] | None = None
     never_answer: tuple[str, ...] = ()
     profile: AgentProfile = field(default_factory=AgentProfile)
+    local: tuple[str, ...] = ()
+    """Local-channel members ``exten@context`` (the lab's auto-answering ``op-bot``)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def _queue(q: dict[str, Any]) -> QueueSpec:
         float(q.get("timeout", 15)),
         float(q.get("retry", 2)),
         tuple(members),
+        bool(q.get("ringinuse", False)),
     )
 
 
@@ -172,6 +177,7 @@ def _build(raw: dict[str, Any], stem: str) -> Scenario:
             tuple(reg) if reg is not None else None,
             tuple(agents.get("never_answer", [])),
             _profile(agents),
+            tuple(str(x) for x in agents.get("local", [])),
         ),
         calls=tuple(sorted((_call(c) for c in raw.get("calls", [])), key=lambda x: x[0])),
         traffic=TrafficConfig.from_dict(raw["traffic"]) if "traffic" in raw else None,

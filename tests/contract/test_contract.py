@@ -147,6 +147,7 @@ MIRRORED = [
     ("single-abandoned", "ami-queue-abandoned-call.txt"),
     ("originate", "ami-originate.txt"),
     ("stasis-dtmf", "ami-during-ari-call.txt"),
+    ("local-member", "ami-local-member-cyrillic.txt"),
 ]
 
 
