@@ -9,6 +9,7 @@ must not silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -233,11 +234,40 @@ def _validate(config: Config) -> None:
         raise ConfigError(message="database.dsn: expected postgresql://…", key="database.dsn")
     if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(message="redis.url: expected redis://…", key="redis.url")
+    _validate_positive(config)
     _validate_crm(config.crm)
     for key in ("lookup_budget_ms", "live_budget_ms", "reload_poll_interval",
                 "override_refresh_interval"):  # fmt: skip
         if getattr(config.routing, key) <= 0:
             raise ConfigError(message=f"routing.{key}: must be > 0", key=f"routing.{key}")
+
+
+_POSITIVE = (
+    ("ami", ("connect_timeout", "action_timeout", "ping_interval", "reconnect_min",
+             "reconnect_max")),
+    ("ari", ("request_timeout", "reconnect_max")),
+    ("agi", ("command_timeout", "session_timeout")),
+    ("database", ("batch_size", "buffer_limit")),
+)  # fmt: skip
+"""Sizes and timeouts that must be finite and > 0: 0 makes the call writer spin or drop every
+event, a deadline of 0 or NaN never lets a connection or an action succeed."""
+
+
+def _validate_positive(config: Config) -> None:
+    for section, keys in _POSITIVE:
+        for key in keys:
+            value = getattr(getattr(config, section), key)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    message=f"{section}.{key}: must be a finite number > 0, got {value!r}",
+                    key=f"{section}.{key}",
+                )
+    interval = config.database.flush_interval
+    if not (math.isfinite(interval) and interval >= 0):
+        raise ConfigError(
+            message=f"database.flush_interval: must be >= 0, got {interval!r}",
+            key="database.flush_interval",
+        )
 
 
 def _validate_crm(crm: CrmConfig) -> None:

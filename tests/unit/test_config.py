@@ -39,3 +39,25 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str]
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        # batch_size 0 made the call writer spin (empty batches, never sleeping) and
+        # buffer_limit 0 made every CallWriter.submit raise IndexError: every call lost
+        ({"CALLSERVER_DATABASE_BATCH_SIZE": "0"}, "database.batch_size"),
+        ({"CALLSERVER_DATABASE_BUFFER_LIMIT": "0"}, "database.buffer_limit"),
+        ({"CALLSERVER_DATABASE_FLUSH_INTERVAL": "-1"}, "database.flush_interval"),
+        ({"CALLSERVER_AMI_ACTION_TIMEOUT": "0"}, "ami.action_timeout"),
+        ({"CALLSERVER_AMI_PING_INTERVAL": "nan"}, "ami.ping_interval"),
+        ({"CALLSERVER_AMI_RECONNECT_MIN": "-1"}, "ami.reconnect_min"),
+        ({"CALLSERVER_AGI_COMMAND_TIMEOUT": "0"}, "agi.command_timeout"),
+        ({"CALLSERVER_ARI_REQUEST_TIMEOUT": "inf"}, "ari.request_timeout"),
+    ],
+)
+def test_non_positive_sizes_and_timeouts_are_refused(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env=env)
+    assert info.value.details["key"] == key
+    assert key in str(info.value)
