@@ -37,6 +37,7 @@ stream goes on. DialBegin is not needed: AgentCalled already names the agent leg
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 from callserver.asterisk.ami_codec import AmiMessage, Fields
@@ -61,6 +62,10 @@ DEVICE_STATUS = {
 DEFAULT_VARIABLES = ("DID", "AD_SOURCE", "CAMPAIGN")
 DEFAULT_PREFIXES = ("ROUTE_",)
 NO_CALLER_ID = frozenset({"<unknown>", "unknown"})
+MAX_TIMESTAMP = 253402300800.0
+"""Year 10000: a ``Timestamp`` at or beyond it (or NaN, or negative) is not a time PostgreSQL
+can store; such a value would make the writer reject a whole batch of calls."""
+MAX_INT4 = 2**31 - 1
 
 
 class BadField(ValueError):
@@ -83,14 +88,27 @@ def need(f: Fields, key: str) -> str:
 
 
 def number(f: Fields, key: str) -> float | None:
-    """Header ``key`` as a float; None when absent; BadField when not a number."""
+    """Header ``key`` as a float; None when absent; BadField when not a finite number (NaN
+    or infinity cannot be stored: PostgreSQL's jsonb refuses them)."""
     value = text(f, key)
     if not value:
         return None
     try:
-        return float(value)
+        result = float(value)
     except ValueError:
         raise BadField(key) from None
+    if not math.isfinite(result):
+        raise BadField(key)
+    return result
+
+
+def count(f: Fields, key: str) -> int:
+    """Header ``key`` as a whole number 0..2**31-1 (a PostgreSQL ``integer``); 0 when absent;
+    BadField otherwise."""
+    value = number(f, key) or 0.0
+    if not 0 <= value <= MAX_INT4:
+        raise BadField(key)
+    return int(value)
 
 
 def caller_id(value: str) -> str:
@@ -183,6 +201,8 @@ class AmiTranslator:
             at = float(value)
         except ValueError:
             return self._last_at
+        if not 0.0 <= at < MAX_TIMESTAMP:  # also false for NaN
+            return self._last_at
         self._last_at = at
         return at
 
@@ -255,7 +275,7 @@ class AmiTranslator:
             need(f, "Uniqueid"),
             text(f, "Linkedid"),
             need(f, "Queue"),
-            int(number(f, "Position") or 0),
+            count(f, "Position"),
             channel=text(f, "Channel"),
             caller=caller_id(text(f, "CallerIDNum")),
             caller_name=caller_id(text(f, "CallerIDName")),
@@ -271,7 +291,7 @@ class AmiTranslator:
         self._model.caller_abandoned(
             need(f, "Uniqueid"),
             text(f, "Queue"),
-            position=int(number(f, "Position") or 0),
+            position=count(f, "Position"),
             hold_seconds=number(f, "HoldTime"),
             at=self._at(f),
         )

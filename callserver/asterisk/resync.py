@@ -20,7 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from callserver.asterisk.ami_codec import AmiMessage
-from callserver.asterisk.ami_translate import BadField, caller_id, member_info, need, number, text
+from callserver.asterisk.ami_translate import (
+    BadField,
+    caller_id,
+    count,
+    member_info,
+    need,
+    number,
+    text,
+)
 from callserver.core.model import ChannelInfo, LiveModel, MemberInfo, QueueEntryInfo
 from callserver.logs import escape_control
 
@@ -80,7 +88,7 @@ def entry_info(msg: AmiMessage) -> QueueEntryInfo:
         queue=need(f, "Queue"),
         uniqueid=need(f, "Uniqueid"),
         channel=text(f, "Channel"),
-        position=int(number(f, "Position") or 0),
+        position=count(f, "Position"),
         wait=number(f, "Wait") or 0.0,
         caller=caller_id(text(f, "CallerIDNum")),
         caller_name=caller_id(text(f, "CallerIDName")),

@@ -330,3 +330,49 @@ async def test_an_idle_writer_reports_connectivity_without_any_call(
     await proxy.cut()  # noticed on the next write, not by polling while connected
     await writer.aclose()
     await proxy.restore()
+
+
+@pytest.mark.parametrize(
+    ("original", "hostile", "state"),
+    [
+        # NaN in the JSON payload: jsonb refuses it. The malformed QueueCallerAbandon is
+        # dropped (counted in translator.bad) like any non-numeric field, so the call just ends.
+        (b"HoldTime: 9\r\n", b"HoldTime: nan\r\n", "ended"),
+        (b"Position: 1\r\nOriginalPosition", b"Position: 1e12\r\nOriginalPosition", "ended"),
+        # a bad Timestamp falls back to the last good one: the event is kept
+        (b"Timestamp: 1795413121.340174", b"Timestamp: 1e300", "abandoned"),
+        (b"Timestamp: 1795413121.340174", b"Timestamp: inf", "abandoned"),
+    ],
+)
+async def test_a_malformed_ami_number_does_not_lose_the_batch_of_calls(
+    fresh_pg_dsn: str, db: asyncpg.Connection, original: bytes, hostile: bytes, state: str
+) -> None:
+    """Bug: a non-finite or out-of-range AMI number reached the batch, PostgreSQL rejected it
+    three times and the writer dropped every call of that batch, the well-formed ones too."""
+    from callserver.asterisk.ami_codec import AmiCodec
+    from callserver.asterisk.ami_translate import AmiTranslator
+    from callserver.core.bus import EventBus
+    from callserver.core.model import LiveModel
+    from tests.transcripts import from_asterisk
+
+    abandoned = from_asterisk("ami-queue-abandoned-call.txt")
+    assert abandoned.count(original) >= 1
+    abandoned = abandoned.replace(original, hostile)
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn, flush_interval=60.0), timeouts=FAST)
+    bus = EventBus()
+    bus.subscribe(writer.submit)
+    translator, codec = AmiTranslator(LiveModel(bus)), AmiCodec()
+    await writer.start()
+    for data in (from_asterisk("ami-queue-answered-call.txt"), abandoned):
+        for msg in codec.feed(data):
+            translator.handle(msg)
+    await writer.aclose()
+    assert writer.dropped_calls == 0
+    rows = await db.fetch("SELECT caller, state, ended_at FROM calls ORDER BY started_at")
+    assert [(r["caller"], r["state"]) for r in rows] == [
+        ("79161234567", "ended"),
+        ("79035550101", state),
+    ]
+    assert all(r["ended_at"].year == 2026 for r in rows)  # the bad time was not taken
+    years = await db.fetch("SELECT DISTINCT extract(year FROM at) AS y FROM call_events")
+    assert [r["y"] for r in years] == [2026]
