@@ -282,3 +282,38 @@ async def test_resync_asks_both_lists_and_applies_them() -> None:
 def test_segments_helper_sees_the_queue_status_action() -> None:
     sent = b"".join(s.data for s in segments("ami-login.txt") if not s.from_asterisk)
     assert b"Action: QueueStatus" in sent
+
+
+def test_a_caller_answered_while_the_lists_were_in_flight_is_not_queued_again() -> None:
+    """Bug: QueueStatus listed the caller (still waiting when Asterisk built the list), the
+    live QueueCallerLeave/AgentConnect were applied before the resync, and the stale entry put
+    the answered call back in the queue (a second CallQueued, a phantom waiting caller)."""
+    w = World()
+    msgs = iter(AmiCodec().feed(from_asterisk("ami-queue-answered-call.txt")))
+    for msg in msgs:
+        w.translator.handle(msg)
+        if msg.name == "QueueCallerJoin":
+            break
+    mark = w.model.resync_mark()  # the resync starts: lists requested
+    for msg in msgs:
+        w.translator.handle(msg)
+        if msg.name == "AgentConnect":
+            break
+    w.take()
+    listed = channel_list(
+        core_show_channel(Channel="PJSIP/trunk-00000004", Uniqueid="1795413075.4",
+                          Linkedid="1795413075.4", BridgeId="br-9"),
+        core_show_channel(Channel="PJSIP/op101-00000005", Uniqueid="1795413076.5",
+                          Linkedid="1795413075.4", BridgeId="br-9", Context="operators"),
+    )  # fmt: skip
+    stale_entry = AmiMessage(
+        "event",
+        "QueueEntry",
+        {"Event": "QueueEntry", "Queue": "reception", "Position": "1", "Wait": "2",
+         "Channel": "PJSIP/trunk-00000004", "Uniqueid": "1795413075.4",
+         "CallerIDNum": "79161234567", "CallerIDName": "79161234567"},
+    )  # fmt: skip
+    apply_resync(w.model, listed, [stale_entry], NOW, mark=mark)
+    assert w.count(CallQueued) == 0
+    assert [c.state for c in w.model.calls()] == ["answered"]
+    assert w.model.queues(NOW)["reception"].waiting == ()

@@ -229,8 +229,19 @@ class ModelBase:
             call.state = "queued" if waiting else "routing"
 
     def _leave_queues(self, uniqueid: str) -> None:
+        left = False
         for entries in self._queues.values():
-            entries.pop(uniqueid, None)
+            if entries.pop(uniqueid, None) is not None:
+                left = True
+        if left:
+            self._left_queue(uniqueid)
+
+    def _left_queue(self, uniqueid: str) -> None:
+        """Stamp the leg: a resync list taken before this leave must not re-queue it."""
+        leg = self._legs.get(uniqueid)
+        if leg is not None:
+            self._seq += 1
+            leg.left_queue_seq = self._seq
 
     def _agent_changed(self, snap: AgentSnapshot | None, at: float) -> None:
         if snap is not None:

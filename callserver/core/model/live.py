@@ -84,6 +84,7 @@ class LiveModel(ModelBase):
         entries = self._queues.get(queue)
         if entries is None or entries.pop(uniqueid, None) is None:
             return
+        self._left_queue(uniqueid)
         call = self._call_of(uniqueid)
         if call is not None and call.state == "queued":
             self._set_state(call, "routing", at)

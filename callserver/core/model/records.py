@@ -27,6 +27,9 @@ class Leg:
     agent: str = ""
     """Queue member interface when this leg rings/talks to an agent, else empty."""
     bridge: str = ""
+    left_queue_seq: int = 0
+    """Model seq when this leg last left a queue; resync must not re-queue it from a list
+    taken before that."""
 
 
 @dataclass(slots=True)

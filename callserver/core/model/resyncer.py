@@ -15,7 +15,8 @@ channels, QueueStatus for queue entries and members) say what is true *now*:
    to the dialplan (state ``routing``).
 
 Legs and queue entries created after ``mark`` (events that arrived while the lists were in
-flight) are newer than the lists and kept. Running the same resync twice changes nothing.
+flight) are newer than the lists and kept; a leg that left its queue after ``mark`` is not put
+back by a list entry taken before it left. Running the same resync twice changes nothing.
 Pure: standard library only.
 """
 
@@ -117,9 +118,10 @@ class Resyncer:
                     self._model.caller_left_queue(uniqueid, queue, at=now)
         for e in entries:
             known = self._queues.get(e.queue, {}).get(e.uniqueid)
+            leg = self._legs.get(e.uniqueid)
             if known is not None:
                 known.position = e.position
-            elif e.uniqueid in self._legs:
+            elif leg is not None and leg.left_queue_seq <= mark:  # else: left after the list
                 self._model.caller_joined_queue(
                     e.uniqueid,
                     "",
