@@ -310,9 +310,16 @@ class OutboxWorker:
 
         Cancelled midway (shutdown), it hands the unfinished rows back at once instead of
         leaving them leased for ``settings.lease`` s (the row being sent may arrive twice).
+        A row is only sent while its lease outlasts a whole delivery (``delivery_timeout``);
+        the rest of a slow batch is handed back, so no other worker is sending it meanwhile.
         """
+        loop = asyncio.get_running_loop()
+        send_until = loop.time() + self._settings.lease - self._settings.delivery_timeout
         items = await self._outbox.claim(self.worker_id, self._settings.batch)
         for done, item in enumerate(items):
+            if loop.time() >= send_until:
+                await self._outbox.release(items[done:])
+                break
             try:
                 await self._deliver(item)
             except asyncio.CancelledError:

@@ -267,3 +267,37 @@ async def test_worker_shutdown_hands_unfinished_rows_back(crm_pool: asyncpg.Pool
 
 async def _delivering(outbox: Outbox) -> bool:
     return (await outbox.stats())["delivering"] == 3
+
+
+async def test_slow_batch_never_delivers_a_row_after_its_lease_ran_out(
+    crm_pool: asyncpg.Pool, fresh_pg_dsn: str
+) -> None:
+    """Bug: a worker delivered a claimed batch one row after the other without looking at the
+    lease, so with a slow CRM the last rows were sent after the lease expired, while another
+    instance had claimed and was sending them too (each row twice, at the same time)."""
+    settings = OutboxSettings(lease=1.0, delivery_timeout=0.4, batch=8, poll_interval=0.05)
+    target = CountingCrm(delay=0.25)
+    outbox_a = Outbox(crm_pool, settings)
+    for i in range(8):
+        await outbox_a.enqueue("call_outcome", {"call_id": str(i)}, idempotency_key=f"k{i}")
+    pool_b = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=4)
+    assert pool_b is not None
+    worker_a = OutboxWorker(outbox_a, target, worker_id="a")
+    worker_b = OutboxWorker(Outbox(pool_b, settings), target, worker_id="b")
+    try:
+        first_round = asyncio.create_task(worker_a.run_once())
+        await wait_for(lambda: _delivering_n(outbox_a, 8))
+        await worker_b.start()
+        assert await first_round == 8
+        await wait_for(lambda: _delivered(outbox_a, 8))
+        await asyncio.sleep(0.3)  # a second sender still in flight would be counted by now
+    finally:
+        await worker_b.aclose()
+        await pool_b.close()
+    assert len(target.delivered) == 8
+    assert target.delivered == Counter({f"k{i}": 1 for i in range(8)})
+    assert worker_a.delivered < 8 and worker_b.delivered > 0  # the rest was handed over
+
+
+async def _delivering_n(outbox: Outbox, n: int) -> bool:
+    return (await outbox.stats())["delivering"] == n
