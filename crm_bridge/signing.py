@@ -24,16 +24,20 @@ def sign(secret: str, body: bytes, *, now: float | None = None) -> str:
 def verify(
     secret: str, header: str, body: bytes, *, tolerance: float = 300.0, now: float | None = None
 ) -> bool:
-    """True when ``header`` signs ``body`` with ``secret`` within ``tolerance`` seconds."""
+    """True when ``header`` signs ``body`` with ``secret`` within ``tolerance`` seconds.
+
+    Never raises for a malformed header: ``t`` must be ASCII digits (at most 12), and the MAC is
+    compared as bytes in constant time (``compare_digest`` raises on non-ASCII ``str``).
+    """
     fields: dict[str, str] = {}
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
         fields.setdefault(name, value)
     stamp, mac = fields.get("t", ""), fields.get("v1", "")
-    if not stamp.isdigit() or not mac:
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or not mac:
         return False
     clock = time.time() if now is None else now
     if abs(clock - int(stamp)) > tolerance:
         return False
     expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, mac)
+    return hmac.compare_digest(expected.encode(), mac.encode())

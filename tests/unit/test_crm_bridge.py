@@ -189,3 +189,22 @@ def test_demo_patients_are_the_callers_pbxsim_simulates() -> None:
     assert [p.full_name for p in patients] == [name for _, name, _ in callers]
     assert sum(p.vip for p in patients) > 0
     assert {p.coordinator for p in patients} >= {f"PJSIP/op{n}" for n in range(101, 107)}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=1800000000,v1=é" + "0" * 63,  # non-ASCII MAC: compare_digest(str, str) raised TypeError
+        "t=1800000000,v1=\u0663" * 2,  # Arabic-Indic digit in the MAC
+        "t=\u0661\u0668\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660,v1=" + "0" * 64,
+        "t=²,v1=" + "0" * 64,  # str.isdigit() is true, int() raised ValueError
+        "t=" + "1" * 5000 + ",v1=" + "0" * 64,  # int() of > 4300 digits raised ValueError
+    ],
+)
+def test_signature_check_says_no_to_a_hostile_header_instead_of_raising(header: str) -> None:
+    """Bug: ``verify`` raised on attacker-controlled headers (non-ASCII MAC or timestamp)."""
+    from crm_bridge.signing import sign, verify
+
+    body = b"{}"
+    assert verify("s", sign("s", body, now=1_800_000_000), body, now=1_800_000_000)
+    assert verify("s", header, body, now=1_800_000_000) is False
