@@ -83,6 +83,7 @@ class Pbx:
             eng.agents[exten] = Agent(exten, exten, exten, spec.profile, rng, local=target)
         for qs in sc.queues:
             q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry, ringinuse=qs.ringinuse)
+            q.rng = random.Random(f"{self.opts.seed}:queue:{qs.name}")  # `random` strategy
             members = qs.members
             if members == (("*", 0),):
                 members = tuple((a, 0) for a in eng.agents)

@@ -1,0 +1,28 @@
+"""pbxsim determinism for a seed: every random draw comes from a seeded RNG (no sockets)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pbxsim.app import Pbx, PbxOptions
+from pbxsim.model import Channel
+from pbxsim.queues import Entry
+from pbxsim.scenario import QueueSpec, load
+
+
+def _random_queue_picks(seed: int) -> list[str]:
+    sc = load("single-answered")
+    spec = QueueSpec("reception", "random", members=(("*", 0),))
+    agents = dataclasses.replace(sc.agents, count=6, registered=None)
+    sc = dataclasses.replace(sc, queues=(spec,), agents=agents, calls=())
+    pbx = Pbx(sc, PbxOptions(ami_port=0, seed=seed))
+    q = pbx.engine.queues["reception"]
+    entry = Entry(Channel("PJSIP/trunk-00000001", "1.1", "1.1", "from-trunk", "1"), 0.0, 1)
+    return [q.pick(entry)[0].agent.interface for _ in range(30)]
+
+
+def test_random_strategy_picks_the_same_members_for_the_same_seed() -> None:
+    """Bug: Queue.rng was an unseeded random.Random(), so `random` queues differed per run."""
+    first = _random_queue_picks(7)
+    assert len(set(first)) > 1
+    assert _random_queue_picks(7) == first
