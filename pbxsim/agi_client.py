@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
 from pbxsim import ami_events as ev
@@ -97,6 +98,9 @@ class AgiSession:
         self.ch = ch
         self.req = req
         self.hangup_requested = False
+        # CommandIds are cosmetic: drawing them from eng.rng would shift every later draw
+        # (originate outcomes) by however many commands the AGI server happened to send
+        self._ids = random.Random(f"agi:{ch.name}")
 
     async def run(self) -> str:
         """Connect, send the environment, serve commands; deadline ``agi_timeout_s`` (wall).
@@ -131,7 +135,7 @@ class AgiSession:
     def execute(self, line: str) -> str:
         """Answer one command line (with its AMI AGIExecStart/End pair)."""
         eng, ch = self.eng, self.ch
-        cid = eng.rng.randrange(1, 2**31)
+        cid = self._ids.randrange(1, 2**31)
         shown = line[:MAX_LINE]
         eng.emit(ev.agi_exec_start(ch, cid, shown))
         reply = self._dispatch(split_args(line))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from pbxsim.agi_client import AgiRequest, AgiSession
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.model import Channel
+from pbxsim.originate import OriginatePolicy, _draw
 from pbxsim.queues import Entry
 from pbxsim.scenario import QueueSpec, load
 
@@ -26,3 +28,20 @@ def test_random_strategy_picks_the_same_members_for_the_same_seed() -> None:
     first = _random_queue_picks(7)
     assert len(set(first)) > 1
     assert _random_queue_picks(7) == first
+
+
+def test_agi_command_ids_do_not_shift_originate_outcomes() -> None:
+    """Bug: AGIExecStart CommandIds were drawn from the engine RNG that also draws originate
+    outcomes, so how many AGI commands ran before changed a callback's outcome."""
+    outcomes = []
+    for agi_commands in (0, 5):
+        sc = dataclasses.replace(load("originate"), calls=())
+        pbx = Pbx(sc, PbxOptions(ami_port=0, seed=3))
+        eng = pbx.engine
+        ch = eng.new_channel("PJSIP/trunk", context="route-inbound", exten="1", announce=False)
+        agi = AgiSession(eng, ch, AgiRequest("route", ()))
+        for _ in range(agi_commands):
+            agi.execute("VERBOSE hello 1")
+        policy = OriginatePolicy()
+        outcomes.append([_draw(eng, policy) for _ in range(20)])
+    assert outcomes[0] == outcomes[1]
