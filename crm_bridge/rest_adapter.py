@@ -115,7 +115,8 @@ class RestCrm:
         return None if data is None else card_from_dict(data)
 
     async def deliver(self, kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> None:
-        """POST one signed push to the webhook (bounded by ``push_timeout`` s)."""
+        """POST one signed push to the webhook (bounded by ``push_timeout`` s). Redirects are not
+        followed: a 3xx raises CrmRejected (dead letter, visible), it is not a delivery."""
         body = json.dumps(
             {
                 "type": kind,
@@ -134,8 +135,11 @@ class RestCrm:
         }
         try:
             async with asyncio.timeout(self._settings.push_timeout):
-                async with self._http().post(
-                    self._settings.webhook_url, data=body, headers=headers
+                async with self._http().post(  # a redirect is a misconfiguration (3xx →
+                    self._settings.webhook_url,  # CrmRejected), never a GET taken for "stored"
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
                 ) as resp:
                     await resp.read()
                     if resp.status != 409:  # 409: the CRM already has this key

@@ -163,3 +163,38 @@ async def test_after_a_timeout_the_next_lookup_works_and_redis_down_is_survived(
     finally:
         await backend.aclose()
         await dead_redis.aclose()
+
+
+async def test_a_redirected_webhook_is_not_taken_for_a_delivery() -> None:
+    """Bug: aiohttp followed a 302 from the webhook as a GET without the body; the page it
+    landed on answered 200 and the push was marked delivered although nobody stored it."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: list[str] = []
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        seen.append(f"{request.method} {request.path}")
+        raise web.HTTPFound("/login")
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        seen.append(f"{request.method} {request.path}")
+        return web.Response(text="<html>please log in</html>")
+
+    app = web.Application()
+    app.router.add_post("/webhook", moved)
+    app.router.add_route("*", "/login", login)
+    async with TestServer(app) as server:
+        crm = RestCrm(
+            RestSettings(
+                lookup_url_template=str(server.make_url("/lookup?phone={phone}")),
+                webhook_url=str(server.make_url("/webhook")),
+                hmac_secret=SECRET,
+            )
+        )
+        try:
+            with pytest.raises(CrmRejected):
+                await crm.deliver("call_record", {"call_id": "1"}, idempotency_key="call-record:1")
+        finally:
+            await crm.aclose()
+    assert seen == ["POST /webhook"]
