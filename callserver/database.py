@@ -68,8 +68,12 @@ class Database:
             except (MigrationError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 self.last_error = str(exc)
                 log.warning("PostgreSQL not ready (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+            except Exception as exc:  # e.g. a DSN asyncpg refuses: say so, never die silently
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("PostgreSQL unusable (%s; check [database] dsn); retrying in %.1f s",
+                          self.last_error, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
         self.last_error = ""
         self.ready.set()
         log.info("PostgreSQL ready, schema up to date")
