@@ -49,11 +49,13 @@ _ENV_KEYS = (
     *("rdnis", "context", "extension", "priority", "language", "type", "accountcode", "version"),
 )
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_ENV_PAIR = re.compile(r"^(agi_[a-z0-9_]+): ?(.*?)\r?$", re.MULTILINE)
+"""One whole environment line (``key: value``, optional CR) in a block of lines."""
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]{0,3})")
 _REPLY = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
 _BARE = re.compile(r"[A-Za-z0-9_.:/@+=-]+")
-_CONTROL = {i: " " for i in (*range(32), 127)}
-_QUOTE = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_QUOTED = str.maketrans({**{i: " " for i in (*range(32), 127)}, "\\": "\\\\", '"': '\\"'})
+"""Inside double quotes: control characters become spaces, ``\\`` and ``"`` are escaped."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,10 @@ def build_environment(raw: Mapping[str, str]) -> AgiEnvironment:
     values = {key: raw.get("agi_" + key, "") for key in _ENV_KEYS}
     numbered: list[tuple[int, str]] = []
     for key, value in raw.items():
-        match = _ARG_KEY.fullmatch(key)
-        if match:
+        if key.startswith("agi_arg_") and (match := _ARG_KEY.fullmatch(key)):
             numbered.append((int(match.group(1)), value))
     query = values["network_script"].partition("?")[2]
-    params = MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)))
+    params = MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)) if query else {})
     return AgiEnvironment(
         **values, args=tuple(v for _, v in sorted(numbered)), raw=frozen, params=params
     )
@@ -152,7 +153,12 @@ def parse_reply(lines: list[str]) -> AgiReply:
     rest = match.group(3)
     if not rest.startswith("result="):
         return AgiReply(code=code, result="", data=None, text=text)
-    result, _, tail = rest[len("result=") :].partition(" ")
+    return _result_reply(code, text, rest[len("result=") :])
+
+
+def _result_reply(code: int, text: str, after: str) -> AgiReply:
+    """The reply whose one line is ``text``; ``after`` is what follows its ``result=``."""
+    result, _, tail = after.partition(" ")
     data: str | None = None
     if tail.startswith("("):
         end = tail.rfind(")")
@@ -160,15 +166,23 @@ def parse_reply(lines: list[str]) -> AgiReply:
     return AgiReply(code=code, result=result, data=data, text=text)
 
 
+_PLAIN_REPLIES = {
+    line.encode() + b"\n": AgiReply(code=200, result=result, data=None, text=line)
+    for result in ("0", "1", "-1")
+    for line in (f"200 result={result}",)
+}
+"""Whole reads that are exactly one common reply (``SET VARIABLE`` answers ``200 result=1``):
+AgiReply is immutable, so one shared instance per line is returned without parsing."""
+
+
 def quote_arg(value: str) -> str:
     """One ``parse_args`` argument for ``value``: bare when a plain word, else double-quoted.
 
     Control characters (CR, LF, NUL, TAB, DEL …) become spaces, so the result never ends a line.
     """
-    clean = value.translate(_CONTROL)
-    if _BARE.fullmatch(clean):
-        return clean
-    return '"' + clean.translate(_QUOTE) + '"'
+    if _BARE.fullmatch(value):  # a plain word has no control characters to replace
+        return value
+    return '"' + value.translate(_QUOTED) + '"'
 
 
 def encode_command(*parts: str) -> bytes:
@@ -180,7 +194,7 @@ def encode_command(*parts: str) -> bytes:
     """
     if not parts:
         raise ValueError("an AGI command needs at least one word")
-    line = (" ".join(quote_arg(part) for part in parts) + "\n").encode("utf-8")
+    line = (" ".join(map(quote_arg, parts)) + "\n").encode("utf-8")
     if len(line) > MAX_COMMAND_BYTES:
         raise AgiCommandTooLong(
             message="AGI command line longer than Asterisk reads at once",
@@ -230,10 +244,16 @@ class AgiCodec:
         """Parse ``data`` (any chunk size); return the messages it completes, in order."""
         if self._failed:
             raise AgiProtocolError(message="AGI codec used after a protocol error")
+        if self._env is None and not self._buf and not self._multi:
+            plain = _PLAIN_REPLIES.get(data)
+            if plain is not None:
+                return [plain]
         self._buf += data
         out: list[AgiMessage] = []
         start = 0
         try:
+            if self._env is not None and (env := self._whole_environment()) is not None:
+                out.append(env)
             while (end := self._buf.find(b"\n", start)) >= 0:
                 self._check_line(end - start)
                 if self._env is not None:
@@ -252,6 +272,32 @@ class AgiCodec:
             raise
         return out
 
+    def _whole_environment(self) -> AgiEnvironment | None:
+        """When the buffer holds the rest of the environment up to its blank line and it is
+        well-formed and within every limit, parse it with one regex pass, consume it and return
+        the environment. Otherwise None: the line-by-line path parses it (and names the error)."""
+        assert self._env is not None
+        buf = self._buf
+        ends = [p for p in (buf.find(b"\n\n"), buf.find(b"\n\r\n")) if p >= 0]
+        if not ends or buf.startswith((b"\n", b"\r\n")):
+            return None
+        end = min(ends)
+        used = end + (2 if buf[end + 1] == 10 else 3)  # the blank line included
+        if end > self._max_line or self._env_bytes + end + 1 > self._max_env_bytes:
+            return None  # a line may be too long, or the total is: let the slow path decide
+        text = buf[:end].decode("utf-8", "replace")
+        lines = text.count("\n") + 1
+        if len(self._env) + lines > self._max_env_lines:
+            return None
+        pairs = _ENV_PAIR.findall(text)
+        if len(pairs) != lines:
+            return None  # some line is not ``agi_key: value``
+        env = self._env
+        env.update(pairs)
+        del buf[:used]
+        self._env = None
+        return build_environment(env)
+
     def _check_line(self, size: int) -> None:
         if size > self._max_line:
             raise AgiProtocolError(message="AGI line too long", size=size, limit=self._max_line)
@@ -269,6 +315,8 @@ class AgiCodec:
             return self._env_line(self._env, line)
         if self._multi:
             return self._multi_line(line)
+        if line.startswith("200 result="):  # the usual reply: no regex, no join
+            return _result_reply(200, line, line[11:])
         if line == "HANGUP":
             return AgiHangupSignal()
         match = _REPLY.fullmatch(line)

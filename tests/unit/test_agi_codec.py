@@ -324,3 +324,66 @@ def test_command_longer_than_asterisk_buffer_is_refused() -> None:
         encode_command("SET", "VARIABLE", "X", '"' * 1100)  # quoting doubles it
     with pytest.raises(ValueError):
         encode_command()
+
+
+TRICKY_ENV = (
+    b"agi_network_script: route\r\nagi_a:no-space\nagi_b:  two spaces\nagi_c: cr\rinside\r\n"
+    b"agi_a: again\nagi_d: \xd0\x9a\xff\nagi_e:\n\r\n200 result=1\n"
+)
+
+
+@pytest.mark.parametrize("first", [0, 1, 27, 40])
+def test_whole_environment_in_one_read_matches_line_by_line(first: int) -> None:
+    """The one-pass parse of a complete environment (taken when a read holds its blank line)
+    gives exactly what the line-by-line parse gives, after any already parsed first lines."""
+    slow = feed_chunks(TRICKY_ENV, [1] * len(TRICKY_ENV))
+    codec = AgiCodec()
+    fast = codec.feed(TRICKY_ENV[:first]) + codec.feed(TRICKY_ENV[first:])
+    assert fast == slow
+    env = fast[0]
+    assert isinstance(env, AgiEnvironment)
+    assert dict(env.raw) == {
+        "agi_network_script": "route", "agi_a": "again", "agi_b": " two spaces",
+        "agi_c": "cr\rinside", "agi_d": "К\ufffd", "agi_e": "",
+    }  # fmt: skip
+    assert fast[1:] == [AgiReply(200, "1", None, "200 result=1")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"agi_network_script: route\nagi_channel PJSIP/x\nagi_b: 1\n\n",
+        b"agi_network_script: route\nx_agi_channel: y\n\n",
+        b"agi_network_script: route\nagi_b: 1\n\r\n\r\n\n",
+    ],
+)
+def test_garbage_inside_a_complete_environment_is_refused(data: bytes) -> None:
+    codec = AgiCodec()
+    with pytest.raises(AgiProtocolError):
+        codec.feed(data)
+        codec.feed(b"200 result=1\n")
+
+
+def test_environment_limits_hold_when_it_arrives_whole() -> None:
+    lines = b"".join(b"agi_k%d: v\n" % i for i in range(11))
+    with pytest.raises(AgiProtocolError, match="environment too large"):
+        AgiCodec(max_env_lines=10).feed(lines + b"\n")
+    with pytest.raises(AgiProtocolError, match="environment too large"):
+        AgiCodec(max_env_bytes=100).feed(lines + b"\n")
+    with pytest.raises(AgiProtocolError, match="too long"):
+        AgiCodec(max_line=50).feed(b"agi_a: 1\nagi_b: " + b"v" * 60 + b"\n\n")
+    assert len(AgiCodec(max_line=50).feed(b"agi_a: 1\nagi_b: " + b"v" * 30 + b"\n\n")) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"200 result=1\n", b"200 result=0\n", b"200 result=-1\n", b"200 result=1 (x y)\n"],
+)
+def test_common_replies_take_the_fast_paths_with_the_same_result(data: bytes) -> None:
+    codec = AgiCodec()
+    codec.feed(MINIMAL_ENV)
+    expected = parse_reply([data[:-1].decode()])
+    assert codec.feed(data) == [expected]
+    assert codec.feed(data[:5]) == [] and codec.feed(data[5:]) == [expected]  # after a split
+    assert codec.feed(data + data) == [expected, expected]
+    assert codec.eof()
