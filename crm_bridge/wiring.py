@@ -45,8 +45,9 @@ class CrmBridge:
     ) -> CrmBridge:
         """Raises OutboxError when ``outbox_lease`` ≤ ``push_timeout``."""
         cache = RedisLookupCache(
-            redis, prefix=redis_prefix, ttl=crm.cache_ttl, negative_ttl=crm.negative_cache_ttl
-        )
+            redis, prefix=redis_prefix, ttl=crm.cache_ttl, negative_ttl=crm.negative_cache_ttl,
+            invalidate_hold=max(5.0, 2 * crm.timeout),  # outlasts any lookup in flight
+        )  # fmt: skip
         backend: EmbeddedCrm | RestCrm
         if crm.backend == "rest":
             backend, admin = RestCrm(RestSettings.from_config(crm)), None
