@@ -47,8 +47,8 @@ def register_metrics(server: CallServer) -> None:
     )
     m.gauge(
         "callserver_db_write_lag_seconds",
-        "arrival to commit of the last written batch",
-        lambda: writer.last_flush_lag,
+        "age of the oldest unwritten call event, else arrival to commit of the last batch",
+        lambda: writer.write_lag,
     )
     m.gauge(
         "callserver_db_buffered_events",

@@ -128,6 +128,18 @@ class CallWriter:
         return len(self._events)
 
     @property
+    def write_lag(self) -> float:
+        """Seconds: how long the oldest unwritten event has been waiting, or when nothing waits
+        ``last_flush_lag``. Unlike ``last_flush_lag`` it grows during an outage."""
+        waiting = [self._events[0].arrived] if self._events else []
+        first_call = next(iter(self._latest.values()), None)  # oldest first
+        if first_call is not None:
+            waiting.append(first_call.arrived)
+        if not waiting:
+            return self.last_flush_lag
+        return max(self.last_flush_lag, time.monotonic() - min(waiting))
+
+    @property
     def pending_calls(self) -> int:
         """Calls whose latest snapshot is not written yet."""
         return len(self._latest)

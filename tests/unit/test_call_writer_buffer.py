@@ -273,3 +273,26 @@ def test_backoff_stays_bounded_in_a_very_long_outage() -> None:
     writer = make_writer(FakePool())
     delays = [writer._next_backoff() for _ in range(5000)]  # hours of retries
     assert delays[0] == FAST.retry_min and max(delays) == FAST.retry_max
+
+
+async def test_write_lag_grows_during_an_outage() -> None:
+    """Bug: callserver_db_write_lag_seconds read ``last_flush_lag`` (the last batch that was
+    written), so during an outage of any length it kept showing the last healthy value."""
+    pool = FakePool()
+    writer = make_writer(pool)
+    await writer.start()
+    for event in lifecycle("lag-1"):
+        writer.submit(event)
+    await wait_until(lambda: writer.pending_calls == 0 and writer.buffered == 0)
+    healthy = writer.write_lag
+    assert healthy == writer.last_flush_lag < 0.3
+    pool.fail = ConnectionRefusedError(111, "refused")
+    for event in lifecycle("lag-2", T0 + 60):
+        writer.submit(event)
+    await asyncio.sleep(0.4)
+    assert writer.last_flush_lag == healthy  # what the metric used to read
+    assert writer.write_lag >= 0.4
+    pool.fail = None
+    await wait_until(lambda: writer.pending_calls == 0 and writer.buffered == 0)
+    assert writer.write_lag == writer.last_flush_lag
+    await writer.aclose()
