@@ -127,20 +127,24 @@ def _member_fields(q: Queue, m: Member) -> tuple[tuple[str, object], ...]:
     return (("Queue", q.name), ("Interface", m.agent.interface), ("MemberName", m.agent.name))
 
 
+def _no_answer(eng: Engine, caller: Channel, q: Queue, legs: Legs, window: float) -> None:
+    """Nobody answered within ``window`` s: app_queue's ``rna()`` for every member
+    (AgentRingNoAnswer, RingTime in ms), DialEnd NOANSWER for all, then ``hangupcalls()``
+    (DialEnd CANCEL and hangup per leg)."""
+    ring_ms = int(window * 1000)
+    for m, leg in legs:
+        dest = leg.block("Dest")
+        fields = (*_member_fields(q, m), ("RingTime", ring_ms))
+        eng.emit(ev.agent_event("AgentRingNoAnswer", caller, dest, *fields))
+    for _m, leg in legs:
+        eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", "NOANSWER")))
+    for m, leg in legs:
+        _drop_leg(eng, caller, q, m, leg, "CANCEL")
+
+
 def _drop_leg(eng: Engine, caller: Channel, q: Queue, m: Member, leg: Channel, status: str) -> None:
-    """Stop ringing one member (CANCEL or NOANSWER) and free it."""
+    """Stop ringing one member (DialEnd ``status``) and free it."""
     eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", status)))
-    if status == "NOANSWER":
-        ring = int(q.timeout)
-        eng.emit(
-            ev.agent_event(
-                "AgentRingNoAnswer",
-                caller,
-                leg.block("Dest"),
-                *_member_fields(q, m),
-                ("RingTime", ring),
-            )
-        )
     eng.hangup(leg, 0)
     m.agent.state = "idle"
     eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
@@ -176,12 +180,14 @@ async def _ring(
         if call.redirect is None and (interrupted or abandon):
             _abandon(eng, call, q, entry, legs)
             return "ABANDON"
-        for m, leg in legs:
-            _drop_leg(eng, caller, q, m, leg, "CANCEL")
+        if interrupted:  # AMI Redirect
+            for m, leg in legs:
+                _drop_leg(eng, caller, q, m, leg, "CANCEL")
+        else:  # the queue timeout capped this ring (timeoutpriority=app): a ring-no-answer
+            _no_answer(eng, caller, q, legs, window)
         return "expired"
     if first is None or first[0] >= window:
-        for m, leg in legs:
-            _drop_leg(eng, caller, q, m, leg, "NOANSWER")
+        _no_answer(eng, caller, q, legs, window)
         return "noanswer"
     _, winner, wleg = first
     for m, leg in legs:

@@ -1,0 +1,97 @@
+"""app_queue event sequences pbxsim must get right beyond the golden transcripts.
+
+pbxsim runs in-process; a plain test-local AMI reader (no callserver code) records events.
+The expected orders are those of Asterisk 22's app_queue.c: on a member timeout
+``wait_for_answer`` calls ``rna()`` (AgentRingNoAnswer, RingTime in **milliseconds**) for
+every ringing member, then ``publish_dial_end_event(NOANSWER)``; ``hangupcalls()`` then
+publishes DialEnd CANCEL and hangs the leg up. A queue timeout while members ring caps the
+ring time (``timeoutpriority=app``), so it ends the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pbxsim.app import Pbx, PbxOptions
+from pbxsim.dialplan import InboundCall
+from pbxsim.scenario import load
+
+pytestmark = pytest.mark.integration
+Msg = dict[str, str]
+
+
+async def _read_events(reader: asyncio.StreamReader, until: str, wait_s: float) -> list[Msg]:
+    """Messages until an event of type ``until`` on a PJSIP/trunk channel."""
+    buf, out = b"", []
+    async with asyncio.timeout(wait_s):
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = await reader.read(65536)
+                assert chunk, "pbxsim closed the AMI session"
+                buf += chunk
+            raw, buf = buf.split(b"\r\n\r\n", 1)
+            msg: Msg = {}
+            for line in raw.decode().split("\r\n"):
+                k, _, v = line.partition(": ")
+                msg.setdefault(k, v)
+            out.append(msg)
+            if msg.get("Event") == until and msg.get("Channel", "").startswith("PJSIP/trunk"):
+                return out
+
+
+@pytest.fixture
+async def dead_agi_port() -> AsyncIterator[int]:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    server.close()
+    await server.wait_closed()
+    yield port
+
+
+async def test_ring_no_answer_then_queue_timeout_while_ringing(dead_agi_port: int) -> None:
+    """Bug: RingTime was seconds, DialEnd NOANSWER came before AgentRingNoAnswer with no
+    CANCEL after it, and a queue timeout while ringing gave a bare DialEnd CANCEL."""
+    sc = load("single-answered")
+    sc = dataclasses.replace(
+        sc, calls=(), agents=dataclasses.replace(sc.agents, never_answer=("op101",))
+    )
+    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        pbx.start_call(InboundCall("74951234567", "79161234567"))
+        events = await _read_events(reader, "Hangup", 30.0)
+    finally:
+        writer.close()
+        await pbx.aclose()
+    legs: dict[str, list[tuple[str, str]]] = {}
+    ring_ms: dict[str, int] = {}
+    for m in events:
+        dest = m.get("DestChannel", "")
+        if m.get("Event") == "AgentRingNoAnswer":
+            ring_ms[dest] = int(m["RingTime"])
+            legs.setdefault(dest, []).append(("AgentRingNoAnswer", ""))
+        elif m.get("Event") == "DialEnd" and dest.startswith("PJSIP/op101"):
+            legs.setdefault(dest, []).append(("DialEnd", m["DialStatus"]))
+    assert len(legs) == 3  # 0–15 s, 17–32 s, 34–45 s (the queue's 45 s timeout cuts it)
+    for seq in legs.values():
+        assert seq == [("AgentRingNoAnswer", ""), ("DialEnd", "NOANSWER"), ("DialEnd", "CANCEL")]
+    first, *_, last = legs
+    assert ring_ms[first] == 15000
+    assert 5000 <= ring_ms[last] < 15000
+    names = [(m.get("Event"), m.get("Variable"), m.get("Value")) for m in events]
+    leave = names.index(("QueueCallerLeave", None, None))
+    assert ("VarSet", "QUEUESTATUS", "TIMEOUT") in names[leave:]
+    last_cancel = max(
+        i
+        for i, m in enumerate(events)
+        if m.get("Event") == "DialEnd" and m.get("DestChannel") == last
+    )
+    assert last_cancel < leave
