@@ -156,6 +156,10 @@ class AmiServer:
         name = first(action, "Action").lower()
         aid = first(action, "ActionID")
         head: list[tuple[str, object]] = [("ActionID", aid)] if aid else []
+        if not name:  # manager.c checks this before authentication
+            return [
+                message([("Response", "Error"), *head, ("Message", "Missing action in request")])
+            ]
         if name == "login":
             return self._login(s, action, head)
         if name == "logoff":
@@ -164,7 +168,7 @@ class AmiServer:
                 message([("Response", "Goodbye"), *head, ("Message", "Thanks for all the fish.")])
             ]
         if not s.authed:
-            return [message([("Response", "Error"), *head, ("Message", "Authentication Required")])]
+            return [message([("Response", "Error"), *head, ("Message", "Permission denied")])]
         if name == "events":
             self._set_events(s, first(action, "EventMask"))
             state = "On" if s.events else "Off"

@@ -115,7 +115,7 @@ async def test_unknown_action_and_auth_required(agi_port: int) -> None:
     try:
         anon = await connect(pbx, login=False)
         r = await anon.action(Action="Ping")
-        assert r["Response"] == "Error" and r["Message"] == "Authentication Required"
+        assert r["Response"] == "Error" and r["Message"] == "Permission denied"
         c = await connect(pbx)
         r = await c.action(Action="NoSuchThing")
         assert (r["Response"], r["Message"]) == ("Error", "Invalid/unknown command")

@@ -1,0 +1,63 @@
+"""pbxsim's AMI server against bad clients (real sockets, a plain test-local reader)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pbxsim.app import Pbx, PbxOptions
+from pbxsim.scenario import load
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[Pbx]:
+    sc = dataclasses.replace(load("single-answered"), calls=())
+    p = Pbx(sc, PbxOptions(ami_port=0, agi_port=1, speed=50.0))
+    await p.start()
+    yield p
+    await p.aclose()
+
+
+async def _responses(reader: asyncio.StreamReader, n: int) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    buf = b""
+    async with asyncio.timeout(5.0):
+        while len(out) < n:
+            while b"\r\n\r\n" not in buf:
+                chunk = await reader.read(65536)
+                assert chunk, "connection closed"
+                buf += chunk
+            raw, buf = buf.split(b"\r\n\r\n", 1)
+            msg = dict(line.split(": ", 1) for line in raw.decode().split("\r\n") if ": " in line)
+            if "Response" in msg:
+                out.append(msg)
+    return out
+
+
+async def test_actions_before_login_and_without_action_get_asterisk_22_errors(pbx: Pbx) -> None:
+    """Bug: pbxsim answered ``Authentication Required`` (Asterisk 1.4); manager.c of
+    Asterisk 22 answers ``Permission denied``, and ``Missing action in request`` to a
+    message without an Action header."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Ping\r\nActionID: 1\r\n\r\nActionID: 2\r\nFoo: bar\r\n\r\n")
+        ping, empty = await _responses(reader, 2)
+        assert (ping["Response"], ping["Message"], ping["ActionID"]) == (
+            "Error",
+            "Permission denied",
+            "1",
+        )
+        assert (empty["Response"], empty["Message"]) == ("Error", "Missing action in request")
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        writer.write(b"ActionID: 3\r\n\r\n")
+        login, empty = await _responses(reader, 2)
+        assert login["Response"] == "Success"
+        assert (empty["Message"], empty["ActionID"]) == ("Missing action in request", "3")
+    finally:
+        writer.close()
