@@ -21,7 +21,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from callserver.store.errors import StoreError
+from callserver.logs import escape_control
+from callserver.store.errors import StoreError, StoreQueryError
 from callserver.store.postgres import store_errors
 from routing.models import AuditEntry, Decision, Override, RouteRecord, Tracking
 from routing.rules import RuleSet
@@ -117,19 +118,41 @@ class PgDecisionLog:
         return {row["linkedid"]: _record(row).to_dict() for row in rows}
 
     async def flush(self) -> int:
-        """Write what is buffered now; returns the number written. Raises StoreError (the
-        records stay buffered)."""
+        """Write what is buffered now; returns the number written. Raises StoreError when the
+        database is unavailable (the records stay buffered). A batch the server refuses
+        (StoreQueryError) is written row by row and a refused row is dropped (``dropped``):
+        one bad record must not hold back every record after it."""
         total = 0
         while self._buffer:
             batch = [self._buffer[i] for i in range(min(self._batch, len(self._buffer)))]
-            with store_errors("write route decisions"):
-                async with asyncio.timeout(self._timeout):
-                    await self._pool.executemany(_INSERT, [_row(r) for r in batch])
+            try:
+                await self._write(batch)
+                written = len(batch)
+            except StoreQueryError:
+                written = await self._write_one_by_one(batch)
             for _ in batch:
                 self._buffer.popleft()
-            total += len(batch)
-        self.written += total
+            total += written
+            self.written += written
         return total
+
+    async def _write(self, batch: Sequence[RouteRecord]) -> None:
+        with store_errors("write route decisions"):
+            async with asyncio.timeout(self._timeout):
+                await self._pool.executemany(_INSERT, [_row(r) for r in batch])
+
+    async def _write_one_by_one(self, batch: Sequence[RouteRecord]) -> int:
+        written = 0
+        for record in batch:
+            try:
+                await self._write([record])
+            except StoreQueryError as exc:
+                self.dropped += 1
+                log.error("call tracking record of %s dropped, refused: %s",
+                          escape_control(record.uniqueid), exc)  # fmt: skip
+            else:
+                written += 1
+        return written
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="routing-decision-log")

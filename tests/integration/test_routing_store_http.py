@@ -17,7 +17,7 @@ import routing
 from callserver.store.migrate import MigrationSource, apply_migrations, default_sources
 from callserver.web.middlewares import error_middleware
 from routing.http import routing_routes
-from routing.models import RouteRequest
+from routing.models import CallerProfile, RouteRequest
 from routing.overrides import OverrideBook, build_override
 from routing.reload import RulesHolder
 from routing.service import RoutingPorts, RoutingService, RoutingSettings
@@ -213,3 +213,33 @@ async def test_http_decision_and_rules(
     assert data["queues"] == ["doctors", "reception"] and data["last_error"] == ""
     r = await c.post("/api/routing/rules/reload")
     assert r.status == 200 and (await r.json())["reloaded"] is True
+
+
+class _Directory:
+    """A CRM whose card id carries a NUL byte (PostgreSQL text cannot hold it)."""
+
+    async def lookup(self, phone_e164: str) -> CallerProfile | None:
+        return CallerProfile("P\x00-17") if phone_e164 == "+79161234567" else None
+
+
+async def test_one_unwritable_record_does_not_block_the_decision_log(pool: asyncpg.Pool) -> None:
+    """Bug: a record PostgreSQL refuses (a CRM patient id with a NUL byte) failed its batch on
+    every flush, so it and every call tracking record queued after it were never written."""
+    log = PgDecisionLog(pool, flush_interval=0.02)
+    service = RoutingService(
+        RulesHolder(EXAMPLE), OverrideBook(), RoutingPorts(directory=_Directory(), decisions=log),
+        clock=lambda: NOON,
+    )  # fmt: skip
+    await service.start(install_sighup=False)
+    try:
+        await service.route(RouteRequest("u-bad", caller="+79161234567", did="74951234567"))
+        for i in range(3):
+            await service.route(RouteRequest(f"u-{i}", caller="+79160000000", did="74951234567"))
+        assert await log.flush() == 3
+    finally:
+        await service.aclose()
+        await log.aclose()
+    assert log.dropped == 1 and log.written == 3
+    async with pool.acquire() as conn:
+        ids = await conn.fetch("SELECT uniqueid FROM route_decisions ORDER BY uniqueid")
+    assert [r["uniqueid"] for r in ids] == ["u-0", "u-1", "u-2"]
