@@ -22,6 +22,9 @@ AUTH_TIMEOUT_S = 30.0
 IDLE_TIMEOUT_S = 24 * 3600.0
 HIGH_WATER = 4 * 1024 * 1024
 MAX_BUFFER_BYTES = 256 * 1024 * 1024
+WRITE_TIMEOUT_S = 10.0
+"""Wall seconds a client may leave more than ``HIGH_WATER`` of responses unread (and the
+Logoff/failed-login reply unsent) before it is dropped (Asterisk: ``writetimeout``)."""
 
 Handler = Callable[["Session", list[tuple[str, str]]], Awaitable[list[bytes]]]
 
@@ -130,6 +133,8 @@ class AmiServer:
             await self._serve(reader, s)
         except (ConnectionError, TimeoutError, AmiProtocolError) as exc:
             log.info("AMI session %s ended: %r", s.peer, exc)
+            if isinstance(exc, TimeoutError):  # close() would wait for a reader that never reads
+                writer.transport.abort()
         finally:
             s.closing = True
             self.sessions.remove(s)
@@ -149,8 +154,14 @@ class AmiServer:
                 for out in await self._dispatch(s, action):
                     s.send(out)
                 if s.closing:
-                    await s.writer.drain()
+                    async with asyncio.timeout(WRITE_TIMEOUT_S):
+                        await s.writer.drain()
                     return
+            if s.writer.transport.get_write_buffer_size() > HIGH_WATER:
+                # the client sends actions but does not read the responses: stop reading
+                # its actions until it catches up, and drop it if it never does
+                async with asyncio.timeout(WRITE_TIMEOUT_S):
+                    await s.writer.drain()
 
     async def _dispatch(self, s: Session, action: list[tuple[str, str]]) -> list[bytes]:
         name = first(action, "Action").lower()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from pbxsim import ami_server
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.scenario import load
 
@@ -61,3 +62,22 @@ async def test_actions_before_login_and_without_action_get_asterisk_22_errors(pb
         assert (empty["Message"], empty["ActionID"]) == ("Missing action in request", "3")
     finally:
         writer.close()
+
+
+async def test_a_client_that_never_reads_its_responses_is_dropped(
+    pbx: Pbx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug: responses were buffered without limit for a client that sends actions but never
+    reads, and the Logoff drain had no deadline, so the session task hung forever."""
+    monkeypatch.setattr(ami_server, "WRITE_TIMEOUT_S", 1.0, raising=False)
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        writer.write(b"Action: CoreSettings\r\n\r\n" * 60000 + b"Action: Logoff\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(20.0):
+            while pbx.server.sessions:
+                await asyncio.sleep(0.05)
+    finally:
+        writer.transport.abort()
