@@ -22,7 +22,8 @@ Pipeline and precedence (each step may add a reason code, in this order):
    (``live_unknown``).
 8. **Override** — the most specific active supervisor override (did > campaign > skill > queue >
    all; newest first on a tie) replaces mode/queue/priority (``override:<id>``). It wins over
-   hours and overflow: a supervisor opening an emergency shift means it.
+   hours and overflow: a supervisor opening an emergency shift means it. Overflow (step 7) is
+   judged on the override's queue when it names one: that is where the call goes.
 
 A mode other than ``queue`` clears the preferred agent. Pure: no I/O, no clock reads.
 """
@@ -86,8 +87,9 @@ def decide(rules: RuleSet, inputs: PolicyInputs) -> Decision:
         tracking=tracking,
     )
     mode = _hours(rules, tracking, inputs.now, reasons)
-    if mode == "queue":
-        mode = _overflow(rules, queue, profile, inputs.live, reasons)
+    if mode == "queue":  # overflow is judged on the queue the call really goes to
+        mode = _overflow(rules, _final_queue(rules, decision, inputs), profile, inputs.live,
+                         reasons)  # fmt: skip
     decision = replace(decision, mode=mode)
     decision = _apply_override(rules, decision, inputs, reasons)
     if inputs.profile_status in _STATUS_REASON:
@@ -268,6 +270,13 @@ def matching_override(
         if best is None or rank > (SCOPES.index(best.scope), best.created_at, best.id):
             best = o
     return best
+
+
+def _final_queue(rules: RuleSet, decision: Decision, inputs: PolicyInputs) -> str:
+    o = matching_override(inputs.overrides, decision, inputs.now)
+    if o is None or o.queue is None or o.queue not in rules.queues:
+        return decision.queue
+    return o.queue
 
 
 def _apply_override(

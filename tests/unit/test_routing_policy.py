@@ -387,6 +387,24 @@ CASES = [
         agent="",
         sticky=0,
     ),
+    # bug: overflow was judged on the queue the override moved the call away from
+    Case(
+        "override moving an empty queue's calls to a staffed one queues them there",
+        live=LiveSnapshot({"reception": BUSY_LIVE.queues["reception"]}),
+        overrides=(ov("queue", "doctors", queue="reception"),),
+        queue="reception",
+        mode="queue",
+        lacks=("no_agents",),
+        has=("override:oqueue1",),
+    ),
+    Case(
+        "override moving calls to an empty queue applies that queue's empty_mode",
+        live=LiveSnapshot({"doctors": BUSY_LIVE.queues["doctors"]}),
+        overrides=(ov("queue", "doctors", queue="reception"),),
+        queue="reception",
+        mode="bot",
+        has=("no_agents", "override:oqueue1"),
+    ),
     # ---- lookup status
     Case("crm timeout still routes", status="timeout", queue="doctors", has=("crm_timeout",)),
     Case("anonymous caller", status="anonymous", has=("anonymous",)),
