@@ -122,6 +122,15 @@ class CallServer:
         )
 
     async def start(self) -> None:
+        """Bring everything up; when a step fails (e.g. the HTTP port is taken) what had
+        started is stopped again (``aclose``) before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self) -> None:
         self.database.on_ready(self.writer.start)
         for hook in self.ext.on_database_ready:
             self.database.on_ready(hook)
