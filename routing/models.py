@@ -1,9 +1,10 @@
 """Value types of routing: what a decision takes in (``RouteRequest``, ``CallerProfile``,
 ``LiveSnapshot``) and what it gives out (``Decision``, ``Tracking``, ``RouteRecord``).
 
-Pure: standard library only. Every string that ends up in a channel variable is either from the
-validated rules file or checked against ``SAFE_TOKEN``/``SAFE_AGENT`` here, so nothing coming from
-a caller, a SIP header or the CRM can carry a line break or a quote into Asterisk.
+Pure: standard library and ``callserver.core`` only. Every string that ends up in a channel
+variable is either from the validated rules file or checked against ``SAFE_TOKEN``/``SAFE_AGENT``
+here, so nothing coming from a caller, a SIP header or the CRM can carry a line break or a quote
+into Asterisk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from callserver.core.phone import try_normalize
 
 Mode = Literal["queue", "bot", "callback", "voicemail"]
 MODES: tuple[Mode, ...] = ("queue", "bot", "callback", "voicemail")
@@ -38,9 +41,14 @@ def safe_token(value: str | None) -> str:
 
 
 def did_digits(value: str | None) -> str:
-    """The digits of a DID (``+7 (495) 123-45-67`` → ``74951234567``), or ``''``."""
+    """The digits of a DID, in E.164 form when it reads as a phone number (``+7 (495) 123-45-67``,
+    ``84951234567`` and ``4951234567`` → ``74951234567``), else as given (an extension ``100``),
+    or ``''``: one number is one call-tracking key whatever form the carrier sends."""
     if not value:
         return ""
+    e164 = try_normalize(value[:40])
+    if e164 is not None:
+        return e164[1:]
     digits = "".join(ch for ch in value if ch.isdigit())
     return digits if DIGITS.fullmatch(digits) else ""
 

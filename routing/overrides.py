@@ -15,7 +15,17 @@ from datetime import datetime, timedelta
 
 from callserver.logs import escape_control
 from routing.errors import OverrideError, OverrideNotFound
-from routing.models import DIGITS, MODES, SAFE_TOKEN, SCOPES, AuditEntry, Mode, Override, Scope
+from routing.models import (
+    DIGITS,
+    MODES,
+    SAFE_TOKEN,
+    SCOPES,
+    AuditEntry,
+    Mode,
+    Override,
+    Scope,
+    did_digits,
+)
 from routing.ports import OverrideStore
 from routing.rules import RuleSet
 
@@ -76,6 +86,8 @@ def _scope(raw: dict[str, object]) -> tuple[Scope, str]:
         raise _fail("value", "required for a scope other than 'all', empty for 'all'")
     if value and not (SAFE_TOKEN.fullmatch(value) or DIGITS.fullmatch(value)):
         raise _fail("value", "not a valid name")
+    if scope == "did":
+        value = did_digits(value) or value  # the form calls' DIDs have (8… → 7…)
     return scope, value
 
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from routing.errors import RulesError
 from routing.hours import WEEKDAYS, BusinessHours, parse_date, parse_intervals, parse_timezone
-from routing.models import DIGITS, MODES, SAFE_TOKEN, Mode
+from routing.models import DIGITS, MODES, SAFE_TOKEN, Mode, did_digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
         _known(clinics, default_clinic, defaults.rule("clinic"), "clinic")
     skills = _skills(top.named("skills"), queues)
     campaigns = {name: _campaign(name, t) for name, t in top.named("campaigns").items()}
-    dids = {did: _did(did, t, campaigns, clinics, queues) for did, t in top.named("dids").items()}
+    dids = _dids(top.named("dids"), campaigns, clinics, queues)
     return RuleSet(
         version=f"{declared}@{digest}",
         default_queue=default_queue,
@@ -292,6 +292,23 @@ def _campaign(name: str, t: _Table) -> CampaignRule:
     return CampaignRule(name=name, source=t.token("source"), paid=t.flag("paid", False))
 
 
+def _dids(
+    tables: dict[str, _Table],
+    campaigns: Mapping[str, CampaignRule],
+    clinics: Mapping[str, ClinicRule],
+    queues: Mapping[str, QueueRule],
+) -> dict[str, DidRule]:
+    """DID rules keyed by ``did_digits`` (8XXXXXXXXXX and 7XXXXXXXXXX are one DID)."""
+    dids: dict[str, DidRule] = {}
+    for key, t in tables.items():
+        rule = _did(key, t, campaigns, clinics, queues)
+        if rule.did in dids:
+            path = f"dids.{rule.did}"
+            raise RulesError(message=f"{t.path}: the same number as {path}", rule=path)
+        dids[rule.did] = rule
+    return dids
+
+
 def _did(
     did: str,
     t: _Table,
@@ -317,7 +334,7 @@ def _did(
         _known(queues, queue, t.rule("queue"), "queue")
     c = campaigns.get(campaign)
     return DidRule(
-        did=did,
+        did=did_digits(did),
         campaign=campaign,
         source=c.source if c else t.token("source", ""),
         paid=c.paid if c else t.flag("paid", False),

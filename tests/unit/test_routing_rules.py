@@ -148,3 +148,39 @@ def test_dst_zone_evaluated_in_local_time() -> None:
     assert hours.state(datetime(2026, 3, 29, 8, 30, tzinfo=UTC)) == "closed"
     # a week earlier (CET, UTC+1): 09:30 local = 08:30 UTC
     assert hours.state(datetime(2026, 3, 22, 8, 30, tzinfo=UTC)) == "open"
+
+
+@pytest.mark.parametrize(
+    ("raw", "did"),
+    [
+        ("74951234567", "74951234567"),
+        ("84951234567", "74951234567"),  # national trunk prefix 8
+        ("4951234567", "74951234567"),  # ten national digits
+        ("+7 (495) 123-45-67", "74951234567"),
+        ("+442079460958", "442079460958"),
+        ("100", "100"),  # an internal extension stays as it is
+        ("", ""),
+    ],
+)
+def test_did_forms_of_one_number_are_one_did(raw: str, did: str) -> None:
+    """Bug: a carrier sending the DID as 8XXXXXXXXXX or ten digits missed the rules'
+    ``[dids.7XXXXXXXXXX]`` entry: no campaign, no paid flag, no DID queue for that call."""
+    from routing.models import did_digits
+
+    assert did_digits(raw) == did
+
+
+def test_rules_did_keys_are_normalised_and_duplicates_rejected() -> None:
+    rules = parse_rules(BASE + '[dids.84951234567]\nsource = "a"\n')
+    assert set(rules.dids) == {"74951234567"}
+    with pytest.raises(RulesError) as info:
+        parse_rules(BASE + '[dids.84951234567]\nsource = "a"\n[dids.74951234567]\nsource = "b"\n')
+    assert info.value.details["rule"] == "dids.74951234567"
+
+
+def test_did_override_uses_the_same_did_form_as_the_calls() -> None:
+    from routing.overrides import build_override
+
+    raw: dict[str, object] = {"scope": "did", "value": "84951234567", "minutes": 5, "mode": "bot"}
+    o = build_override(parse_rules(BASE), raw, actor="t", now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert o.value == "74951234567"
