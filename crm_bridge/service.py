@@ -139,6 +139,8 @@ class CrmService:
                 await self.push_call_record(call_record_from_event(event))
             except CrmError as exc:
                 log.error("call %r: call record not queued: %s", event.call_id, exc)
+            except Exception:  # one bad call must not end the consumer (and lose every later one)
+                log.exception("call %r: call record not built", event.call_id)
             finally:
                 self._events.task_done()
 

@@ -208,3 +208,19 @@ def test_signature_check_says_no_to_a_hostile_header_instead_of_raising(header: 
     body = b"{}"
     assert verify("s", sign("s", body, now=1_800_000_000), body, now=1_800_000_000)
     assert verify("s", header, body, now=1_800_000_000) is False
+
+
+async def test_one_unreadable_finished_call_does_not_stop_the_call_record_consumer() -> None:
+    """Bug: only CrmError was caught; any other error (here a timestamp no datetime can hold)
+    ended the consumer task silently: every later call record was lost, and aclose() waited
+    5 s and then raised that old error."""
+    queue = FakeQueue()
+    service = CrmService(FakeBackend(), queue)
+    await service.start()
+    service.on_event(CallAbandoned(at=140.0, call=snap(id="bad", started_at=1e13)))
+    service.on_event(CallAbandoned(at=140.0, call=snap(id="2.2")))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await service.aclose()
+    assert loop.time() - started < 1.0
+    assert set(queue.items) == {"call-record:2.2"}
