@@ -26,7 +26,6 @@ from callserver.asterisk.ami_translate import (
     count,
     member_info,
     need,
-    number,
     text,
 )
 from callserver.core.model import ChannelInfo, LiveModel, MemberInfo, QueueEntryInfo
@@ -50,23 +49,37 @@ class ListActionClient(Protocol):
     ) -> list[AmiMessage]: ...
 
 
+MAX_DURATION = 366 * 86400.0
+"""Seconds: a longer channel Duration is not believed (the start would be unstorable)."""
+
+
 def parse_duration(value: str) -> float:
     """``HH:MM:SS`` (CoreShowChannel ``Duration``; hours may exceed 24) or plain seconds →
-    seconds. Raises BadField when it is neither."""
+    seconds. Raises BadField when it is neither, or not within 0..``MAX_DURATION``."""
     try:
         if ":" not in value:
-            return float(value)
-        seconds = 0.0
-        for part in value.split(":"):
-            seconds = seconds * 60 + int(part)
-        return seconds
+            seconds = float(value)
+        else:
+            seconds = 0.0
+            for part in value.split(":"):
+                seconds = seconds * 60 + int(part)
     except ValueError:
         raise BadField("Duration") from None
+    if not 0.0 <= seconds <= MAX_DURATION:  # also false for NaN
+        raise BadField("Duration")
+    return seconds
+
+
+def _duration(value: str) -> float:
+    """A channel with an unusable Duration is still adopted, as starting now."""
+    try:
+        return parse_duration(value) if value else 0.0
+    except BadField:
+        return 0.0
 
 
 def channel_info(msg: AmiMessage) -> ChannelInfo:
     f = msg.fields
-    duration = text(f, "Duration")
     return ChannelInfo(
         uniqueid=need(f, "Uniqueid"),
         linkedid=text(f, "Linkedid"),
@@ -78,7 +91,7 @@ def channel_info(msg: AmiMessage) -> ChannelInfo:
         state=text(f, "ChannelStateDesc"),
         bridge_id=text(f, "BridgeId"),
         application=text(f, "Application"),
-        duration=parse_duration(duration) if duration else 0.0,
+        duration=_duration(text(f, "Duration")),
     )
 
 
@@ -89,7 +102,7 @@ def entry_info(msg: AmiMessage) -> QueueEntryInfo:
         uniqueid=need(f, "Uniqueid"),
         channel=text(f, "Channel"),
         position=count(f, "Position"),
-        wait=number(f, "Wait") or 0.0,
+        wait=_duration(text(f, "Wait")),
         caller=caller_id(text(f, "CallerIDNum")),
         caller_name=caller_id(text(f, "CallerIDName")),
     )

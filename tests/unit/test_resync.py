@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from callserver.asterisk.ami_codec import AmiCodec, AmiMessage
-from callserver.asterisk.ami_translate import AmiTranslator
+from callserver.asterisk.ami_translate import AmiTranslator, BadField
 from callserver.asterisk.resync import apply_resync, parse_duration, resync
 from callserver.core.bus import EventBus
 from callserver.core.events import (
@@ -317,3 +319,25 @@ def test_a_caller_answered_while_the_lists_were_in_flight_is_not_queued_again() 
     assert w.count(CallQueued) == 0
     assert [c.state for c in w.model.calls()] == ["answered"]
     assert w.model.queues(NOW)["reception"].waiting == ()
+
+
+@pytest.mark.parametrize("duration", ["1e300", "inf", "nan", "-5", "99999999999999:00:00"])
+def test_an_absurd_channel_duration_still_adopts_the_call_starting_now(duration: str) -> None:
+    """Bug: started_at = now - Duration; a Duration of 1e300 or 10**14 hours gave a start
+    PostgreSQL cannot store, and the writer then dropped the whole batch of calls."""
+    with pytest.raises(BadField):
+        parse_duration(duration)
+    w = World()
+    apply_resync(w.model, channel_list(core_show_channel(Duration=duration)), [], NOW)
+    assert [c.started_at for c in w.model.calls()] == [NOW] and w.count(CallStarted) == 1
+
+
+def test_an_absurd_queue_wait_still_queues_the_caller_from_now() -> None:
+    """Same bug through QueueEntry ``Wait``: queued_at = now - 1e300 cannot be stored."""
+    w = World()
+    entry = AmiMessage("event", "QueueEntry", {
+        "Event": "QueueEntry", "Queue": "reception", "Position": "1", "Wait": "1e300",
+        "Channel": "PJSIP/trunk-00000010", "Uniqueid": "1795413150.20",
+    })  # fmt: skip
+    apply_resync(w.model, channel_list(core_show_channel()), [entry], NOW)
+    assert [c.queued_at for c in w.model.calls()] == [NOW]
