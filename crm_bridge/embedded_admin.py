@@ -49,7 +49,8 @@ class CrmAdmin:
             " FROM crm_patient_phones x WHERE x.patient_id = p.id ORDER BY x.phone) AS phones"
             f" FROM crm_patients p WHERE {where} ORDER BY p.full_name, p.id LIMIT $2 OFFSET $3"
         )
-        arg = phone if phone is not None else query.replace("%", r"\%").replace("_", r"\_")
+        like = query.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        arg = phone if phone is not None else like  # \ first: it is LIKE's escape character
         async with pg_errors(self._pool, self._timeout, "patient search") as conn:
             rows = await conn.fetch(sql, arg, limit, offset)
         return [{**dict(r), "id": str(r["id"]), "phones": list(r["phones"])} for r in rows]

@@ -22,6 +22,7 @@ from crm_bridge.http import crm_routes
 from crm_bridge.models import CallbackRequest
 from crm_bridge.outbox import Outbox, OutboxWorker
 from crm_bridge.service import CrmService
+from crm_bridge.validation import parse_patient
 from crm_bridge.wire import call_record_from_event
 from crm_bridge.wiring import CrmBridge
 from tests.integration.crm.test_crm_outbox import FAST, snapshot
@@ -220,3 +221,27 @@ async def test_bridge_end_to_end_from_bus_event_to_embedded_row(
         await bridge.aclose()
     assert len(bridge.routes()) == 16
     assert bridge.counters()["crm_pushes_delivered_total"] == 1
+
+
+async def test_name_search_takes_like_wildcards_and_backslashes_literally(
+    crm_pool: asyncpg.Pool,
+) -> None:
+    """Bug: the name search escaped % and _ but not the backslash, LIKE's escape character:
+    ``q=Smith\\`` made PostgreSQL refuse the pattern (HTTP 502) and ``a\\b`` matched ``ab``."""
+    admin = CrmAdmin(crm_pool)
+    for name in ("Back\\slash", "Backslash", "Pro_cent 100%", "Pro-cent 1000"):
+        await admin.create_patient(parse_patient({"full_name": name, "phones": "+79160000001"}))
+    app = web.Application()
+    outbox = Outbox(crm_pool)
+    app.add_routes(crm_routes(crm=CrmService(EmbeddedCrm(crm_pool), outbox), outbox=outbox,
+                              admin=admin))  # fmt: skip
+    async with TestClient(TestServer(app)) as client:
+        for q, names in (
+            ("k\\s", ["Back\\slash"]),
+            ("slash\\", []),
+            ("o_c", ["Pro_cent 100%"]),
+            ("100%", ["Pro_cent 100%"]),
+        ):
+            resp = await client.get("/api/crm/patients", params={"q": q})
+            assert resp.status == 200, (q, await resp.text())
+            assert [p["full_name"] for p in (await resp.json())["patients"]] == names, q
