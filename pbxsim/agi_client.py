@@ -67,7 +67,7 @@ def _one_line(value: str) -> str:
 
 
 def split_args(line: str) -> list[str]:
-    """Tokenise an AGI command like Asterisk: spaces separate, double quotes group."""
+    """Tokenise an AGI command like Asterisk: spaces/tabs separate, double quotes group."""
     out: list[str] = []
     cur: list[str] = []
     quoted = escaped = had = False
@@ -79,7 +79,7 @@ def split_args(line: str) -> list[str]:
             escaped = True
         elif c == '"':
             quoted, had = not quoted, True
-        elif c == " " and not quoted:
+        elif c in " \t" and not quoted:
             if cur or had:
                 out.append("".join(cur))
             cur, had = [], False
@@ -88,6 +88,31 @@ def split_args(line: str) -> list[str]:
     if cur or had:
         out.append("".join(cur))
     return out
+
+
+# res_agi's argument-count checks (argv includes the command words) and the first line of
+# each command's documented usage; a count outside the range is answered with 520 usage
+_ARITY: dict[tuple[str, ...], tuple[int, int, str]] = {
+    ("VERBOSE",): (2, 128, "Sends message to the console via verbose message system."),
+    ("GET", "VARIABLE"): (3, 3, "Returns '0' if variablename is not set."),
+    ("GET", "FULL", "VARIABLE"): (4, 5, "Evaluates the given expression against the channel."),
+    ("SET", "VARIABLE"): (4, 4, "Sets a variable to the current channel."),
+    ("HANGUP",): (1, 2, "Hangs up the specified channel."),
+    ("CHANNEL", "STATUS"): (2, 3, "Returns the status of the specified channelname."),
+}
+_AMI_RESULT = {200: "Success", 510: "Invalid or unknown command", 520: "Usage"}
+
+
+def _bad_arity(argv: list[str]) -> str | None:
+    """The 520 reply if ``argv`` has a known command with the wrong number of arguments."""
+    words = tuple(a.upper() for a in argv[:3])
+    for cmd, (low, high, usage) in _ARITY.items():
+        if words[: len(cmd)] == cmd and not low <= len(argv) <= high:
+            return (
+                "520-Invalid command syntax.  Proper usage follows:\n"
+                f"{usage}\n520 End of proper usage.\n"
+            )
+    return None
 
 
 class AgiSession:
@@ -138,9 +163,10 @@ class AgiSession:
         cid = self._ids.randrange(1, 2**31)
         shown = line[:MAX_LINE]
         eng.emit(ev.agi_exec_start(ch, cid, shown))
-        reply = self._dispatch(split_args(line))
+        argv = split_args(line)
+        reply = _bad_arity(argv) or self._dispatch(argv)
         code = int(reply[:3])
-        eng.emit(ev.agi_exec_end(ch, cid, shown, code, "Success" if code == 200 else "Failure"))
+        eng.emit(ev.agi_exec_end(ch, cid, shown, code, _AMI_RESULT.get(code, "Failure")))
         return reply
 
     def _dispatch(self, argv: list[str]) -> str:
