@@ -341,3 +341,22 @@ def test_an_absurd_queue_wait_still_queues_the_caller_from_now() -> None:
     })  # fmt: skip
     apply_resync(w.model, channel_list(core_show_channel()), [entry], NOW)
     assert [c.queued_at for c in w.model.calls()] == [NOW]
+
+
+def test_a_member_status_seen_while_the_lists_were_in_flight_is_not_overwritten() -> None:
+    """Bug: QueueStatus listed op101 as free; its live QueueMemberStatus (in use), applied
+    before the resync, was overwritten by the stale list, so free_agents counted a busy
+    operator until its next status change."""
+    w = World()
+    apply_resync(w.model, channel_list(), queue_status_from_login(), NOW)
+    assert w.model.free_agents("reception") == 1
+    mark = w.model.resync_mark()  # the next resync starts: lists requested
+    w.translator.handle(AmiMessage("event", "QueueMemberStatus", {
+        "Event": "QueueMemberStatus", "Queue": "reception", "Interface": "PJSIP/op101",
+        "MemberName": "Operator 101", "Status": "2", "Paused": "0", "InCall": "1",
+        "Timestamp": str(NOW + 1),
+    }))  # fmt: skip
+    apply_resync(w.model, channel_list(), queue_status_from_login(), NOW + 2, mark=mark)
+    agents = {a.interface: a for a in w.model.agents()}
+    assert agents["PJSIP/op101"].status == "inuse"
+    assert w.model.free_agents("reception") == 0

@@ -79,11 +79,16 @@ class AgentBook:
             del self._active[interface]
         return self._changed(interface, before)
 
-    def replace_all(self, infos: list[MemberInfo]) -> list[AgentSnapshot]:
-        """Make the memberships exactly ``infos`` (resync); return the agents that changed."""
+    def replace_all(
+        self, infos: list[MemberInfo], keep: set[str] | frozenset[str] = frozenset()
+    ) -> list[AgentSnapshot]:
+        """Make the memberships exactly ``infos`` (resync), leaving the interfaces in ``keep``
+        as they are; return the agents that changed."""
         wanted = {(i.interface, i.queue) for i in infos}
         changed: list[AgentSnapshot] = []
         for interface, queues in list(self._members.items()):
+            if interface in keep:
+                continue
             for queue in list(queues):
                 if (interface, queue) not in wanted:
                     snap = self.remove(queue, interface)

@@ -56,6 +56,8 @@ class ModelBase:
         self._agents = AgentBook()
         self._ended: dict[str, None] = {}
         self._seq = 0
+        self._agent_seq: dict[str, int] = {}
+        """Interface → model seq of its latest live membership change (resync keeps newer)."""
         self.now = 0.0
         """Latest event time seen (Asterisk's clock): the default ``now`` of queries."""
 
@@ -242,6 +244,14 @@ class ModelBase:
         if leg is not None:
             self._seq += 1
             leg.left_queue_seq = self._seq
+
+    def _touch_agent(self, interface: str) -> None:
+        self._seq += 1
+        self._agent_seq[interface] = self._seq
+
+    def agents_changed_after(self, mark: int) -> set[str]:
+        """Interfaces whose membership changed live after ``mark`` (a resync list is older)."""
+        return {i for i, seq in self._agent_seq.items() if seq > mark}
 
     def _agent_changed(self, snap: AgentSnapshot | None, at: float) -> None:
         if snap is not None:

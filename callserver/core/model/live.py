@@ -219,15 +219,18 @@ class LiveModel(ModelBase):
     def member_status(self, info: MemberInfo, *, at: float) -> None:
         """A membership's state (QueueMemberStatus / QueueMemberAdded)."""
         self._tick(at)
+        self._touch_agent(info.interface)
         self._agent_changed(self._agents.update(info), at)
 
     def member_removed(self, queue: str, interface: str, *, at: float) -> None:
+        self._touch_agent(interface)
         self._agent_changed(self._agents.remove(queue, interface), at)
 
     def member_paused(
         self, queue: str, interface: str, paused: bool, *, reason: str = "", at: float
     ) -> None:
         """Pause/unpause ``interface`` in ``queue`` (every queue when ``queue`` is empty)."""
+        self._touch_agent(interface)
         self._agent_changed(self._agents.set_paused(queue, interface, paused, reason), at)
 
     # ------------------------------------------------------------------ queries

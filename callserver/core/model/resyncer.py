@@ -16,7 +16,8 @@ channels, QueueStatus for queue entries and members) say what is true *now*:
 
 Legs and queue entries created after ``mark`` (events that arrived while the lists were in
 flight) are newer than the lists and kept; a leg that left its queue after ``mark`` is not put
-back by a list entry taken before it left. Running the same resync twice changes nothing.
+back by a list entry taken before it left, nor is an agent whose membership changed live after
+``mark`` overwritten by the list. Running the same resync twice changes nothing.
 Pure: standard library only.
 """
 
@@ -73,7 +74,9 @@ class Resyncer:
         self._drop_vanished({c.uniqueid for c in channels}, now, mark)
         self._adopt(channels, now)
         self._sync_entries(entries, now, mark)
-        for snap in self._agents.replace_all(list(members)):
+        fresh = self._model.agents_changed_after(mark)
+        listed = [m for m in members if m.interface not in fresh]
+        for snap in self._agents.replace_all(listed, keep=fresh):
             self._publish(AgentStatusChanged(now, snap))
         for call in list(self._calls.values()):
             self._reconcile(call, now)
