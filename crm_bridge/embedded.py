@@ -160,7 +160,10 @@ class EmbeddedCrm:
             raise CrmRejected(message=f"embedded CRM: bad {kind} payload: {exc!r}") from exc
 
 
-_PATIENT_OF = "(SELECT patient_id FROM crm_patient_phones WHERE phone = $2 LIMIT 1)"
+_PATIENT_OF = (  # the same patient the lookup shows for a shared number (LOOKUP_SQL)
+    "(SELECT ph.patient_id FROM crm_patient_phones ph JOIN crm_patients pp ON pp.id = ph.patient_id"
+    " WHERE ph.phone = $2 ORDER BY pp.updated_at DESC, pp.id LIMIT 1)"
+)
 
 
 def _ts(value: Any) -> datetime | None:

@@ -23,7 +23,7 @@ from crm_bridge.models import CallbackRequest
 from crm_bridge.outbox import Outbox, OutboxWorker
 from crm_bridge.service import CrmService
 from crm_bridge.validation import parse_patient
-from crm_bridge.wire import call_record_from_event
+from crm_bridge.wire import call_record_from_event, push_payload
 from crm_bridge.wiring import CrmBridge
 from tests.integration.crm.test_crm_outbox import FAST, snapshot
 
@@ -245,3 +245,35 @@ async def test_name_search_takes_like_wildcards_and_backslashes_literally(
             resp = await client.get("/api/crm/patients", params={"q": q})
             assert resp.status == 200, (q, await resp.text())
             assert [p["full_name"] for p in (await resp.json())["patients"]] == names, q
+
+
+async def test_a_shared_number_attaches_pushes_to_the_patient_the_lookup_showed(
+    crm_pool: asyncpg.Pool,
+) -> None:
+    """Bug: pushes picked *any* patient with the caller's number (``LIMIT 1`` without an order)
+    while the lookup shows the most recently updated one: a parent's call was filed on a
+    child's card, whose last_operator and updated_at then changed the next lookup's card."""
+    admin = CrmAdmin(crm_pool)
+    shared = "+79160000077"
+    first = await admin.create_patient(parse_patient({"full_name": "A", "phones": shared}))
+    second = await admin.create_patient(parse_patient({"full_name": "B", "phones": shared}))
+    await admin.update_patient(second, {"notes": "the one the operator sees"})
+    crm = EmbeddedCrm(crm_pool)
+    shown = await crm.lookup(shared)
+    assert shown is not None and shown.id == str(second)
+    snap = replace(snapshot(3), caller=shared, agent="PJSIP/op105")
+    record = call_record_from_event(CallEnded(at=3.0, call=snap))
+    kind, data = push_payload(record)
+    await crm.deliver(kind, data, idempotency_key=record.idempotency_key)
+    await crm.deliver(
+        "callback_request", {"phone": shared, "request_id": "r1"}, idempotency_key="cb:r1"
+    )
+    async with crm_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT patient_id FROM crm_call_records") == second
+        assert await conn.fetchval("SELECT patient_id FROM crm_callback_requests") == second
+        assert await conn.fetchval(
+            "SELECT last_operator FROM crm_patients WHERE id = $1", first
+        ) == ""  # fmt: skip
+    again = await crm.lookup(shared)
+    assert again is not None and again.id == str(second)
+    assert again.last_operator == "PJSIP/op105"
