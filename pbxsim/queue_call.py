@@ -207,9 +207,10 @@ def _abandon(
     if ch.cid_num and ch.name.startswith("PJSIP/"):
         eng.rtp_qos(ch, None)
     eng.emit(ev.hangup_request(ch))
-    for _m, leg in legs:
-        eng.emit(ev.dial("DialEnd", ch, leg, ("DialStatus", "CANCEL")))
-        eng.emit(ev.dial("DialEnd", ch, leg, ("DialStatus", "CANCEL")))
+    # wait_for_answer's publish_dial_end_event(CANCEL), then hangupcalls() goes over the legs again
+    for _pass in range(2):
+        for _m, leg in legs:
+            eng.emit(ev.dial("DialEnd", ch, leg, ("DialStatus", "CANCEL")))
     _leave(eng, call, q, entry, True, legs)
 
 

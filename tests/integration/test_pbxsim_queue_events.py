@@ -95,3 +95,34 @@ async def test_ring_no_answer_then_queue_timeout_while_ringing(dead_agi_port: in
         if m.get("Event") == "DialEnd" and m.get("DestChannel") == last
     )
     assert last_cancel < leave
+
+
+async def test_caller_abandons_while_ringall_rings_three_members(dead_agi_port: int) -> None:
+    """Bug: the two DialEnd CANCEL of each leg came leg by leg (l1 l1 l2 l2); app_queue
+    publishes one CANCEL per leg in wait_for_answer, then hangupcalls() another per leg
+    (l1 l2 l3 l1 l2 l3). The legs hang up after QueueCallerAbandon (golden abandoned call)."""
+    sc = load("single-answered")
+    agents = dataclasses.replace(
+        sc.agents, registered=None, never_answer=("op101", "op102", "op103")
+    )
+    sc = dataclasses.replace(sc, calls=(), agents=agents)
+    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        pbx.start_call(InboundCall("74957654321", "79035550101", patience=6.0))
+        events = await _read_events(reader, "Hangup", 30.0)
+    finally:
+        writer.close()
+        await pbx.aclose()
+    ends = [(m["DestChannel"], m["DialStatus"]) for m in events if m.get("Event") == "DialEnd"]
+    legs = [m["DestChannel"] for m in events if m.get("Event") == "DialBegin"]
+    assert len(legs) == 3
+    assert ends == [(leg, "CANCEL") for leg in legs] * 2
+    kinds = [m.get("Event") for m in events]
+    abandon = kinds.index("QueueCallerAbandon")
+    hungup = [i for i, m in enumerate(events) if m.get("Event") == "Hangup"]
+    assert all(i > abandon for i in hungup if events[i]["Channel"] in legs) and len(hungup) == 4
