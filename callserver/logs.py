@@ -17,10 +17,31 @@ def escape_control(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def _indent(text: str) -> str:
+    """A traceback/stack: every line escaped and prefixed, so an exception message carrying
+    untrusted text cannot start a line that looks like a record of its own."""
+    return "\n".join("  | " + escape_control(line) for line in text.split("\n"))
+
+
 class SafeFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_control(record.getMessage())
         return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        # exc_text may be cached raw by another handler's formatter: render our own
+        cached = record.exc_text
+        if record.exc_info:
+            record.exc_text = _indent(self.formatException(record.exc_info))
+        elif cached:
+            record.exc_text = _indent(cached)
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
 
 
 def setup_logging(level: str = "INFO") -> None:
