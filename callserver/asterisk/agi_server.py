@@ -20,20 +20,19 @@ import asyncio
 import logging
 import re
 import traceback
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 from callserver.asterisk.agi_codec import (
-    AgiCodec,
     AgiEnvironment,
     AgiHangupSignal,
-    AgiMessage,
     AgiReply,
     encode_command,
 )
+from callserver.asterisk.agi_wire import AgiWire
 from callserver.asterisk.errors import (
     AgiCommandError,
     AgiCommandTooLong,
+    AgiConcurrentCommand,
     AgiError,
     AgiHangup,
     AgiProtocolError,
@@ -48,66 +47,26 @@ log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024
 
-READ_SIZE = 64 * 1024
 CLOSE_TIMEOUT = 1.0
-"""Seconds to wait for the socket to close after the session."""
+"""Seconds the socket may take to send what is left after the session before it is aborted."""
 _PHONE_LIKE = re.compile(r"\+?\d{5,}")
-
-
-class _Wire:
-    """The socket of one session: bytes out, parsed messages in (EOF and errors → AgiHangup)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._codec = AgiCodec()
-        self.pending: deque[AgiMessage] = deque()
-        self.received = 0
-        """Bytes read so far."""
-
-    async def next_message(self) -> AgiMessage:
-        """The next message; raises AgiHangup at EOF, AgiProtocolError on garbage. No deadline:
-        callers wrap it in one."""
-        while not self.pending:
-            try:
-                data = await self._reader.read(READ_SIZE)
-            except OSError as exc:
-                raise AgiHangup(message="AGI connection lost while reading") from exc
-            self.received += len(data)
-            if not data:
-                raise AgiHangup(
-                    message="Asterisk closed the AGI connection",
-                    in_environment=self._codec.in_environment,
-                    partial=not self._codec.eof(),
-                )
-            self.pending.extend(self._codec.feed(data))
-        return self.pending.popleft()
-
-    async def send(self, line: bytes) -> None:
-        """Write one encoded line; raises AgiHangup if the connection is gone."""
-        if self._writer.is_closing():
-            raise AgiHangup(message="AGI connection already closed")
-        try:
-            self._writer.write(line)
-            await self._writer.drain()
-        except OSError as exc:
-            raise AgiHangup(message="AGI connection lost while writing") from exc
 
 
 class AgiSession:
     """One FastAGI call: its environment and the commands a handler sends.
 
-    Commands are serialised (one in flight). After a timeout, a protocol error or a cancellation
-    in the middle of a command, the reply stream can no longer be trusted: every later command
-    raises the error class that broke it. After ``HANGUP`` or a 511 reply every command raises
-    AgiHangup.
+    Commands run one at a time, as Asterisk reads them: a handler awaits each before sending
+    the next; starting one while another is in flight raises AgiConcurrentCommand (nothing sent,
+    the one in flight goes on). After a timeout, a protocol error or a cancellation in the middle
+    of a command, the reply stream can no longer be trusted: every later command raises the
+    error class that broke it. After ``HANGUP`` or a 511 reply every command raises AgiHangup.
     """
 
-    def __init__(self, env: AgiEnvironment, wire: _Wire, *, command_timeout: float) -> None:
+    def __init__(self, env: AgiEnvironment, wire: AgiWire, *, command_timeout: float) -> None:
         self.env = env
         self._wire = wire
         self._command_timeout = command_timeout
-        self._lock = asyncio.Lock()
+        self._busy = False
         self._broken: AgiError | None = None
         self._hungup = False
 
@@ -116,39 +75,46 @@ class AgiSession:
         """True once Asterisk reported the channel hung up (``HANGUP`` line or a 511 reply)."""
         return self._hungup
 
-    # The per-call ``timeout`` is the agreed public API (issue 2); asyncio.timeout is inside.
+    # The per-call ``timeout`` is the agreed public API (issue 2); the wire enforces it.
     async def command(self, *parts: str, timeout: float | None = None) -> AgiReply:  # noqa: ASYNC109
         """Send one command (each part one quoted argument) and return its 200 reply.
 
         ``timeout`` (seconds; None → the server's ``command_timeout``) bounds the round trip.
         Raises AgiTimeout, AgiHangup (``HANGUP``, 511, or connection closed), AgiCommandError
         (510, 520 or any other non-200 code; ``details['code']``, ``details['reply']``),
-        AgiProtocolError (garbage from the peer), AgiCommandTooLong (nothing sent).
+        AgiProtocolError (garbage from the peer), AgiCommandTooLong (nothing sent),
+        AgiConcurrentCommand (another command of this session is in flight; nothing sent).
         """
         line = encode_command(*parts)
         limit = self._command_timeout if timeout is None else timeout
         if limit <= 0:
             raise ValueError("AGI command timeout must be positive seconds")
-        async with self._lock:
-            self._check_usable()
-            try:
-                async with asyncio.timeout(limit):
-                    reply = await self._exchange(line)
-            except TimeoutError as exc:
-                self._broken = AgiTimeout(
-                    message="no AGI reply in time", command=parts[0], timeout=limit
-                )
-                raise self._broken from exc
-            except AgiHangup:
-                self._hungup = True
-                raise
-            except BaseException as exc:
-                self._broken = (
-                    exc
-                    if isinstance(exc, AgiError)
-                    else AgiError(message="AGI session interrupted mid-command")
-                )
-                raise
+        if self._busy:
+            raise AgiConcurrentCommand(
+                message="another AGI command is in flight: await each command before the next",
+                command=parts[0],
+            )
+        self._check_usable()
+        self._busy = True
+        try:
+            reply = await self._exchange(line, asyncio.get_running_loop().time() + limit)
+        except TimeoutError as exc:
+            self._broken = AgiTimeout(
+                message="no AGI reply in time", command=parts[0], timeout=limit
+            )
+            raise self._broken from exc
+        except AgiHangup:
+            self._hungup = True
+            raise
+        except BaseException as exc:
+            self._broken = (
+                exc
+                if isinstance(exc, AgiError)
+                else AgiError(message="AGI session interrupted mid-command")
+            )
+            raise
+        finally:
+            self._busy = False
         return self._accept(reply, parts[0])
 
     async def verbose(self, message: str, level: int = 1) -> None:
@@ -182,14 +148,18 @@ class AgiSession:
         if self._broken is not None:
             raise type(self._broken)(message=f"AGI session unusable after: {self._broken.message}")
 
-    async def _exchange(self, line: bytes) -> AgiReply:
-        if self._wire.pending:
-            unsolicited = self._wire.pending.popleft()
+    async def _exchange(self, line: bytes, deadline: float) -> AgiReply:
+        """Send ``line`` and read its reply; ``deadline`` is in ``loop.time()`` seconds."""
+        wire = self._wire
+        if wire.pending:
+            unsolicited = wire.pending.popleft()
             if isinstance(unsolicited, AgiHangupSignal):
                 raise AgiHangup(message="Asterisk sent HANGUP")
             raise AgiProtocolError(message="AGI reply that no command asked for")
-        await self._wire.send(line)
-        message = await self._wire.next_message()
+        wire.write(line)
+        if wire.write_paused:
+            await wire.drain(deadline)
+        message = await wire.next_message(deadline)
         if isinstance(message, AgiHangupSignal):
             raise AgiHangup(message="Asterisk sent HANGUP")
         if not isinstance(message, AgiReply):
@@ -261,8 +231,8 @@ class FastAgiServer:
         try:
             # a burst of calls must not overflow asyncio's default backlog of 100: a refused
             # connect costs the caller Asterisk's AGI retry delay
-            self._server = await asyncio.start_server(
-                self._on_client, self._host, self._port, backlog=LISTEN_BACKLOG
+            self._server = await asyncio.get_running_loop().create_server(
+                self._new_wire, self._host, self._port, backlog=LISTEN_BACKLOG
             )
         except OSError as exc:
             raise AgiError(
@@ -290,23 +260,33 @@ class FastAgiServer:
         if server is not None:
             await server.wait_closed()
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _new_wire(self) -> AgiWire:
+        return AgiWire(self._on_connect)
+
+    def _on_connect(self, wire: AgiWire) -> None:
+        """A connection was accepted: start its session task (owned here, ended by aclose)."""
         if self._closing:
-            writer.close()
+            wire.abort()
             return
+        task = asyncio.get_running_loop().create_task(self._on_client(wire))
         self._tasks.add(task)
+        task.add_done_callback(self._session_done)
+
+    def _session_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("AGI session task failed: %s", _describe(exc))
+
+    async def _on_client(self, wire: AgiWire) -> None:
         self.sessions_total += 1
         self.sessions_active += 1
         try:
-            await self._serve(_Wire(reader, writer))
+            await self._serve(wire)
         finally:
             self.sessions_active -= 1
-            self._tasks.discard(task)
-            await _close(writer)
+            await wire.aclose(CLOSE_TIMEOUT)
 
-    async def _serve(self, wire: _Wire) -> None:
+    async def _serve(self, wire: AgiWire) -> None:
         env: AgiEnvironment | None = None
         try:
             async with asyncio.timeout(self._session_timeout):
@@ -329,10 +309,10 @@ class FastAgiServer:
             self.errors += 1
             log.warning("AGI session failed (%s): %s", _safe(exc.message), _context(env))
 
-    async def _read_environment(self, wire: _Wire) -> AgiEnvironment:
+    async def _read_environment(self, wire: AgiWire) -> AgiEnvironment:
         try:
-            async with asyncio.timeout(self._command_timeout):
-                message = await wire.next_message()
+            deadline = asyncio.get_running_loop().time() + self._command_timeout
+            message = await wire.next_message(deadline)
         except TimeoutError as exc:
             raise AgiTimeout(
                 message="no complete AGI environment in time", timeout=self._command_timeout
@@ -369,16 +349,6 @@ class FastAgiServer:
             await session.verbose("callserver: no handler for this AGI script", 1)
         except AgiError as exc:
             log.info("AGI notice for an unknown script not delivered: %s", _safe(exc.message))
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close the socket, waiting at most CLOSE_TIMEOUT seconds; a reset peer is not an error."""
-    writer.close()
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        log.debug("AGI socket did not close cleanly")
 
 
 def _safe(text: str) -> str:

@@ -75,6 +75,12 @@ class AgiCommandTooLong(AgiError):
     error_id = "agi-command-too-long"
 
 
+class AgiConcurrentCommand(AgiError):
+    """A handler started a command while another of its session was in flight; it was not sent."""
+
+    error_id = "agi-concurrent-command"
+
+
 class AriError(AsteriskError):
     error_id = "ari-error"
 

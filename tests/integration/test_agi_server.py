@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -15,6 +16,7 @@ import pytest
 from callserver.asterisk.agi_server import AgiEnvironment, AgiSession, FastAgiServer
 from callserver.asterisk.errors import (
     AgiCommandError,
+    AgiConcurrentCommand,
     AgiError,
     AgiHangup,
     AgiProtocolError,
@@ -519,6 +521,93 @@ async def test_many_concurrent_sessions() -> None:
         await settled(server, 100)
     assert results == [[b"SET VARIABLE ROUTE_QUEUE %d.1\n" % n] for n in range(100)]
     assert server.errors == 0
+
+
+async def test_command_deadline_fails_the_command_not_the_task() -> None:
+    """The per-command deadline is a timer on the reply waiter: it raises AgiTimeout in the
+    handler without cancelling the session task (so nothing has to be uncancelled)."""
+    got: list[Any] = []
+
+    async def route(session: AgiSession) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        started = time.monotonic()
+        with pytest.raises(AgiTimeout):
+            await session.command("WAIT", "FOR", "DIGIT", "5000", timeout=0.1)
+        got.extend([time.monotonic() - started, task.cancelling()])
+        await asyncio.sleep(0.01)  # the task is not cancelled: it can still await
+        got.append("after")
+
+    async with running({"route": route}) as server:
+        peer = await Peer.connect(server)
+        await peer.send(ENV)
+        assert await peer.line() == b"WAIT FOR DIGIT 5000\n"
+        assert await peer.rest() == b""
+        peer.close()
+        await settled(server, 1)
+    assert 0.09 <= got[0] < 0.3 and got[1:] == [0, "after"]
+    assert server.errors == 0
+
+
+async def test_environment_deadline_closes_a_peer_that_stops_mid_environment() -> None:
+    async with running({}, command_timeout=0.2) as server:
+        peer = await Peer.connect(server)
+        await peer.send(b"agi_network_script: route\nagi_chan")
+        started = time.monotonic()
+        assert await peer.rest() == b""
+        assert 0.15 <= time.monotonic() - started < 1.0
+        peer.close()
+        await settled(server, 1)
+    assert server.errors == 1
+
+
+async def test_concurrent_commands_raise_a_clear_error_and_the_first_completes() -> None:
+    got: list[Any] = []
+
+    async def route(session: AgiSession) -> None:
+        first, second = await asyncio.gather(
+            session.get_variable("A"), session.get_variable("B"), return_exceptions=True
+        )
+        got.extend([first, type(second)])
+        await session.set_variable("C", "1")  # the session is still usable
+        got.append("set")
+
+    async with running({"route": route}) as server:
+        peer = await Peer.connect(server)
+        await peer.send(ENV)
+        assert await peer.line() == b"GET VARIABLE A\n"
+        await peer.send(b"200 result=1 (a)\n")
+        assert await peer.line() == b"SET VARIABLE C 1\n"
+        await peer.send(b"200 result=1\n")
+        assert await peer.rest() == b""
+        peer.close()
+        await settled(server, 1)
+    assert got == ["a", AgiConcurrentCommand, "set"]
+    assert server.errors == 0
+
+
+async def test_peer_flooding_replies_is_refused_and_the_loop_stays_live() -> None:
+    got: list[type[BaseException]] = []
+
+    async def route(session: AgiSession) -> None:
+        await asyncio.sleep(0.2)  # the flood arrives meanwhile (reading pauses, memory bounded)
+        try:
+            await session.set_variable("A", "1")
+        except AgiError as exc:
+            got.append(type(exc))
+            raise
+
+    async with running({"route": route}) as server:
+        with ticking() as ticks:
+            peer = await Peer.connect(server)
+            peer.writer.write(ENV + b"200 result=1\n" * 20_000)
+            with contextlib.suppress(ConnectionResetError):  # closed with the flood unread
+                await peer.rest()
+            assert peer.received == b""  # nothing sent: the flood is a protocol error
+            peer.close()
+            await settled(server, 1)
+            assert ticks[0] >= 10
+    assert got == [AgiProtocolError] and server.errors == 1
 
 
 async def test_port_in_use_is_a_clear_error() -> None:
