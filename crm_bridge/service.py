@@ -129,8 +129,12 @@ class CrmService:
             async with asyncio.timeout(5.0):
                 await self._events.join()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our caller is being cancelled too: never swallow that
 
     async def _consume(self) -> None:
         while True:

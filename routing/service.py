@@ -206,8 +206,12 @@ class RoutingService:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is being cancelled too: never swallow that
 
     async def _maintain(self) -> None:
         last_refresh = time.monotonic()

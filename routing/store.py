@@ -10,7 +10,6 @@ it comes back. ``PgOverrideStore`` keeps overrides and their audit trail. Librar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -162,8 +161,12 @@ class PgDecisionLog:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is being cancelled too: never swallow that
         try:
             await self.flush()
         except StoreError as exc:

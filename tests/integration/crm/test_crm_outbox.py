@@ -301,3 +301,32 @@ async def test_slow_batch_never_delivers_a_row_after_its_lease_ran_out(
 
 async def _delivering_n(outbox: Outbox, n: int) -> bool:
     return (await outbox.stats())["delivering"] == n
+
+
+async def test_cancelling_a_worker_shutdown_is_not_swallowed(crm_pool: asyncpg.Pool) -> None:
+    """Bug: aclose() suppressed every CancelledError while waiting for its task (which hands its
+    rows back for up to 1 s), so cancelling the shutdown itself (a shutdown deadline) was lost:
+    the caller went on as if nothing had happened."""
+    outbox = Outbox(crm_pool, FAST)
+    await outbox.enqueue("call_outcome", {"call_id": "1"}, idempotency_key="k1")
+    worker = OutboxWorker(outbox, CountingCrm(delay=5.0), worker_id="w")
+    await worker.start()
+    await wait_for(lambda: _delivering_n(outbox, 1))
+    gate = asyncio.Event()
+    real_release = outbox.release
+
+    async def slow_release(items: Any) -> int:  # the hand-back is in flight when we cancel
+        gate.set()
+        await asyncio.sleep(0.3)
+        return await real_release(items)
+
+    outbox.release = slow_release  # type: ignore[method-assign]
+    closing = asyncio.create_task(worker.aclose())
+    await asyncio.wait_for(gate.wait(), 2.0)
+    closing.cancel()
+    try:
+        await closing
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the cancellation of aclose() was swallowed")
