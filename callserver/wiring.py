@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from callserver.after_hours import AfterHoursCallbacks
 from callserver.asterisk.agi_server import AgiHandler
 from callserver.asterisk.errors import AriError
 from callserver.core.bus import Subscriber
@@ -77,7 +78,14 @@ class Extensions:
 def build_extensions(server: CallServer) -> Extensions:
     ext = Extensions()
     bridge = _wire_crm(server, ext)
-    _wire_routing(server, ext, bridge)
+    routing = _wire_routing(server, ext, bridge)
+    callbacks = AfterHoursCallbacks(routing, bridge.service)
+    ext.bus_subscribers.append(callbacks.submit)
+    ext.on_database_ready.append(callbacks.start)  # needs the outbox table
+    ext.closers.append(callbacks.aclose)  # closers run in reverse: it stops before the CRM
+    ext.metrics.append(("callserver_callback_jobs_created_total",
+                        "callback requests created for calls sent to voicemail/callback",
+                        functools.partial(getattr, callbacks, "created")))  # fmt: skip
     return ext
 
 

@@ -1,0 +1,101 @@
+"""Callback jobs for calls routing sent away from the queue (after hours → voicemail, or a
+callback request): when such a call ends, a callback request goes to the CRM through its outbox,
+keyed by the call id so a replay never creates two.
+
+The dialling of callbacks (retries, business hours, dedupe across calls) belongs to the
+callbacks scheduler; this only makes sure the job exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from callserver.core.events import CallEnded, DomainEvent
+from callserver.core.phone import mask, try_normalize
+from crm_bridge.models import CallbackRequest
+from routing.models import RouteRecord
+
+log = logging.getLogger(__name__)
+
+CALLBACK_MODES = frozenset({"voicemail", "callback"})
+QUEUE_SIZE = 10_000
+STEP_TIMEOUT = 10.0
+"""Seconds one call may take (decision lookup + outbox insert) before it is given up, logged."""
+
+
+class Decisions(Protocol):
+    async def record_for(self, call_id: str) -> RouteRecord | None: ...
+
+
+class CallbackSink(Protocol):
+    async def create_callback_request(self, request: CallbackRequest) -> None: ...
+
+
+class AfterHoursCallbacks:
+    """Bus subscriber (``submit``) plus an owned task (``start``/``aclose``)."""
+
+    def __init__(self, decisions: Decisions, sink: CallbackSink) -> None:
+        self._decisions = decisions
+        self._sink = sink
+        self._queue: asyncio.Queue[CallEnded] = asyncio.Queue(QUEUE_SIZE)
+        self._task: asyncio.Task[None] | None = None
+        self.created = 0
+        self.dropped = 0
+        self.errors = 0
+
+    def submit(self, event: DomainEvent) -> None:
+        if not isinstance(event, CallEnded) or event.call.direction != "inbound":
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="after-hours-callbacks")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT):
+                    await self.handle(event)
+            except Exception as exc:
+                self.errors += 1
+                log.warning("callback job for call %s not created: %r", event.call.id, exc)
+
+    async def handle(self, event: CallEnded) -> bool:
+        """Create the callback request if routing sent this call to voicemail/callback and the
+        caller never reached an operator. Returns whether one was created."""
+        call = event.call
+        if call.answered_at is not None:
+            return False
+        record = await self._decisions.record_for(call.linkedid)
+        if record is None or record.decision.mode not in CALLBACK_MODES:
+            return False
+        phone = try_normalize(call.caller)
+        if phone is None:
+            log.info(
+                "call %s: no callback, caller ID %s is not a number", call.id, mask(call.caller)
+            )
+            return False
+        await self._sink.create_callback_request(
+            CallbackRequest(
+                phone=phone,
+                reason=record.decision.reasons[0] if record.decision.reasons else "after_hours",
+                patient_id=record.patient_id,
+                call_id=call.id,
+                comment=f"routing: {record.decision.mode} ({','.join(record.decision.reasons)})",
+                request_id=f"route-{call.id}",
+            )
+        )
+        self.created += 1
+        return True
