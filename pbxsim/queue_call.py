@@ -139,13 +139,15 @@ def _no_answer(eng: Engine, caller: Channel, q: Queue, legs: Legs, window: float
     for _m, leg in legs:
         eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", "NOANSWER")))
     for m, leg in legs:
-        _drop_leg(eng, caller, q, m, leg, "CANCEL")
+        drop_leg(eng, caller, m, leg, "CANCEL")
 
 
-def _drop_leg(eng: Engine, caller: Channel, q: Queue, m: Member, leg: Channel, status: str) -> None:
-    """Stop ringing one member (DialEnd ``status``) and free it."""
+def drop_leg(
+    eng: Engine, caller: Channel, m: Member, leg: Channel, status: str, cause: int = 0
+) -> None:
+    """Stop ringing one member (DialEnd ``status``, Hangup ``cause``) and free it."""
     eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", status)))
-    eng.hangup(leg, 0)
+    eng.hangup(leg, cause)
     m.agent.state = "idle"
     eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
     agent_status(eng, m.agent)
@@ -182,7 +184,7 @@ async def _ring(
             return "ABANDON"
         if interrupted:  # AMI Redirect
             for m, leg in legs:
-                _drop_leg(eng, caller, q, m, leg, "CANCEL")
+                drop_leg(eng, caller, m, leg, "CANCEL")
         else:  # the queue timeout capped this ring (timeoutpriority=app): a ring-no-answer
             _no_answer(eng, caller, q, legs, window)
         return "expired"
@@ -190,10 +192,8 @@ async def _ring(
         _no_answer(eng, caller, q, legs, window)
         return "noanswer"
     _, winner, wleg = first
-    for m, leg in legs:
-        if m is not winner:
-            _drop_leg(eng, caller, q, m, leg, "CANCEL")
-    won = Leg(winner, wleg, eng.clock.now() - started)
+    others = [(m, leg) for m, leg in legs if m is not winner]
+    won = Leg(winner, wleg, eng.clock.now() - started, others)
     if winner.agent.local:
         return await talk_local(eng, call, q, entry, won)
     return await talk(eng, call, q, entry, won)

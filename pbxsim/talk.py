@@ -6,7 +6,7 @@ variant mirrors it from the other side. Times are scenario seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pbxsim import ami_events as ev
@@ -26,6 +26,8 @@ class Leg:
     member: Member
     channel: Channel
     ring: float
+    others: list[tuple[Member, Channel]] = field(default_factory=list)
+    """Members rung beside the winner (ringall): cancelled once it answered."""
 
 
 def _member_vars(q: Queue, leg: Leg) -> list[tuple[str, str]]:
@@ -48,13 +50,17 @@ def _setvars(eng: Engine, ch: Channel, pairs: list[tuple[str, str]]) -> None:
 
 def _answered(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg, hold: int) -> None:
     """DialEnd ANSWER and the MEMBER*/QE*/QUEUE* variables app_queue sets on both legs."""
-    from pbxsim.queue_call import agent_status
+    from pbxsim.queue_call import agent_status, drop_leg
 
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
     eng.set_state(lc, 6)
     eng.emit(ev.dial("DialEnd", ch, lc, ("DialStatus", "ANSWER")))
+    for _m, other in leg.others:  # wait_for_answer: publish_dial_end_event(CANCEL)
+        eng.emit(ev.dial("DialEnd", ch, other, ("DialStatus", "CANCEL")))
     ch.set_connected(agent.ext, agent.name)
     eng.emit(ev.new_connected_line(ch))
+    for m, other in leg.others:  # try_calling's hangupcalls(): CANCEL again, cause 26
+        drop_leg(eng, ch, m, other, "CANCEL", cause=26)
     mvars = _member_vars(q, leg)
     _setvars(eng, ch, mvars[:4])
     agent.state = "busy"

@@ -126,3 +126,39 @@ async def test_caller_abandons_while_ringall_rings_three_members(dead_agi_port: 
     abandon = kinds.index("QueueCallerAbandon")
     hungup = [i for i, m in enumerate(events) if m.get("Event") == "Hangup"]
     assert all(i > abandon for i in hungup if events[i]["Channel"] in legs) and len(hungup) == 4
+
+
+async def test_ringall_answer_cancels_the_other_members_as_answered_elsewhere(
+    dead_agi_port: int,
+) -> None:
+    """Bug: the other ringing members got one DialEnd CANCEL and Hangup cause 0 *before* the
+    winner's DialEnd ANSWER. app_queue: ANSWER, then CANCEL for the others
+    (wait_for_answer), then hangupcalls(): CANCEL again and hangup with cause 26."""
+    sc = load("single-answered")
+    agents = dataclasses.replace(sc.agents, registered=None, never_answer=("op102", "op103"))
+    sc = dataclasses.replace(sc, calls=(), agents=agents)
+    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        pbx.start_call(InboundCall("74951234567", "79161234567", talk_s=2.0, agent_ends=False))
+        events = await _read_events(reader, "Hangup", 30.0)
+    finally:
+        writer.close()
+        await pbx.aclose()
+    legs = {
+        m["DestChannel"][:11]: m["DestChannel"] for m in events if m.get("Event") == "DialBegin"
+    }
+    a, b, c = legs["PJSIP/op101"], legs["PJSIP/op102"], legs["PJSIP/op103"]
+    ends = [(m["DestChannel"], m["DialStatus"]) for m in events if m.get("Event") == "DialEnd"]
+    assert ends == [(a, "ANSWER"), (b, "CANCEL"), (c, "CANCEL"), (b, "CANCEL"), (c, "CANCEL")]
+    causes = {
+        m["Channel"]: (m["Cause"], m["Cause-txt"]) for m in events if m.get("Event") == "Hangup"
+    }
+    assert causes[b] == causes[c] == ("26", "Answered elsewhere")
+    kinds = [m.get("Event") for m in events]
+    hung = max(i for i, m in enumerate(events) if m.get("Event") == "Hangup" and m["Channel"] == c)
+    assert hung < kinds.index("AgentConnect")
