@@ -158,16 +158,17 @@ class CallServer:
         )
 
     async def aclose(self) -> None:
-        """Stop taking work, then flush: calls in memory reach PostgreSQL before exit."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+        """Stop taking calls (ARI, AMI, FastAGI), then flush: calls in memory reach PostgreSQL
+        first, before the HTTP side and the other components get their time to stop (a process
+        manager's stop timeout must not cut the flush)."""
         for closer in (
             self.ari.aclose,
             self.ami.aclose,
             self.agi.aclose,
+            self.writer.aclose,
+            self._stop_http,
             self.ext.aclose,
             self.live_state.aclose,
-            self.writer.aclose,
             self.database.aclose,
         ):
             try:
@@ -176,6 +177,11 @@ class CallServer:
             except Exception:
                 log.exception("error while stopping %s", getattr(closer, "__qualname__", closer))
         await self.redis.aclose()
+
+    async def _stop_http(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
 
 
 async def run_server(config: Config) -> None:

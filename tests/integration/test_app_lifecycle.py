@@ -42,3 +42,38 @@ async def test_a_failed_start_releases_what_it_had_started(
         writer.close()
     running = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
     assert not running & OWNED_TASKS
+
+
+async def test_shutdown_writes_buffered_calls_before_closing_the_other_components(
+    fresh_pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    """Bug: aclose() flushed the call writer last, after the CRM bridge, routing and the Redis
+    publisher had each been given up to 15 s; a process manager's stop timeout (docker's
+    default is 10 s) could kill the process first and the buffered calls were lost."""
+    from tests.integration.store_support import lifecycle
+
+    config = load_config(None, env={
+        "CALLSERVER_AMI_ENABLED": "false",
+        "CALLSERVER_ARI_ENABLED": "false",
+        "CALLSERVER_AGI_ENABLED": "false",
+        "CALLSERVER_DATABASE_DSN": fresh_pg_dsn,
+        "CALLSERVER_DATABASE_FLUSH_INTERVAL": "60",
+        "CALLSERVER_REDIS_URL": redis_url,
+        "CALLSERVER_REDIS_PREFIX": redis_prefix,
+        "CALLSERVER_HTTP_PORT": str(free_port()),
+        "CALLSERVER_HTTP_API_TOKEN": "t",
+    })  # fmt: skip
+    server = await CallServer.create(config)
+    await server.start()
+    async with asyncio.timeout(30):
+        await server.database.ready.wait()
+    for event in lifecycle("shutdown-order-1"):
+        server.bus.publish(event)
+    unwritten_when_others_closed: list[int] = []
+
+    async def other_component_closes() -> None:
+        unwritten_when_others_closed.append(server.writer.pending_calls)
+
+    server.ext.closers.append(other_component_closes)
+    await server.aclose()
+    assert unwritten_when_others_closed == [0]
