@@ -228,7 +228,10 @@ def _decide(
         outcome = "answer" if ring is not None and ring < req.timeout_s else "noanswer"
         return outcome, ring if ring is not None else req.timeout_s, agent.draw_talk()[0]
     outcome = policy.numbers.get(endpoint) or _draw(eng, policy)
-    return outcome, eng.rng.uniform(*policy.ring_s), eng.rng.uniform(*policy.talk_s)
+    ring, talk = eng.rng.uniform(*policy.ring_s), eng.rng.uniform(*policy.talk_s)
+    if outcome == "noanswer" or (outcome == "answer" and ring >= req.timeout_s):
+        return "noanswer", req.timeout_s, talk  # rings until the Originate's Timeout: Reason 3
+    return outcome, ring, talk
 
 
 def _agent_state(eng: Engine, agent: Agent | None, state: str, device: str) -> None:
