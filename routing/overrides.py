@@ -121,6 +121,8 @@ class OverrideBook:
         self._overrides: dict[str, Override] = {}
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
         self._pending: list[AuditEntry] = []
+        self._changes = 0  # local add/remove count: a refresh read older than one is not used
+        self._saving = 0  # store saves in flight
 
     def active(self, now: datetime) -> list[Override]:
         """Overrides in force at ``now`` (pure read, no I/O: used on the call path)."""
@@ -129,6 +131,7 @@ class OverrideBook:
     async def add(self, override: Override) -> bool:
         """Put ``override`` in force and audit it. Returns whether the store persisted it."""
         self._overrides[override.id] = override
+        self._changes += 1
         return await self._record(AuditEntry(override.created_at, "create", override.created_by,
                                              override))  # fmt: skip
 
@@ -140,6 +143,7 @@ class OverrideBook:
         if override is None or not override.active(now):
             raise OverrideNotFound(message=f"no active override {override_id!r}", id=override_id)
         ended = replace(override, expires_at=now)
+        self._changes += 1
         return await self._record(AuditEntry(now, "delete", escape_control(actor)[:64], ended))
 
     async def sweep(self, now: datetime) -> int:
@@ -160,12 +164,15 @@ class OverrideBook:
             if not await self._save(entry):
                 self._pending = pending[i:] + self._pending
                 return
+        changes = self._changes
         try:
             async with asyncio.timeout(self._timeout):
                 overrides = await self._store.active(now)
         except Exception as exc:
             log.warning("routing overrides not refreshed from the store: %r", exc)
             return
+        if self._saving or self._changes != changes:
+            return  # a local change raced this read: it may predate it; the next refresh syncs
         self._overrides = {o.id: o for o in overrides}
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
@@ -195,6 +202,7 @@ class OverrideBook:
 
     async def _save(self, entry: AuditEntry) -> bool:
         assert self._store is not None
+        self._saving += 1
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.save(entry)
@@ -202,4 +210,6 @@ class OverrideBook:
             log.error("routing override %s %s not persisted: %r", entry.action,
                       entry.override.id, exc)  # fmt: skip
             return False
+        finally:
+            self._saving -= 1
         return True

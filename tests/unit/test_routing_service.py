@@ -265,3 +265,53 @@ async def test_override_made_while_database_is_down_is_saved_later() -> None:
     other = OverrideBook(store)  # another instance ends it without having refreshed yet
     assert await other.remove(o.id, actor="sup2", now=NOON) is True
     assert [e.action for e in await other.audit()] == ["delete", "create"]
+
+
+async def test_refresh_racing_a_supervisor_change_does_not_undo_it() -> None:
+    """Bug: a refresh whose read of the store ran while an add()/remove() was being saved
+    replaced the in-memory set with the older state: a new override vanished, or an ended one
+    came back, on this instance until the next refresh (override_refresh_s later)."""
+    from routing.models import AuditEntry, Override
+    from routing.overrides import build_override
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.saved: list[AuditEntry] = []
+            self.gate = asyncio.Event()
+            self.saving = asyncio.Event()
+
+        async def save(self, entry: AuditEntry) -> None:
+            self.saving.set()
+            await self.gate.wait()
+            self.saved.append(entry)
+
+        async def active(self, now: datetime) -> list[Override]:
+            live = {e.override.id: e.override for e in self.saved if e.action == "create"}
+            for e in self.saved:
+                if e.action != "create":
+                    live.pop(e.override.id, None)
+            return [o for o in live.values() if o.active(now)]
+
+        async def audit(self, limit: int) -> list[AuditEntry]:
+            return []
+
+    store = SlowStore()
+    book = OverrideBook(store)
+    rules = RulesHolder(EXAMPLE).load_initial()
+    o = build_override(rules, {"minutes": 30, "mode": "bot"}, actor="sup", now=NOON)
+    adding = asyncio.create_task(book.add(o))
+    await store.saving.wait()
+    await book.refresh(NOON)  # reads the store before the insert is committed
+    assert [x.id for x in book.active(NOON)] == [o.id]
+    store.gate.set()
+    assert await adding is True
+    store.gate.clear()
+    store.saving.clear()
+    removing = asyncio.create_task(book.remove(o.id, actor="sup", now=NOON))
+    await store.saving.wait()
+    await book.refresh(NOON)  # reads the store before the delete is committed
+    assert book.active(NOON) == []
+    store.gate.set()
+    assert await removing is True
+    await book.refresh(NOON)
+    assert book.active(NOON) == []
