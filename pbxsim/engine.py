@@ -93,6 +93,9 @@ class Engine:
         self.clock = clock
         self.config = config or EngineConfig()
         self.rng = random.Random(seed)
+        self.media_rng = random.Random(f"{seed}:media")
+        """RTP ports, SSRCs and UnicastRTP names: cosmetic draws kept off ``rng`` so the
+        number of voice-bot calls never shifts the call model's draws (originate outcomes)."""
         self.ids = Ids()
         self.channels: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}

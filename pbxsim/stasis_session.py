@@ -80,8 +80,8 @@ class StasisSession:
     def external_media(self, host: str, fmt: str = "alaw") -> Channel:
         """POST /channels/externalMedia: a UnicastRTP channel, answered, put in Stasis."""
         eng = self.engine
-        local_port = 10000 + eng.rng.randrange(0, 10000, 2)
-        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.rng.randrange(1 << 30):x}"
+        local_port = 10000 + eng.media_rng.randrange(0, 10000, 2)
+        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.media_rng.randrange(1 << 30):x}"
         ch = eng.new_channel(name, context="default", exten="s", linkedid=None)
         eng.setvar(ch, "UNICASTRTP_LOCAL_ADDRESS", "127.0.0.1")
         eng.setvar(ch, "UNICASTRTP_LOCAL_PORT", str(local_port))

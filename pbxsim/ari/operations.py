@@ -176,7 +176,7 @@ class AriOps:
         if uid and (uid in self.core.channels or self.engine.find(uid) is not None):
             raise Conflict(message="Channel with given unique ID already exists", channel=uid)
         eng = self.engine
-        media = RtpEndpoint(fmt, remote, rng=eng.rng)
+        media = RtpEndpoint(fmt, remote, rng=eng.media_rng)
         try:
             port = await media.open(self.rtp_host, 0)
         except RtpError as exc:
@@ -200,7 +200,7 @@ class AriOps:
     def _rtp_channel(self, host: str, uid: str) -> Channel:
         """A new ``UnicastRTP/<host>-0x…`` channel (Newchannel with ``uid`` when given)."""
         eng = self.engine
-        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.rng.randrange(1 << 30):x}"
+        name = f"UnicastRTP/{host}-0x{0x7F0000000000 + eng.media_rng.randrange(1 << 30):x}"
         ch = eng.new_channel(name, context="default", exten="s", announce=False)
         if uid:
             ch.uniqueid = ch.linkedid = uid

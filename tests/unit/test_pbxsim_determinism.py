@@ -10,6 +10,7 @@ from pbxsim.model import Channel
 from pbxsim.originate import OriginatePolicy, _draw
 from pbxsim.queues import Entry
 from pbxsim.scenario import QueueSpec, load
+from pbxsim.stasis_session import StasisSession
 
 
 def _random_queue_picks(seed: int) -> list[str]:
@@ -44,4 +45,19 @@ def test_agi_command_ids_do_not_shift_originate_outcomes() -> None:
             agi.execute("VERBOSE hello 1")
         policy = OriginatePolicy()
         outcomes.append([_draw(eng, policy) for _ in range(20)])
+    assert outcomes[0] == outcomes[1]
+
+
+def test_external_media_does_not_shift_originate_outcomes() -> None:
+    """Bug: externalMedia drew its UnicastRTP port/name from the engine RNG, so how many
+    voice-bot calls the ARI client had set up shifted later originate outcomes."""
+    outcomes = []
+    for bot_calls in (0, 3):
+        sc = dataclasses.replace(load("originate"), calls=())
+        eng = Pbx(sc, PbxOptions(ami_port=0, seed=3)).engine
+        ch = eng.new_channel("PJSIP/trunk", context="from-trunk", exten="1", announce=False)
+        session = StasisSession(eng, ch, "callserver", ["inbound"])
+        for _ in range(bot_calls):
+            session.external_media("127.0.0.1:40000")
+        outcomes.append([_draw(eng, OriginatePolicy()) for _ in range(20)])
     assert outcomes[0] == outcomes[1]
