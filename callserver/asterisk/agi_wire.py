@@ -1,10 +1,10 @@
 """The socket of one FastAGI session: an asyncio ``Protocol`` feeding ``AgiCodec``.
 
 Bytes arrive in ``data_received`` and are parsed at once into ``pending`` messages; the session
-task waits for the next one on a plain future. A deadline is one ``loop.call_at`` timer that fails
-that future with ``TimeoutError``: no task cancellation, so nothing to uncancel, and about a third
-of what ``asyncio.timeout`` plus a ``StreamReader`` read cost per command (measured with
-``bench/route.py``). Cancelling the waiting task still works as usual (``CancelledError``).
+task waits for the next one on a plain future. A deadline fails that future with ``TimeoutError``
+from the connection's one ``loop.call_at`` timer: no task cancellation (nothing to uncancel) and
+no timer per command, far cheaper than ``asyncio.timeout`` around a ``StreamReader`` read
+(measured with ``bench/route.py``). Cancelling the waiting task works as usual.
 
 EOF, a lost connection and garbage wake the waiter and are raised by ``next_message``, so a
 closed or half-closed peer ends the session instead of making the loop spin. Reading pauses while
@@ -25,11 +25,6 @@ MAX_PENDING = 8
 """Parsed messages that may wait unread before reading from the socket pauses."""
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class AgiWire(asyncio.Protocol):
     """One FastAGI connection. ``on_connect(wire)`` runs when the connection is made.
 
@@ -44,6 +39,10 @@ class AgiWire(asyncio.Protocol):
         self.pending: deque[AgiMessage] = deque()
         self.received = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        """When the current waiter times out (``loop.time()`` seconds)."""
+        self._timer: asyncio.TimerHandle | None = None
+        """One timer per connection, due at or before ``_deadline`` while a waiter waits."""
         self._error: AgiProtocolError | None = None
         self._eof = False
         self._lost: asyncio.Future[None] | None = None
@@ -81,6 +80,9 @@ class AgiWire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost_exc = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         if self._drain is not None and not self._drain.done():
@@ -127,12 +129,13 @@ class AgiWire(asyncio.Protocol):
             self._raise_if_done()
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
-            timer = loop.call_at(deadline, _expire, waiter)  # fails the waiter, not the task
+            self._deadline = deadline
+            if self._timer is None or self._timer.when() > deadline:
+                self._set_timer(deadline)
             try:
-                await waiter
+                await waiter  # the timer fails it with TimeoutError: the task is not cancelled
             finally:
                 self._waiter = None
-                timer.cancel()
         message = self.pending.popleft()
         if self._paused_reading and self._error is None and len(self.pending) < MAX_PENDING:
             self._paused_reading = False
@@ -148,6 +151,9 @@ class AgiWire(asyncio.Protocol):
     async def aclose(self, grace: float) -> None:
         """Close the connection: at once when nothing is left to send, else after the buffer is
         sent, but at most ``grace`` seconds before the connection is aborted."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         transport = self._transport
         if transport is None or self._lost is None:
             return
@@ -162,6 +168,24 @@ class AgiWire(asyncio.Protocol):
                 transport.abort()  # the peer does not read: drop what it did not take
 
     # ---- internals
+
+    def _set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(when, self._on_timer, when)
+
+    def _on_timer(self, when: float) -> None:
+        """The connection's timer is due. A command's deadline is checked here, not with a timer
+        of its own: commands take milliseconds and deadlines seconds, so one timer per
+        connection usually serves every command (moved later only when a wait outlives it)."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._deadline <= when:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._set_timer(self._deadline)
 
     def _raise_if_done(self) -> None:
         if self._error is not None:

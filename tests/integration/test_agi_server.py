@@ -549,6 +549,33 @@ async def test_command_deadline_fails_the_command_not_the_task() -> None:
     assert server.errors == 0
 
 
+async def test_each_command_gets_its_own_deadline_from_the_shared_timer() -> None:
+    """The connection's one timer is first due at the environment's deadline: a later command
+    with a longer timeout outlives it and still gets its whole time; a shorter one after it
+    times out at its own deadline."""
+    got: list[Any] = []
+
+    async def route(session: AgiSession) -> None:
+        await asyncio.sleep(0.2)  # the environment's deadline (0.3 s) passes during the next
+        got.append(await session.get_variable("SLOW"))
+        started = time.monotonic()
+        with pytest.raises(AgiTimeout):
+            await session.command("ANSWER", timeout=0.1)
+        got.append(time.monotonic() - started)
+
+    async with running({"route": route}, command_timeout=0.3) as server:
+        peer = await Peer.connect(server)
+        await peer.send(ENV)
+        assert await peer.line() == b"GET VARIABLE SLOW\n"
+        await asyncio.sleep(0.15)  # past the environment's deadline, within this command's
+        await peer.send(b"200 result=1 (late but in time)\n")
+        assert await peer.line() == b"ANSWER\n"
+        assert await peer.rest() == b""
+        peer.close()
+        await settled(server, 1)
+    assert got[0] == "late but in time" and 0.09 <= got[1] < 0.25
+
+
 async def test_environment_deadline_closes_a_peer_that_stops_mid_environment() -> None:
     async with running({}, command_timeout=0.2) as server:
         peer = await Peer.connect(server)
