@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from callserver.errors import ConfigError
 
@@ -235,11 +236,27 @@ def _validate(config: Config) -> None:
     if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(message="redis.url: expected redis://…", key="redis.url")
     _validate_positive(config)
+    _check_url("ari.url", config.ari.url, need_host=True)
+    _check_url("database.dsn", config.database.dsn, need_host=False)
+    _check_url("redis.url", config.redis.url, need_host=False)
     _validate_crm(config.crm)
     for key in ("lookup_budget_ms", "live_budget_ms", "reload_poll_interval",
                 "override_refresh_interval"):  # fmt: skip
         if getattr(config.routing, key) <= 0:
             raise ConfigError(message=f"routing.{key}: must be > 0", key=f"routing.{key}")
+
+
+def _check_url(key: str, url: str, *, need_host: bool) -> None:
+    """The URL parses, its port (if any) is 0..65535 and it names a host when ``need_host``
+    (the clients would otherwise fail on first use, inside a background task)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        # never echo the URL: a DSN may carry a password
+        raise ConfigError(message=f"{key}: {exc}", key=key) from None
+    if need_host and not parts.hostname:
+        raise ConfigError(message=f"{key}: no host in the URL", key=key)
 
 
 _POSITIVE = (

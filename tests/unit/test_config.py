@@ -61,3 +61,30 @@ def test_non_positive_sizes_and_timeouts_are_refused(env: dict[str, str], key: s
         load_config(None, env=env)
     assert info.value.details["key"] == key
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        # these passed validation; the ARI reader task then died silently on its first connect
+        # (yarl: port out of range / invalid IPv6 URL) and asyncpg refused the DSN the same way
+        ({"CALLSERVER_ARI_URL": "http://127.0.0.1:99999/ari"}, "ari.url"),
+        ({"CALLSERVER_ARI_URL": "http://[::1/ari"}, "ari.url"),
+        ({"CALLSERVER_ARI_URL": "http:///ari"}, "ari.url"),
+        ({"CALLSERVER_DATABASE_DSN": "postgresql://postgres@127.0.0.1:99999/x"}, "database.dsn"),
+        ({"CALLSERVER_REDIS_URL": "redis://127.0.0.1:70000/0"}, "redis.url"),
+    ],
+)
+def test_urls_with_a_bad_port_or_host_are_refused(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env=env)
+    assert info.value.details["key"] == key
+    assert key in str(info.value)
+
+
+def test_unix_socket_urls_stay_valid() -> None:
+    config = load_config(None, env={
+        "CALLSERVER_DATABASE_DSN": "postgresql:///callserver?host=/run/postgresql",
+        "CALLSERVER_REDIS_URL": "unix:///run/redis/redis.sock",
+    })  # fmt: skip
+    assert config.redis.url.startswith("unix://")
