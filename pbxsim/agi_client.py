@@ -100,7 +100,10 @@ _ARITY: dict[tuple[str, ...], tuple[int, int, str]] = {
     ("HANGUP",): (1, 2, "Hangs up the specified channel."),
     ("CHANNEL", "STATUS"): (2, 3, "Returns the status of the specified channelname."),
 }
-_AMI_RESULT = {200: "Success", 510: "Invalid or unknown command", 520: "Usage"}
+_DEAD = "Command Not Permitted on a dead channel or intercept routine"
+_AMI_RESULT = {200: "Success", 510: "Invalid or unknown command", 511: _DEAD, 520: "Usage"}
+_LIVE_ONLY = (("ANSWER",), ("CHANNEL", "STATUS"), ("HANGUP",))
+"""Commands res_agi refuses (511) once the channel hung up; the others still run."""
 
 
 def _bad_arity(argv: list[str]) -> str | None:
@@ -123,6 +126,8 @@ class AgiSession:
         self.ch = ch
         self.req = req
         self.hangup_requested = False
+        self.dead = False
+        """The caller hung up during the AGI (the server was told ``HANGUP``)."""
         # CommandIds are cosmetic: drawing them from eng.rng would shift every later draw
         # (originate outcomes) by however many commands the AGI server happened to send
         self._ids = random.Random(f"agi:{ch.name}")
@@ -138,13 +143,33 @@ class AgiSession:
                 reader, writer = await asyncio.open_connection(cfg.agi_host, cfg.agi_port)
                 try:
                     writer.write(environment(self.eng, self.ch, self.req))
-                    await self._serve(reader, writer)
+                    await self._serve_watching(reader, writer)
                 finally:
                     writer.close()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             log.info("FastAGI failed for %s: %r", self.ch.name, exc)
-            return "FAILURE"
-        return "SUCCESS"
+            return "HANGUP" if self.dead else "FAILURE"
+        return "HANGUP" if self.dead else "SUCCESS"
+
+    async def _serve_watching(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """``_serve`` while a watcher tells the server ``HANGUP`` if the caller hangs up."""
+        watcher = asyncio.ensure_future(self._tell_hangup(writer))
+        try:
+            await self._serve(reader, writer)
+        finally:
+            watcher.cancel()
+            await asyncio.wait([watcher])
+
+    async def _tell_hangup(self, writer: asyncio.StreamWriter) -> None:
+        call = self.eng.calls.get(self.ch.name)
+        if call is None:
+            return
+        await call.interrupted.wait()
+        if call.redirect is None:  # an AMI Hangup, not a Redirect
+            self.dead = True
+            writer.write(b"HANGUP\n")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -164,7 +189,11 @@ class AgiSession:
         shown = line[:MAX_LINE]
         eng.emit(ev.agi_exec_start(ch, cid, shown))
         argv = split_args(line)
-        reply = _bad_arity(argv) or self._dispatch(argv)
+        words = tuple(a.upper() for a in argv[:2])
+        if self.dead and any(words[: len(cmd)] == cmd for cmd in _LIVE_ONLY):
+            reply = f"511 {_DEAD}\n"
+        else:
+            reply = _bad_arity(argv) or self._dispatch(argv)
         code = int(reply[:3])
         eng.emit(ev.agi_exec_end(ch, cid, shown, code, _AMI_RESULT.get(code, "Failure")))
         return reply
