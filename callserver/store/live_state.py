@@ -138,6 +138,9 @@ class RedisLiveState:
             self._agents[event.agent.interface] = event.agent
         elif isinstance(event, ModelResynced):
             for call_id in event.closed_calls:
+                pending = self._calls.get(call_id)
+                if pending is not None and pending[0].state in FINAL_STATES:
+                    continue  # its CallEnded came first: written (final state, TTL) as usual
                 self._calls.pop(call_id, None)
                 self._closed_calls.add(call_id)
         self._wakeup.set()

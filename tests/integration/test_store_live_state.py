@@ -184,3 +184,24 @@ async def test_an_idle_live_state_reports_connectivity_without_any_event(
     await wait_until(lambda: live.connected, within=5)
     assert live.published == 0
     await live.aclose()
+
+
+async def test_a_call_closed_by_resync_keeps_its_final_state_in_its_hash(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Bug: the model publishes CallEnded and then ModelResynced for a call a resync closes;
+    ModelResynced threw away the pending ended snapshot, so the call's hash kept saying
+    "answered" until it expired."""
+    live = RedisLiveState(client, redis_prefix, FAST)
+    await live.start()
+    events = lifecycle("resync-closed-1")
+    for event in events[:4]:
+        live.submit(event)
+    await wait_until(lambda: live.published == 4)
+    assert await client.hget(f"{redis_prefix}call:resync-closed-1", "state") == b"answered"
+    live.submit(events[4])  # CallEnded, then in the same resync pass:
+    live.submit(ModelResynced(at=T0 + 20, closed_calls=("resync-closed-1",), live_calls=0))
+    await live.aclose()
+    assert await live.live_calls() == []
+    assert await client.hget(f"{redis_prefix}call:resync-closed-1", "state") == b"ended"
+    assert 0 < await client.ttl(f"{redis_prefix}call:resync-closed-1") <= 30
