@@ -29,15 +29,17 @@ QueueMemberPause       ``member_paused`` (Paused, PausedReason)
 =====================  =====================================================================
 
 Times come from the event's ``Timestamp`` header (Asterisk's clock, ``timestampevents = yes``);
-an event without one gets the last time seen. Bad or missing fields never raise: the event is
-counted in ``bad``, one line is logged (control characters escaped, phone numbers masked) and the
-stream goes on. DialBegin is not needed: AgentCalled already names the agent leg.
+an event without one gets the last time seen, or this host's clock when none was ever seen.
+Bad or missing fields never raise: the event is counted in ``bad``, one line is logged (control
+characters escaped, phone numbers masked) and the stream goes on. DialBegin is not needed:
+AgentCalled already names the agent leg.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 
 from callserver.asterisk.ami_codec import AmiMessage, Fields
@@ -143,8 +145,10 @@ class AmiTranslator:
         *,
         variables: Iterable[str] = DEFAULT_VARIABLES,
         prefixes: Iterable[str] = DEFAULT_PREFIXES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._model = model
+        self._clock = clock
         self._variables = frozenset(variables) | {"DID", "AD_SOURCE"}
         self._prefixes = tuple(prefixes)
         self._last_at = 0.0
@@ -196,15 +200,20 @@ class AmiTranslator:
     def _at(self, f: Fields) -> float:
         value = f.get("Timestamp")
         if not isinstance(value, str):
-            return self._last_at
+            return self._fallback_at()
         try:
             at = float(value)
         except ValueError:
-            return self._last_at
+            return self._fallback_at()
         if not 0.0 <= at < MAX_TIMESTAMP:  # also false for NaN
-            return self._last_at
+            return self._fallback_at()
         self._last_at = at
         return at
+
+    def _fallback_at(self) -> float:
+        """No usable ``Timestamp`` (``timestampevents = no`` is Asterisk's default): the last
+        one seen, or this host's clock (POSIX seconds) while none has been seen."""
+        return self._last_at or self._clock()
 
     # ---- channels ---------------------------------------------------------------------------
 

@@ -314,3 +314,18 @@ def test_translator_never_raises_on_garbage(names: list[str], values: list[dict[
         r.translator.handle(AmiMessage("event", name, fields))
     for call in r.model.calls():
         assert call.state != "ended"
+
+
+def test_without_timestamp_headers_calls_get_this_hosts_time_not_1970() -> None:
+    """Bug: Asterisk's default is ``timestampevents = no``; with no Timestamp header ever seen
+    every event got time 0.0, so calls were stored as started on 1970-01-01."""
+    import re
+    import time
+
+    data = re.sub(rb"Timestamp: [^\r\n]*\r\n", b"", from_asterisk("ami-queue-answered-call.txt"))
+    assert b"Timestamp" not in data
+    before = time.time()
+    r = replay("ami-queue-answered-call.txt", [data])
+    ended = r.one(CallEnded)
+    assert before - 5 <= ended.call.started_at <= time.time() + 5
+    assert ended.call.talk_seconds == 11.0  # Asterisk's own TalkTime is still used
