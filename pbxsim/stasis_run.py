@@ -7,7 +7,6 @@ ends first decides the teardown. Times are scenario seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from pbxsim import ami_events as ev
@@ -55,8 +54,8 @@ async def run_stasis(
         )
         if not app_task.done():
             session.events.put_nowait(StasisEvent("hangup", cause=call.hangup_cause or 16))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(app_task), APP_GRACE_S)
+            # asyncio.wait, not wait_for: an app raising here must not skip the teardown
+            await asyncio.wait({app_task}, timeout=APP_GRACE_S)
             _caller_hung_up(eng, session)
     finally:
         for t in (app_task, caller_task, hangup_wait):
