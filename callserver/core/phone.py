@@ -13,6 +13,7 @@ import re
 from callserver.errors import CallserverError
 
 _PUNCT = re.compile(r"[\s\-\.\(\)/]+")
+_ZONE7_FIRST = frozenset("3456789")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: "\d" would pass fullwidth digits through
 
 
@@ -49,6 +50,7 @@ def normalize_phone(raw: str, *, default_country: str = "7") -> str:
                 raise PhoneNumberError(
                     message="a +7 number has 10 digits after +7", reason="length"
                 )
+            _check_zone(text[1])
         elif not 8 <= len(text) <= 15 or text[0] == "0":
             raise PhoneNumberError(
                 message="international number must have 8-15 digits", reason="length"
@@ -59,12 +61,20 @@ def normalize_phone(raw: str, *, default_country: str = "7") -> str:
             message="only Russian national numbers are understood", reason="country"
         )
     if len(text) == 11 and text[0] in "78":
+        _check_zone(text[1])
         return "+7" + text[1:]
     if len(text) == 10 and text[0] in "3489":
         return "+7" + text
     raise PhoneNumberError(
         message=f"cannot read a {len(text)}-digit number as Russian", reason="length"
     )
+
+
+def _check_zone(first: str) -> None:
+    """Zone 7 numbers start with 3-9 after the 7 (Russia 3/4/8/9, Kazakhstan 6/7); 0-2 are
+    not assigned, so such input is a typo or garbage, not a number to dial back."""
+    if first not in _ZONE7_FIRST:
+        raise PhoneNumberError(message=f"no +7 number starts with +7{first}", reason="unassigned")
 
 
 def try_normalize(raw: str | None) -> str | None:

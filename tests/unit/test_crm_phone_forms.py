@@ -44,6 +44,9 @@ REJECTED = [
     ("+79161234567; DROP TABLE crm_patients", "characters"),
     ("+79161234567\r\nAction: Originate", "characters"),
     ("1" * 41, "length"),
+    ("+7 012 345-67-89", "unassigned"),  # no +7 number starts with +70/+71/+72
+    ("8 123 456-78-90", "unassigned"),
+    ("72345678901", "unassigned"),
 ]
 
 
