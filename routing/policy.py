@@ -12,8 +12,9 @@ Pipeline and precedence (each step may add a reason code, in this order):
 4. **Language** — the patient's language > the channel's > ``defaults.language`` (only languages
    listed in ``defaults.languages``).
 5. **Sticky** — a known patient's coordinator, else last operator, when free (or only logged in,
-   with ``require_free = false``; when live state is unknown the agent is tried anyway: a
-   logged-out phone fails the Dial at once and the call goes on to the queue).
+   with ``require_free = false``; when live state is unknown the agent is tried anyway if it is a
+   plain phone endpoint (``PJSIP/op101``, no ``@``): a logged-out phone fails the Dial at once
+   and the call goes on to the queue).
 6. **Hours** — holiday → ``holiday_mode`` (``holiday``), closed → ``after_hours_mode``
    (``after_hours``).
 7. **Overflow** — nobody logged in to the queue → ``empty_mode`` (``no_agents``); estimated wait
@@ -30,6 +31,7 @@ A mode other than ``queue`` clears the preferred agent. Pure: no I/O, no clock r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -180,6 +182,9 @@ def _language(rules: RuleSet, request: RouteRequest, profile: CallerProfile | No
     return rules.default_language
 
 
+PLAIN_ENDPOINT = re.compile(r"(?:PJSIP|SIP|IAX2)/[A-Za-z0-9_.-]{1,64}")
+
+
 def _sticky(
     rules: RuleSet,
     skill: SkillRule | None,
@@ -205,6 +210,11 @@ def _sticky(
             if not ok:
                 reasons.append(f"{role}_unavailable")
                 continue
+        elif not PLAIN_ENDPOINT.fullmatch(agent):
+            # unverified CRM data must never make the dialplan Dial() through a trunk
+            # (PJSIP/79990000000@trunk): untested agents are plain phone endpoints only
+            reasons.append(f"{role}_unverified")
+            continue
         reasons.append(f"sticky:{role}")
         return agent, seconds
     return "", 0

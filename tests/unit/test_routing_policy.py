@@ -256,6 +256,14 @@ CASES = [
         has=("live_unknown",),
     ),
     Case(
+        "live unknown → a trunk dial string from the CRM is never tried",
+        profile=CallerProfile("p1", coordinator="PJSIP/79990000000@trunk", last_operator=OP2),
+        live=None,
+        agent=OP2,
+        sticky=12,
+        has=("coordinator_unverified", "sticky:last_operator"),
+    ),
+    Case(
         "unsafe agent string ignored",
         profile=CallerProfile("p1", coordinator="PJSIP/op1\nHANGUP", last_operator=OP2),
         agent=OP2,
