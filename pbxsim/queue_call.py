@@ -229,17 +229,24 @@ def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | 
     for var, val in (("DIALEDTIME_MS", ms), ("ANSWEREDTIME", "0"), ("ANSWEREDTIME_MS", "0")):
         eng.setvar(ch, var, val)
     eng.setvar(ch, "ABANDONED", "TRUE")
-    for k, v in q.queue_vars():
-        eng.setvar(ch, k, v)
-    q.abandoned += 1
-    where = (("Position", q.position(entry)), ("OriginalPosition", entry.original_position))
-    abandon = (("Queue", q.name), *where, ("HoldTime", int(wait)))
-    eng.emit(ev.queue_caller("QueueCallerAbandon", ch, *abandon))
+    _record_abandoned(eng, ch, q, entry)
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     for m, leg in legs or []:
         eng.hangup(leg, 0)
         m.agent.state = "idle"
+
+
+def _record_abandoned(eng: Engine, ch: Channel, q: Queue, entry: Entry) -> None:
+    """app_queue's record_abandoned(): QUEUE* variables, then the counter and the event."""
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    q.abandoned += 1
+    where = (("Position", q.position(entry)), ("OriginalPosition", entry.original_position))
+    hold = int(eng.clock.now() - entry.joined)
+    eng.emit(
+        ev.queue_caller("QueueCallerAbandon", ch, ("Queue", q.name), *where, ("HoldTime", hold))
+    )
 
 
 def _leave(
@@ -250,6 +257,10 @@ def _leave(
     redirect = call.redirect is not None
     if abandoned and not redirect:
         _abandon_vars(eng, call, q, entry, legs)
+    elif not redirect:  # queue_exec's EXITWITHTIMEOUT: record_abandoned(), set_queue_variables()
+        _record_abandoned(eng, ch, q, entry)
+        for k, v in q.queue_vars():
+            eng.setvar(ch, k, v)
     pos = q.position(entry)
     q.entries.remove(entry)
     if not q.entries:

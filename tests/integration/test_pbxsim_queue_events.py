@@ -162,3 +162,44 @@ async def test_ringall_answer_cancels_the_other_members_as_answered_elsewhere(
     kinds = [m.get("Event") for m in events]
     hung = max(i for i, m in enumerate(events) if m.get("Event") == "Hangup" and m["Channel"] == c)
     assert hung < kinds.index("AgentConnect")
+
+
+async def test_queue_timeout_records_an_abandon_then_leaves_and_continues(
+    dead_agi_port: int,
+) -> None:
+    """Bug: a caller leaving on the queue timeout got no QueueCallerAbandon. queue_exec
+    calls record_abandoned() on EXITWITHTIMEOUT (QUEUE* vars, QueueCallerAbandon), then
+    set_queue_variables(), leave_queue() and QUEUESTATUS=TIMEOUT; the dialplan goes on."""
+    sc = load("single-answered")
+    sc = dataclasses.replace(sc, calls=(), agents=dataclasses.replace(sc.agents, registered=()))
+    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        pbx.start_call(InboundCall("74951234567", "79161234567"))
+        events = await _read_events(reader, "Hangup", 30.0)
+    finally:
+        writer.close()
+        await pbx.aclose()
+    seq = [
+        (m["Event"], m.get("Variable", ""), m.get("Value", ""))
+        for m in events
+        if m.get("Event") in ("QueueCallerAbandon", "QueueCallerLeave", "Newexten")
+        or m.get("Variable") in ("QUEUEABANDONED", "QUEUEPOSITION", "QUEUESTATUS")
+    ]
+    start = seq.index(("QueueCallerAbandon", "", ""))
+    assert seq[start - 1 : start + 5] == [
+        ("VarSet", "QUEUEABANDONED", "0"),
+        ("QueueCallerAbandon", "", ""),
+        ("VarSet", "QUEUEABANDONED", "1"),
+        ("QueueCallerLeave", "", ""),
+        ("VarSet", "QUEUEPOSITION", "1"),
+        ("VarSet", "QUEUESTATUS", "TIMEOUT"),
+    ]
+    assert seq[start + 5][0] == "Newexten"  # NoOp(QUEUESTATUS=…), Playback vm-goodbye …
+    abandon = next(m for m in events if m.get("Event") == "QueueCallerAbandon")
+    assert (abandon["Position"], abandon["OriginalPosition"]) == ("1", "1")
+    assert 44 <= int(abandon["HoldTime"]) <= 46
