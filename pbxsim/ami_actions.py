@@ -182,9 +182,8 @@ class Actions:
             return [_error(head, "Unable to add interface to queue: No such queue")]
         if q.member(iface) is not None:
             return [_error(head, "Unable to add interface: Already there")]
-        m = Member(
-            agent, membership="dynamic", paused=first(a, "Paused").lower() in ("1", "true", "yes")
-        )
+        paused = first(a, "Paused").lower() in ("1", "true", "yes")
+        m = Member(agent, membership="dynamic", paused=paused, ringinuse=q.ringinuse)
         q.members.append(m)
         self._emit_later(ev.queue_member("QueueMemberAdded", m.block(q.name)))
         asyncio.get_running_loop().call_soon(agent_status, self.eng, agent)

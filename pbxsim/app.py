@@ -90,7 +90,7 @@ class Pbx:
             for endpoint, penalty in members:
                 member_agent = eng.agents.get(endpoint)
                 if member_agent is not None:
-                    q.members.append(Member(member_agent, penalty=penalty))
+                    q.members.append(Member(member_agent, penalty, ringinuse=q.ringinuse))
             eng.queues[q.name] = q
         if sc.stasis_builtin:
             eng.stasis.register(eng.config.stasis_app, LabDtmfApp())

@@ -31,6 +31,8 @@ class Member:
     calls_taken: int = 0
     last_call: int = 0
     in_call: bool = False
+    ringinuse: bool = False
+    """The queue's ``ringinuse`` (members inherit it, as in queues.conf)."""
 
     def block(self, queue: str) -> str:
         """QueueMemberStatus/Pause/Added/Removed field block (Asterisk 22 order)."""
@@ -42,7 +44,8 @@ class Member:
             f"LastCall: {self.last_call}\r\nLastPause: {self.last_pause}\r\n"
             f"LoginTime: {a.login_time}\r\nInCall: {int(self.in_call)}\r\n"
             f"Status: {a.device_status()}\r\nPaused: {int(self.paused)}\r\n"
-            f"PausedReason: {clean(self.paused_reason)}\r\nRinginuse: 0\r\nWrapuptime: 0\r\n"
+            f"PausedReason: {clean(self.paused_reason)}\r\nRinginuse: {int(self.ringinuse)}\r\n"
+            "Wrapuptime: 0\r\n"
         )
 
     def ready(self) -> bool:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pbxsim import ami_events as ev
+from pbxsim.app import Pbx, PbxOptions
 from pbxsim.model import Channel
+from pbxsim.scenario import load
 
 
 @pytest.mark.parametrize(
@@ -26,3 +30,15 @@ def test_hangup_cause_txt_is_asterisks(cause: int, text: str) -> None:
     ch = Channel("PJSIP/trunk-00000001", "1.1", "1.1", "from-trunk", "s")
     raw = ev.hangup(ch, cause).decode()
     assert f"\r\nCause: {cause}\r\nCause-txt: {text}\r\n" in raw
+
+
+def test_queue_member_events_show_the_queues_ringinuse() -> None:
+    """Bug: QueueMemberStatus/Added/Removed/Pause said ``Ringinuse: 0`` even for a
+    ``ringinuse=yes`` queue (golden ami-local-member-cyrillic.txt: ``Ringinuse: 1``)."""
+    sc = dataclasses.replace(load("local-member"), calls=())
+    queues = Pbx(sc, PbxOptions(ami_port=0)).engine.queues
+    rings_in_use = {name: q.ringinuse for name, q in queues.items()}
+    assert True in rings_in_use.values()
+    for name, q in queues.items():
+        for m in q.members:
+            assert f"\r\nRinginuse: {int(rings_in_use[name])}\r\n" in m.block(name)
