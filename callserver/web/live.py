@@ -60,7 +60,7 @@ class LiveHub:
         await ws.prepare(request)
         queue: asyncio.Queue[str | None] = asyncio.Queue(CLIENT_QUEUE)
         self._clients.add(queue)
-        reader = asyncio.create_task(self._drain_incoming(ws))
+        reader = asyncio.create_task(self._drain_incoming(ws, queue))
         try:
             while not ws.closed:
                 text = await queue.get()
@@ -73,17 +73,18 @@ class LiveHub:
         finally:
             self._clients.discard(queue)
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.wait({reader})  # our own cancellation still propagates
             await ws.close()
         return ws
 
     @staticmethod
-    async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+    async def _drain_incoming(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
+        """Read (and ignore) what the client sends; when it goes away, wake the sender."""
         async for msg in ws:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                 break
-        await ws.close()
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
 
 
 def live_routes(hub: LiveHub, snapshot: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:
