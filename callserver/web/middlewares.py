@@ -78,6 +78,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except json.JSONDecodeError as exc:
         return json_error(400, "bad-json", f"request body is not valid JSON: {exc.msg}")
     except CallserverError as exc:
+        if exc.error_id.startswith(("store-", "live-state")):
+            # the database's own text (SQL, constraint names) is for the log, not the client
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            status = 503 if exc.error_id in ("store-unavailable", "store-timeout") else 500
+            return json_error(status, exc.error_id, "storage error; see the server log")
         return json_error(_status_for(exc), exc.error_id, exc.message, **exc.details)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)

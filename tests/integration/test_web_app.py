@@ -140,3 +140,42 @@ async def test_board_page_is_served(client: TestClient[web.Request, web.Applicat
     resp = await client.get("/")
     assert resp.status == 200
     assert "live board" in await resp.text()
+
+
+async def test_storage_errors_do_not_leak_sql_to_the_client() -> None:
+    from callserver.store.errors import StoreQueryError
+
+    async def broken(request: web.Request) -> web.Response:
+        raise StoreQueryError(message='relation "calls" violates constraint calls_pkey')
+
+    app = build_web_app(api_token=TOKEN, health_checks={}, metrics=Metrics(),
+                        routes=[web.get("/api/broken", broken)])  # fmt: skip
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.get("/api/broken", headers=AUTH)
+        body = await resp.json()
+    assert resp.status == 500
+    assert body["error_id"] == "store-query-failed"
+    assert "calls_pkey" not in str(body)
+
+
+async def test_a_live_client_that_goes_away_is_forgotten_without_waiting_for_an_event() -> None:
+    import asyncio
+
+    from callserver.web.live import LiveHub, live_routes
+
+    hub = LiveHub()
+    app = build_web_app(api_token=TOKEN, health_checks={}, metrics=Metrics(),
+                        routes=live_routes(hub, dict), on_shutdown=[hub.close])  # fmt: skip
+    async with TestClient(TestServer(app)) as c:
+        ws = await c.ws_connect(f"/ws/live?token={TOKEN}")
+        for _ in range(100):
+            if hub.clients == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert hub.clients == 1
+        await ws.close()
+        for _ in range(200):
+            if hub.clients == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert hub.clients == 0
