@@ -69,10 +69,14 @@ class Extensions:
                 log.exception("error while stopping %s", getattr(closer, "__qualname__", closer))
 
     async def on_ari_event(self, event: dict[str, Any]) -> None:
+        """Every handler sees every event; one raising is logged and never stops the others."""
         for handler in self.ari_handlers:
-            result = handler(event)
-            if result is not None:
-                await result
+            try:
+                result = handler(event)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("ARI event handler %r failed on %s", handler, event.get("type"))
 
 
 def build_extensions(server: CallServer) -> Extensions:
