@@ -321,8 +321,8 @@ class AmiClient:
         kind = msg.kind
         if kind == "event":
             self.events_received += 1
-            action_id = msg.action_id
-            if action_id is not None:
+            # hot path: only look for an ActionID while some action waits for its events
+            if self._pending and (action_id := msg.action_id) is not None:
                 pending = self._pending.get(action_id)
                 if pending is not None and pending.on_event(msg):
                     return
