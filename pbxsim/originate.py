@@ -257,10 +257,11 @@ async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest)
     eng.emit(ev.dial("DialBegin", None, ch, ("DialString", rest)))
     outcome, ring, talk = _decide(eng, policy, req, agent, endpoint)
     reason, dial_status, cause, disposition = OUTCOMES[outcome]
-    if outcome in ("answer", "noanswer"):
-        _agent_state(eng, agent, "ringing", "RINGING")
-        eng.set_state(ch, 5)
-        await eng.clock.sleep(min(ring, req.timeout_s))
+    call = eng.register_call(ch)  # AMI Hangup reaches it while it rings, too
+    wait_s = min(ring, req.timeout_s)
+    if outcome in ("answer", "noanswer") and await _ring_out(eng, call, agent, wait_s):
+        outcome, reason, dial_status = "noanswer", 1, "CANCEL"  # hung up while ringing
+        cause, disposition = call.hangup_cause or 16, "NO ANSWER"
     if outcome != "answer":
         eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", dial_status)))
         eng.cdr(ch, "", disposition)
@@ -274,12 +275,19 @@ async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest)
     eng.answer(ch)
     eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
     _response(eng, req, True, 4, ch)
-    call = eng.register_call(ch)
     try:
         await _after_answer(eng, policy, req, call, talk)
     finally:
         _agent_state(eng, agent, "idle", "NOT_INUSE")
     finish(eng, call, 16, "ANSWERED")
+
+
+async def _ring_out(eng: Engine, call: Call, agent: Agent | None, wait_s: float) -> bool:
+    """The originated channel rings ``wait_s`` scenario seconds; True if an AMI Hangup
+    ended it first (``__ast_request_and_dial`` then reports Reason 1, hangup)."""
+    _agent_state(eng, agent, "ringing", "RINGING")
+    eng.set_state(call.channel, 5)
+    return await eng.clock.wait_event(call.interrupted, wait_s)
 
 
 async def _after_answer(

@@ -65,3 +65,43 @@ async def test_no_answer_rings_until_the_timeout() -> None:
     reason, took = await _originate("79990000003", 20000)
     assert reason == "3"
     assert took >= 19.0
+
+
+async def test_ami_hangup_of_a_ringing_originate_ends_it() -> None:
+    """Bug: the originated channel was only known to AMI Hangup once answered, so hanging
+    up a ringing callback answered ``No such channel`` and the call rang on."""
+    sc = dataclasses.replace(load("originate"), calls=())
+    pbx = Pbx(sc, PbxOptions(ami_port=0, agi_port=1, speed=5.0))
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    buf = b""
+
+    async def until(marker: bytes) -> str:
+        nonlocal buf
+        while marker not in buf:
+            chunk = await reader.read(65536)
+            assert chunk
+            buf += chunk
+        at = buf.index(marker)
+        end = buf.index(b"\r\n\r\n", at)
+        text, buf = buf[at : end + 4].decode(), buf[end + 4 :]
+        return text
+
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        writer.write(
+            b"Action: Originate\r\nChannel: PJSIP/79990000003@trunk\r\nApplication: Wait\r\n"
+            b"Data: 1\r\nTimeout: 30000\r\nAsync: true\r\n\r\n"
+        )
+        async with asyncio.timeout(10.0):
+            ringing = await until(b"Event: Newstate")
+            name = ringing.split("Channel: ", 1)[1].split("\r\n", 1)[0]
+            writer.write(f"Action: Hangup\r\nChannel: {name}\r\nActionID: h\r\n\r\n".encode())
+            reply = await until(b"ActionID: h")
+            response = await until(b"Event: OriginateResponse")
+    finally:
+        writer.close()
+        await pbx.aclose()
+    assert "Channel Hungup" in reply
+    assert "Response: Failure" in response and "Reason: 1\r\n" in response
