@@ -295,14 +295,33 @@ class CallWriter:
             raise
         except StoreError as exc:
             if not _is_outage(exc):
-                return self._on_rejected(exc, events, calls)
+                return await self._on_rejected(exc, events, calls)
             self._requeue(events, calls)
             self._on_outage(exc)
             return False
         except Exception as exc:  # StoreQueryError, or a value we could not encode
-            return self._on_rejected(exc, events, calls)
+            return await self._on_rejected(exc, events, calls)
         self._on_written(events, calls)
         return True
+
+    async def _salvage(self, events: list[_Pending], calls: list[_Pending]) -> None:
+        """Write a refused batch call by call, so one bad row loses only its own call."""
+        by_call: dict[str, tuple[list[_Pending], list[_Pending]]] = {}
+        for p in events:
+            by_call.setdefault(p.event.call.id, ([], []))[0].append(p)
+        for p in calls:
+            by_call.setdefault(p.event.call.id, ([], []))[1].append(p)
+        for call_id, (evs, latest) in by_call.items():
+            try:
+                await self._write(evs, latest)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("dropping call %s (%d events): %s", call_id, len(evs), exc)
+                self.dropped_calls += len(latest)
+                self.dropped_events += len(evs)
+            else:
+                self._on_written(evs, latest)
 
     async def _write(self, events: list[_Pending], calls: list[_Pending]) -> None:
         call_rows = call_arrays([(p.event.call, p.event.at) for p in calls])
@@ -371,8 +390,11 @@ class CallWriter:
                 len(self._events),
             )
 
-    def _on_rejected(self, exc: Exception, events: list[_Pending], calls: list[_Pending]) -> bool:
-        """A batch the server refused: retry a few times, then drop it (logged, counted)."""
+    async def _on_rejected(
+        self, exc: Exception, events: list[_Pending], calls: list[_Pending]
+    ) -> bool:
+        """A batch the server refused: retry a few times, then write it call by call and drop
+        only the calls the server still refuses (logged, counted)."""
         self.write_errors += 1
         self._query_attempts += 1
         if self._query_attempts < MAX_QUERY_ATTEMPTS:
@@ -385,15 +407,14 @@ class CallWriter:
             self._requeue(events, calls)
             return False
         log.error(
-            "dropping a call batch of %d events, %d calls after %d attempts: %s",
+            "call batch of %d events, %d calls refused %d times (%s): writing it call by call",
             len(events),
             len(calls),
             self._query_attempts,
             exc,
         )
         self._query_attempts = 0
-        self.dropped_calls += len(calls)
-        self.dropped_events += len(events)
+        await self._salvage(events, calls)
         return True
 
     def _count_dropped(self, n: int) -> None:

@@ -376,3 +376,27 @@ async def test_a_malformed_ami_number_does_not_lose_the_batch_of_calls(
     assert all(r["ended_at"].year == 2026 for r in rows)  # the bad time was not taken
     years = await db.fetch("SELECT DISTINCT extract(year FROM at) AS y FROM call_events")
     assert [r["y"] for r in years] == [2026]
+
+
+async def test_a_row_postgres_refuses_loses_only_its_own_call(
+    fresh_pg_dsn: str, db: asyncpg.Connection
+) -> None:
+    """Bug: after three refusals the writer dropped the whole batch (up to 500 calls) for one
+    bad row; now it writes the batch call by call and drops only the refused call."""
+    from dataclasses import replace
+
+    from tests.integration.store_support import lifecycle
+
+    writer = CallWriter(fresh_pg_dsn, config(fresh_pg_dsn, flush_interval=60.0), timeouts=FAST)
+    await writer.start()
+    for call_id in ("good.1", "bad.2", "good.3"):
+        for event in lifecycle(call_id):
+            if call_id == "bad.2":  # an integer column cannot hold it
+                event = replace(event, call=replace(event.call, abandon_position=10**12))
+            writer.submit(event)
+    await writer.aclose()
+    rows = await db.fetch("SELECT id, state FROM calls ORDER BY id")
+    assert [(r["id"], r["state"]) for r in rows] == [("good.1", "ended"), ("good.3", "ended")]
+    assert writer.dropped_calls == 1
+    events = await db.fetchval("SELECT count(*) FROM call_events WHERE call_id LIKE 'good.%'")
+    assert events == 10
