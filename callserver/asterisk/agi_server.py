@@ -10,7 +10,8 @@ cleanly: the dialplan continues with its defaults. Reads stop at EOF, so a close
 the loop spin (panoramisk's FastAGI server did).
 
 Deadlines: ``command_timeout`` (seconds) bounds reading the environment and every command's
-round trip; ``session_timeout`` (seconds) bounds the whole session including the handler.
+round trip (enforced by ``agi_wire.AgiWire``, the session's asyncio Protocol, with one timer per
+connection); ``session_timeout`` (seconds) bounds the whole session including the handler.
 Session tasks are owned by the server and finished (then cancelled) by ``aclose``.
 """
 
