@@ -47,6 +47,7 @@ class Session:
     """None: every class; else only events whose Privilege class is listed."""
     closing: bool = False
     wants: set[str] = field(default_factory=set)
+    connected: float = field(default_factory=time.monotonic)
 
     def send(self, data: bytes) -> None:
         """Write a response (also the last one before a close: Goodbye, auth failure)."""
@@ -145,7 +146,9 @@ class AmiServer:
     async def _serve(self, reader: asyncio.StreamReader, s: Session) -> None:
         parser = ActionReader()
         while not s.closing:
-            timeout = IDLE_TIMEOUT_S if s.authed else AUTH_TIMEOUT_S
+            # authtimeout counts from connect, not per read (pinging must not keep it open)
+            unauthed_for = time.monotonic() - s.connected
+            timeout = IDLE_TIMEOUT_S if s.authed else max(0.0, AUTH_TIMEOUT_S - unauthed_for)
             async with asyncio.timeout(timeout):
                 data = await reader.read(65536)
             if not data:

@@ -83,3 +83,26 @@ async def test_a_client_that_never_reads_its_responses_is_dropped(
                 await asyncio.sleep(0.05)
     finally:
         writer.transport.abort()
+
+
+async def test_a_client_that_never_logs_in_is_dropped_after_the_auth_timeout(
+    pbx: Pbx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug: AUTH_TIMEOUT_S applied per read, so a client sending an action before each
+    timeout stayed unauthenticated forever (Asterisk's authtimeout counts from connect)."""
+    monkeypatch.setattr(ami_server, "AUTH_TIMEOUT_S", 1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        async with asyncio.timeout(5.0):
+            while True:
+                writer.write(b"Action: Ping\r\n\r\n")
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), 0.3)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        writer.close()
