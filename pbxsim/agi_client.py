@@ -4,6 +4,7 @@ Connects, sends the ``agi_*`` environment exactly like Asterisk 22 (``agi-sessio
 and a blank line, then answers the server's commands line by line until it closes the
 connection. Each command is mirrored on AMI as AGIExecStart/AGIExecEnd. Nobody listening,
 a timeout or a broken connection gives ``AGISTATUS=FAILURE`` (the dialplan goes on).
+A caller hanging up meanwhile sends ``HANGUP`` to the server and gives ``AGISTATUS=HANGUP``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _bad_arity(argv: list[str]) -> str | None:
 
 
 class AgiSession:
-    """Runs one FastAGI exchange for ``ch``; ``run()`` returns ``SUCCESS`` or ``FAILURE``."""
+    """Runs one FastAGI exchange for ``ch``; ``run()`` returns ``SUCCESS``, ``FAILURE`` or
+    ``HANGUP`` (the caller hung up during the AGI)."""
 
     def __init__(self, eng: Engine, ch: Channel, req: AgiRequest) -> None:
         self.eng = eng
