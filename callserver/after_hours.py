@@ -14,6 +14,7 @@ from typing import Protocol
 
 from callserver.core.events import CallEnded, DomainEvent
 from callserver.core.phone import mask, try_normalize
+from callserver.core.tasks import cancel_and_wait
 from crm_bridge.models import CallbackRequest
 from routing.models import RouteRecord
 
@@ -57,10 +58,8 @@ class AfterHoursCallbacks:
         self._task = asyncio.create_task(self._run(), name="after-hours-callbacks")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from callserver.config import DatabaseConfig
+from callserver.core.tasks import cancel_and_wait
 from callserver.errors import CallserverError
 from callserver.store.call_repository import CallRepository
 from callserver.store.migrate import MigrationError, apply_migrations
@@ -108,9 +109,7 @@ class Database:
             return bool(await pool.fetchval("SELECT 1"))
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.wait({self._task})  # propagates our own cancellation, not the task's
+        await cancel_and_wait(self._task)
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

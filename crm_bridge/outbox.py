@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from callserver.config import CrmConfig
+from callserver.core.tasks import cancel_and_wait
 from crm_bridge.errors import CrmError, CrmRejected, OutboxError
 from crm_bridge.ports import CrmBackend
 
@@ -279,14 +280,7 @@ class OutboxWorker:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # our caller is being cancelled too: never swallow that
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from typing import Any
 
 from callserver.core.events import CallAbandoned, CallEnded, DomainEvent
 from callserver.core.phone import mask, normalize_phone
+from callserver.core.tasks import cancel_and_wait
 from crm_bridge.errors import CrmError, CrmTimeout
 from crm_bridge.models import (
     AppointmentRequest,
@@ -128,13 +129,7 @@ class CrmService:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self._events.join()
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # our caller is being cancelled too: never swallow that
+        await cancel_and_wait(task)
 
     async def _consume(self) -> None:
         while True:

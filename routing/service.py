@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from callserver.core.phone import mask
+from callserver.core.tasks import cancel_and_wait
 from callserver.logs import escape_control
 from routing.models import (
     CallerProfile,
@@ -204,14 +205,7 @@ class RoutingService:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # our caller is being cancelled too: never swallow that
+        await cancel_and_wait(task)
 
     async def _maintain(self) -> None:
         last_refresh = time.monotonic()

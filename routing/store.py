@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from callserver.core.tasks import cancel_and_wait
 from callserver.logs import escape_control
 from callserver.store.errors import StoreError, StoreQueryError
 from callserver.store.postgres import store_errors
@@ -159,14 +160,7 @@ class PgDecisionLog:
     async def aclose(self) -> None:
         """Stop the writer after a last flush attempt (bounded by ``timeout``)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # our caller is being cancelled too: never swallow that
+        await cancel_and_wait(task)
         try:
             await self.flush()
         except StoreError as exc:

@@ -30,6 +30,7 @@ from callserver.asterisk.ami_codec import AmiCodec, AmiMessage, encode_action
 from callserver.asterisk.ami_pending import Mode, Pending, first_error
 from callserver.asterisk.errors import AmiAuthError, AmiConnectionError, AmiError, AmiTimeout
 from callserver.config import AmiConfig
+from callserver.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,7 @@ class AmiClient:
         if self.state == "connected":
             with contextlib.suppress(AmiError):
                 await self.send_action("Logoff", timeout=min(1.0, self._config.action_timeout))
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
         self.state = "disconnected"
 
     async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109 - names the cause

@@ -32,6 +32,7 @@ import asyncpg
 
 from callserver.config import DatabaseConfig
 from callserver.core.events import CallEvent, DomainEvent
+from callserver.core.tasks import cancel_and_wait
 from callserver.store.call_rows import INSERT_EVENTS, UPSERT_CALLS, call_arrays, event_arrays
 from callserver.store.errors import StoreError, StoreUnavailable
 from callserver.store.postgres import create_pool, store_errors
@@ -192,14 +193,7 @@ class CallWriter:
         await self._close_pool()
 
     async def _cancel_task(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(self._task)
 
     async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -41,6 +41,7 @@ from callserver.core.events import (
     DomainEvent,
     ModelResynced,
 )
+from callserver.core.tasks import cancel_and_wait
 from callserver.store.errors import LiveStateError
 
 log = logging.getLogger(__name__)
@@ -162,13 +163,7 @@ class RedisLiveState:
             self._task.cancel()  # our caller gave up: do not leave the task running
             raise
         if not done:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+            await cancel_and_wait(self._task)
             log.warning("live state closed with %d events unpublished", len(self._outbox))
 
     # -- read side (any process) -----------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from callserver.core.events import DomainEvent
+from callserver.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ class LiveHub:
             pass
         finally:
             self._clients.discard(queue)
-            reader.cancel()
-            await asyncio.wait({reader})  # our own cancellation still propagates
+            await cancel_and_wait(reader)
             await ws.close()
         return ws
 
