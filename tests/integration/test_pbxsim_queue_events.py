@@ -18,7 +18,7 @@ import pytest
 
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.dialplan import InboundCall
-from pbxsim.scenario import load
+from pbxsim.scenario import Scenario, load
 
 pytestmark = pytest.mark.integration
 Msg = dict[str, str]
@@ -43,6 +43,22 @@ async def _read_events(reader: asyncio.StreamReader, until: str, wait_s: float) 
                 return out
 
 
+async def _one_call(sc: Scenario, call: InboundCall, agi_port: int) -> list[Msg]:
+    """Run ``sc`` with the single ``call`` at 40x; the AMI events up to the first Hangup."""
+    opts = PbxOptions(ami_port=0, agi_port=agi_port, speed=40.0, agi_timeout_s=2.0)
+    pbx = Pbx(sc, opts)
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        pbx.start_call(call)
+        return await _read_events(reader, "Hangup", 30.0)
+    finally:
+        writer.close()
+        await pbx.aclose()
+
+
 @pytest.fixture
 async def dead_agi_port() -> AsyncIterator[int]:
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
@@ -59,18 +75,7 @@ async def test_ring_no_answer_then_queue_timeout_while_ringing(dead_agi_port: in
     sc = dataclasses.replace(
         sc, calls=(), agents=dataclasses.replace(sc.agents, never_answer=("op101",))
     )
-    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
-    pbx = Pbx(sc, opts)
-    await pbx.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
-    try:
-        await reader.readline()
-        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
-        pbx.start_call(InboundCall("74951234567", "79161234567"))
-        events = await _read_events(reader, "Hangup", 30.0)
-    finally:
-        writer.close()
-        await pbx.aclose()
+    events = await _one_call(sc, InboundCall("74951234567", "79161234567"), dead_agi_port)
     legs: dict[str, list[tuple[str, str]]] = {}
     ring_ms: dict[str, int] = {}
     for m in events:
@@ -106,18 +111,9 @@ async def test_caller_abandons_while_ringall_rings_three_members(dead_agi_port: 
         sc.agents, registered=None, never_answer=("op101", "op102", "op103")
     )
     sc = dataclasses.replace(sc, calls=(), agents=agents)
-    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
-    pbx = Pbx(sc, opts)
-    await pbx.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
-    try:
-        await reader.readline()
-        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
-        pbx.start_call(InboundCall("74957654321", "79035550101", patience=6.0))
-        events = await _read_events(reader, "Hangup", 30.0)
-    finally:
-        writer.close()
-        await pbx.aclose()
+    events = await _one_call(
+        sc, InboundCall("74957654321", "79035550101", patience=6.0), dead_agi_port
+    )
     ends = [(m["DestChannel"], m["DialStatus"]) for m in events if m.get("Event") == "DialEnd"]
     legs = [m["DestChannel"] for m in events if m.get("Event") == "DialBegin"]
     assert len(legs) == 3
@@ -137,18 +133,9 @@ async def test_ringall_answer_cancels_the_other_members_as_answered_elsewhere(
     sc = load("single-answered")
     agents = dataclasses.replace(sc.agents, registered=None, never_answer=("op102", "op103"))
     sc = dataclasses.replace(sc, calls=(), agents=agents)
-    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
-    pbx = Pbx(sc, opts)
-    await pbx.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
-    try:
-        await reader.readline()
-        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
-        pbx.start_call(InboundCall("74951234567", "79161234567", talk_s=2.0, agent_ends=False))
-        events = await _read_events(reader, "Hangup", 30.0)
-    finally:
-        writer.close()
-        await pbx.aclose()
+    events = await _one_call(
+        sc, InboundCall("74951234567", "79161234567", talk_s=2.0, agent_ends=False), dead_agi_port
+    )
     legs = {
         m["DestChannel"][:11]: m["DestChannel"] for m in events if m.get("Event") == "DialBegin"
     }
@@ -172,18 +159,7 @@ async def test_queue_timeout_records_an_abandon_then_leaves_and_continues(
     set_queue_variables(), leave_queue() and QUEUESTATUS=TIMEOUT; the dialplan goes on."""
     sc = load("single-answered")
     sc = dataclasses.replace(sc, calls=(), agents=dataclasses.replace(sc.agents, registered=()))
-    opts = PbxOptions(ami_port=0, agi_port=dead_agi_port, speed=40.0, agi_timeout_s=2.0)
-    pbx = Pbx(sc, opts)
-    await pbx.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
-    try:
-        await reader.readline()
-        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
-        pbx.start_call(InboundCall("74951234567", "79161234567"))
-        events = await _read_events(reader, "Hangup", 30.0)
-    finally:
-        writer.close()
-        await pbx.aclose()
+    events = await _one_call(sc, InboundCall("74951234567", "79161234567"), dead_agi_port)
     seq = [
         (m["Event"], m.get("Variable", ""), m.get("Value", ""))
         for m in events
