@@ -18,7 +18,7 @@ from callserver.core.tasks import cancel_and_wait
 from callserver.errors import CallserverError
 from callserver.store.call_repository import CallRepository
 from callserver.store.migrate import MigrationError, apply_migrations
-from callserver.store.postgres import create_pool
+from callserver.store.postgres import create_pool, ping
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,9 @@ class Database:
         """Calls for the API; ``tracking`` adds each call's routing record (``routing``)."""
         return _LazyCalls(self, tracking)
 
-    async def ping(self) -> bool:
-        pool = self.require_pool()
-        async with asyncio.timeout(2.0):
-            return bool(await pool.fetchval("SELECT 1"))
+    async def ping(self) -> float:
+        """``SELECT 1`` latency in seconds; raises DatabaseUnavailable / StoreError."""
+        return await ping(self.require_pool())
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._task)

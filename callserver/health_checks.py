@@ -38,11 +38,13 @@ def build_health_checks(server: CallServer) -> dict[str, HealthCheck]:
     async def database() -> ComponentHealth:
         if not server.database.ready.is_set():
             return ComponentHealth("down", server.database.last_error or "connecting")
-        await server.database.ping()
+        latency = await server.database.ping()
         writer = server.writer
         if not writer.connected and writer.buffered:
             return ComponentHealth("degraded", f"writer buffering {writer.buffered} events")
-        return ComponentHealth("ok", extra={"buffered": writer.buffered})
+        return ComponentHealth(
+            "ok", extra={"buffered": writer.buffered, "latency_ms": round(latency * 1000, 2)}
+        )
 
     async def redis() -> ComponentHealth:
         await server.redis.ping()
