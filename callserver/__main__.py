@@ -10,6 +10,8 @@ import sys
 from callserver.config import load_config
 from callserver.errors import ConfigError
 from callserver.logs import setup_logging
+from callserver.plugin_api import PluginError
+from callserver.plugins import load_plugins
 
 log = logging.getLogger("callserver")
 
@@ -33,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        plugins = load_plugins(config)  # parses and validates every plugin's section
+    except (ConfigError, PluginError) as exc:
         print(f"callserver: bad configuration: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print("configuration OK")
+        print("configuration OK; plugins: " + (", ".join(p.name for p in plugins) or "none"))
         return 0
     from callserver.app import migrate_only, run_server
 

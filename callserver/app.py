@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
+import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -25,21 +29,23 @@ from callserver.asterisk.ami_connection import AmiClient
 from callserver.asterisk.ami_translate import AmiTranslator
 from callserver.asterisk.ari_client import AriClient
 from callserver.asterisk.resync import resync
+from callserver.asterisk.stasis import StasisDispatcher
 from callserver.config import Config
 from callserver.core.bus import EventBus
 from callserver.core.model.live import LiveModel
-from callserver.database import Database, TrackingSource
+from callserver.database import Database
 from callserver.health_checks import build_health_checks
 from callserver.metrics import Metrics
 from callserver.metrics_wiring import register_metrics
+from callserver.plugin_api import Component, Contribution, PluginDeps, Ports, ServerInfo
+from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migration_sources
 from callserver.store.call_writer import CallWriter
 from callserver.store.live_state import RedisLiveState
+from callserver.store.migrate import core_sources
 from callserver.web.app import build_web_app
+from callserver.web.auth import token_authenticator
 from callserver.web.calls import calls_routes
-from callserver.web.live import LiveHub, live_routes
-from callserver.wiring import Extensions, build_extensions
-from crm_bridge.wiring import CrmBridge
-from routing.service import RoutingService
+from callserver.web.live import LIVE_WS_PATH, LiveHub, live_routes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,13 @@ SHUTDOWN_TIMEOUT = 15.0
 class CallServer:
     """The whole server. ``start()`` brings everything up; ``aclose()`` flushes and stops."""
 
-    def __init__(self, config: Config, pool: asyncpg.Pool, database: Database) -> None:
+    def __init__(
+        self,
+        config: Config,
+        pool: asyncpg.Pool,
+        database: Database,
+        plugins: Sequence[LoadedPlugin] = (),
+    ) -> None:
         """Use ``await CallServer.create(config)``; nothing here does I/O."""
         self.config = config
         self.bus = EventBus()
@@ -65,34 +77,69 @@ class CallServer:
         )
         self.live_state = RedisLiveState(self.redis, config.redis.prefix)
         self.hub = LiveHub()
-        self.crm: CrmBridge | None = None
-        self.routing: RoutingService | None = None
-        self.tracking: TrackingSource | None = None
-        self.ext: Extensions = build_extensions(self)
+        self.ari = AriClient(config.ari, on_event=self._on_ari_event)
+        self.plugins = list(plugins)
+        self.contributions: list[Contribution] = [
+            c for _, c in build_plugins(self.plugins, self._plugin_deps)
+        ]
+        self.stasis = StasisDispatcher(
+            self.ari,
+            stasis_handlers=[h for c in self.contributions for h in c.stasis_handlers],
+            quick_handlers=[h for c in self.contributions for h in c.ari_event_handlers],
+            max_calls=config.ari.max_calls,
+        )
         self.agi = FastAgiServer(
             config.agi.host,
             config.agi.port,
-            self.ext.agi_handlers,
+            {name: h for c in self.contributions for name, h in c.agi_handlers.items()},
             command_timeout=config.agi.command_timeout,
             session_timeout=config.agi.session_timeout,
         )
-        self.ari = AriClient(config.ari, on_event=self.ext.on_ari_event)
         self.metrics = Metrics()
-        register_metrics(self)
+        register_metrics(self, [m for c in self.contributions for m in c.metrics])
         for subscriber in (
             self.writer.submit,
             self.live_state.submit,
             self.hub.publish,
-            *self.ext.bus_subscribers,
+            *(s for c in self.contributions for s in c.subscribers),
         ):
             self.bus.subscribe(subscriber)
+        self._started: list[Component] = []
         self._runner: web.AppRunner | None = None
 
+    def _plugin_deps(self, ports: Ports) -> PluginDeps:
+        return PluginDeps(
+            bus=self.bus,
+            pool=self.pool,
+            database_ready=self.database.ready,
+            redis=self.redis,
+            ami=self.ami,
+            ari=self.ari,
+            live=self.model,
+            clock=time.time,
+            server=ServerInfo(
+                instance_id=f"{socket.gethostname()}-{os.getpid()}",
+                redis_prefix=self.config.redis.prefix,
+                ari_app=self.config.ari.app,
+                api_token_set=bool(self.config.http.api_token),
+            ),
+            ports=ports,
+        )
+
     @classmethod
-    async def create(cls, config: Config) -> CallServer:
-        database = Database(config.database)
+    async def create(
+        cls, config: Config, plugins: Sequence[LoadedPlugin] | None = None
+    ) -> CallServer:
+        """Load the plugins named in config (unless given) and build the server.
+
+        Raises ConfigError / PluginError naming the bad section or plugin."""
+        plugins = load_plugins(config) if plugins is None else plugins
+        database = Database(config.database, [*core_sources(), *migration_sources(plugins)])
         pool = await database.open()  # min_size=0: connects on first use, not now
-        return cls(config, pool, database)
+        return cls(config, pool, database, plugins)
+
+    def _on_ari_event(self, event: dict[str, Any]) -> None:
+        self.stasis.on_event(event)
 
     def _on_ami_event(self, msg: AmiMessage) -> None:
         self.ami_events[msg.name] += 1
@@ -109,15 +156,25 @@ class CallServer:
         return self.model.to_dict(time.time())
 
     def web_app(self) -> web.Application:
+        calls = self.database.calls_reader(
+            [a for c in self.contributions for a in c.call_annotators]
+        )
         return build_web_app(
-            api_token=self.config.http.api_token,
-            health_checks=build_health_checks(self),
+            authenticators=[
+                token_authenticator(self.config.http.api_token),
+                *(a for c in self.contributions for a in c.authenticators),
+            ],
+            health_checks=build_health_checks(
+                self, {k: v for c in self.contributions for k, v in c.health_checks.items()}
+            ),
             metrics=self.metrics,
             routes=[
-                *calls_routes(self.database.calls_reader(self.tracking)),
-                *live_routes(self.hub, self.snapshot),
-                *self.ext.routes,
+                *calls_routes(calls),
+                *live_routes(self.hub, self.snapshot, self.config.http.api_token),
+                *(r for c in self.contributions for r in c.routes),
             ],
+            public_paths=[LIVE_WS_PATH, *(p for c in self.contributions for p in c.public_paths)],
+            static=[(d.prefix, d.directory) for c in self.contributions for d in c.static],
             on_shutdown=[self.hub.close],
         )
 
@@ -132,11 +189,15 @@ class CallServer:
 
     async def _start(self) -> None:
         self.database.on_ready(self.writer.start)
-        for hook in self.ext.on_database_ready:
-            self.database.on_ready(hook)
+        for contribution in self.contributions:
+            for component in contribution.after_database:
+                self.database.on_ready(functools.partial(self._start_component, component))
         await self.database.start()
         await self.live_state.start()
-        await self.ext.start()
+        for contribution in self.contributions:
+            for component in contribution.components:
+                await self._start_component(component)
+        await self.stasis.start()
         if self.config.agi.enabled:
             await self.agi.start()
         if self.config.ami.enabled:
@@ -148,29 +209,38 @@ class CallServer:
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         await site.start()
         log.info(
-            "callserver up: http %s:%s, FastAGI %s:%s, AMI %s:%s",
+            "callserver up: http %s:%s, FastAGI %s:%s, AMI %s:%s, plugins %s",
             self.config.http.host,
             self.config.http.port,
             self.config.agi.host,
             self.agi.port if self.config.agi.enabled else "-",
             self.config.ami.host,
             self.config.ami.port,
+            ", ".join(p.name for p in self.plugins) or "none",
         )
+
+    async def _start_component(self, component: Component) -> None:
+        self._started.append(component)  # before start: a half-started one is closed too
+        await component.start()
 
     async def aclose(self) -> None:
         """Stop taking calls (ARI, AMI, FastAGI), then flush: calls in memory reach PostgreSQL
-        first, before the HTTP side and the other components get their time to stop (a process
-        manager's stop timeout must not cut the flush)."""
-        for closer in (
+        first, before the HTTP side and the plugins' components get their time to stop (a
+        process manager's stop timeout must not cut the flush). Components stop in the reverse
+        order of their start."""
+        closers = [
             self.ari.aclose,
+            self.stasis.aclose,
             self.ami.aclose,
             self.agi.aclose,
             self.writer.aclose,
             self._stop_http,
-            self.ext.aclose,
+            *(c.aclose for c in reversed(self._started)),
             self.live_state.aclose,
             self.database.aclose,
-        ):
+        ]
+        self._started = []
+        for closer in closers:
             try:
                 async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                     await closer()
@@ -201,6 +271,7 @@ async def run_server(config: Config) -> None:
 
 
 async def migrate_only(config: Config) -> None:
-    database = Database(config.database)
+    plugins = load_plugins(config)
+    database = Database(config.database, [*core_sources(), *migration_sources(plugins)])
     applied = await database.migrate_once()
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))

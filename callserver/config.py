@@ -17,12 +17,13 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from callserver.errors import ConfigError
 
 ENV_PREFIX = "CALLSERVER_"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class AriConfig:
     app: str = "callserver"
     request_timeout: float = 5.0
     reconnect_max: float = 30.0
+    max_calls: int = 200
+    """Calls handled in the Stasis app at once; beyond it a call goes back to the dialplan."""
 
 
 @dataclass(frozen=True)
@@ -81,41 +84,12 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
-class CrmConfig:
-    """``[crm]``: patient lookup and pushes (crm_bridge). Times in seconds."""
+class PluginsConfig:
+    """``[plugins]``: which domain plugins to load (entry point names or ``module:attribute``)."""
 
-    backend: str = "embedded"
-    """``embedded`` (PostgreSQL tables of crm_bridge) or ``rest`` (the clinic's own CRM)."""
-    lookup_url_template: str = ""
-    """rest: GET URL with ``{phone}`` (E.164, URL-encoded), e.g. ``https://crm/api/lookup?phone={phone}``."""
-    webhook_url: str = ""
-    hmac_secret: str = ""
-    auth_token: str = ""
-    timeout: float = 0.5
-    push_timeout: float = 5.0
-    retries: int = 1
-    cache_ttl: float = 300.0
-    negative_cache_ttl: float = 30.0
-    outbox_workers: int = 1
-    outbox_batch: int = 20
-    outbox_poll_interval: float = 1.0
-    outbox_max_attempts: int = 8
-    outbox_backoff_base: float = 2.0
-    outbox_backoff_max: float = 600.0
-    outbox_lease: float = 60.0
-
-
-@dataclass(frozen=True)
-class RoutingConfig:
-    """``[routing]``: FastAGI route decisions (routing/). Budgets in ms, intervals in seconds."""
-
-    rules_file: str = ""
-    """TOML rules (see routing/README.md); empty → every call to ``default_queue``."""
-    default_queue: str = "reception"
-    lookup_budget_ms: float = 150.0
-    live_budget_ms: float = 20.0
-    reload_poll_interval: float = 1.0
-    override_refresh_interval: float = 5.0
+    enabled: tuple[str, ...] | None = None
+    """None (the default): every plugin installed under the ``callserver.plugins`` entry point
+    group; an empty list: none."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +100,18 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
-    crm: CrmConfig = field(default_factory=CrmConfig)
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    """Raw tables of the other sections, for the plugins that own them (``plugin_section``)."""
+    env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """The environment the config was loaded with (plugins' ``CALLSERVER_<SECTION>_<KEY>``)."""
+
+    def plugin_section(self, name: str, cls: type[T]) -> T:
+        """Parse section ``[name]`` with a plugin's dataclass ``cls`` (defaults ← file ← env).
+
+        Raises ConfigError naming the key."""
+        result: T = build_section(name, cls, self.sections.get(name, {}), self.env)
+        return result
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -175,9 +159,10 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     return value
 
 
-def _build_section(
-    name: str, cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str]
-) -> Any:
+def build_section(name: str, cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """Section ``[name]`` as dataclass ``cls``: defaults ← ``raw`` ← ``CALLSERVER_NAME_KEY``.
+
+    Raises ConfigError naming the key for an unknown key or a value of the wrong type."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
@@ -209,12 +194,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     sections = {f.name: f for f in dataclasses.fields(Config)}
     hints = typing.get_type_hints(Config)
     for name, value in raw.items():
-        if name not in sections:
-            raise ConfigError(message=f"{name}: unknown config section", key=name)
         if not isinstance(value, dict):
             raise ConfigError(message=f"{name}: expected a [{name}] table", key=name)
-    built = {name: _build_section(name, hints[name], raw.get(name, {}), env) for name in sections}
-    config = Config(**built)
+    core = {name for name in sections if name not in ("sections", "env")}
+    built = {name: build_section(name, hints[name], raw.get(name, {}), env) for name in core}
+    others = {name: value for name, value in raw.items() if name not in core}
+    config = Config(**built, sections=others, env=dict(env))
     _validate(config)
     return config
 
@@ -239,11 +224,6 @@ def _validate(config: Config) -> None:
     _check_url("ari.url", config.ari.url, need_host=True)
     _check_url("database.dsn", config.database.dsn, need_host=False)
     _check_url("redis.url", config.redis.url, need_host=False)
-    _validate_crm(config.crm)
-    for key in ("lookup_budget_ms", "live_budget_ms", "reload_poll_interval",
-                "override_refresh_interval"):  # fmt: skip
-        if getattr(config.routing, key) <= 0:
-            raise ConfigError(message=f"routing.{key}: must be > 0", key=f"routing.{key}")
 
 
 def _check_url(key: str, url: str, *, need_host: bool) -> None:
@@ -262,7 +242,7 @@ def _check_url(key: str, url: str, *, need_host: bool) -> None:
 _POSITIVE = (
     ("ami", ("connect_timeout", "action_timeout", "ping_interval", "reconnect_min",
              "reconnect_max")),
-    ("ari", ("request_timeout", "reconnect_max")),
+    ("ari", ("request_timeout", "reconnect_max", "max_calls")),
     ("agi", ("command_timeout", "session_timeout")),
     ("database", ("batch_size", "buffer_limit")),
 )  # fmt: skip
@@ -284,30 +264,4 @@ def _validate_positive(config: Config) -> None:
         raise ConfigError(
             message=f"database.flush_interval: must be >= 0, got {interval!r}",
             key="database.flush_interval",
-        )
-
-
-def _validate_crm(crm: CrmConfig) -> None:
-    if crm.backend not in ("embedded", "rest"):
-        raise ConfigError(
-            message=f"crm.backend: expected embedded|rest, got {crm.backend!r}", key="crm.backend"
-        )
-    if crm.backend == "rest":
-        if "{phone}" not in crm.lookup_url_template:
-            raise ConfigError(
-                message="crm.lookup_url_template: must contain {phone}",
-                key="crm.lookup_url_template",
-            )
-        for key, value in (("webhook_url", crm.webhook_url), ("hmac_secret", crm.hmac_secret)):
-            if not value:
-                raise ConfigError(
-                    message=f"crm.{key}: required when crm.backend = 'rest'", key=f"crm.{key}"
-                )
-    for key in ("timeout", "push_timeout", "cache_ttl", "outbox_poll_interval", "outbox_lease"):
-        if getattr(crm, key) <= 0:
-            raise ConfigError(message=f"crm.{key}: must be > 0", key=f"crm.{key}")
-    if crm.outbox_max_attempts < 1 or crm.retries < 0:
-        raise ConfigError(
-            message="crm.outbox_max_attempts must be >= 1, crm.retries >= 0",
-            key="crm.outbox_max_attempts",
         )

@@ -15,9 +15,9 @@ import asyncpg
 
 from callserver.config import DatabaseConfig
 from callserver.core.tasks import cancel_and_wait
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
 from callserver.store.call_repository import CallRepository
-from callserver.store.migrate import MigrationError, apply_migrations
+from callserver.store.migrate import MigrationError, MigrationSource, apply_migrations
 from callserver.store.postgres import create_pool, ping
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,14 @@ RETRY_MAX = 15.0
 
 class DatabaseUnavailable(CallserverError):
     error_id = "database-unavailable"
+    category = ErrorCategory.UNAVAILABLE
 
 
 class Database:
-    def __init__(self, config: DatabaseConfig) -> None:
+    def __init__(self, config: DatabaseConfig, sources: Sequence[MigrationSource]) -> None:
+        """``sources``: every migrations folder to apply, in order (core first)."""
         self._config = config
+        self._sources = list(sources)
         self.pool: asyncpg.Pool | None = None
         self.ready = asyncio.Event()
         self.last_error = ""
@@ -64,7 +67,7 @@ class Database:
         while True:
             try:
                 async with asyncio.timeout(60.0), pool.acquire() as conn:
-                    await apply_migrations(conn)
+                    await apply_migrations(conn, self._sources)
                 break
             except (MigrationError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 self.last_error = str(exc)
@@ -89,7 +92,7 @@ class Database:
         pool = await create_pool(self._config.dsn, min_size=1, max_size=1)
         try:
             async with pool.acquire() as conn:
-                return await apply_migrations(conn)
+                return await apply_migrations(conn, self._sources)
         finally:
             await pool.close()
 
@@ -99,9 +102,9 @@ class Database:
             raise DatabaseUnavailable(message="database not ready yet", reason=self.last_error)
         return self.pool
 
-    def calls_reader(self, tracking: TrackingSource | None = None) -> _LazyCalls:
-        """Calls for the API; ``tracking`` adds each call's routing record (``routing``)."""
-        return _LazyCalls(self, tracking)
+    def calls_reader(self, annotators: Sequence[CallAnnotator] = ()) -> _LazyCalls:
+        """Calls for the API; each annotator adds its key (routing's ``routing`` record …)."""
+        return _LazyCalls(self, annotators)
 
     async def ping(self) -> float:
         """``SELECT 1`` latency in seconds; raises DatabaseUnavailable / StoreError."""
@@ -114,17 +117,19 @@ class Database:
             self.pool = None
 
 
-class TrackingSource(Protocol):
-    async def tracking_for(self, linkedids: Sequence[str]) -> dict[str, dict[str, object]]: ...
+class CallAnnotator(Protocol):
+    key: str
+
+    async def annotate(self, linkedids: Sequence[str]) -> dict[str, object]: ...
 
 
 class _LazyCalls:
     """``CallsReader`` over a pool that may not be ready yet (503 until it is), with the call
     tracking record (DID, ad source, campaign, decision, reasons, rule version) attached."""
 
-    def __init__(self, database: Database, tracking: TrackingSource | None) -> None:
+    def __init__(self, database: Database, annotators: Sequence[CallAnnotator]) -> None:
         self._db = database
-        self._tracking = tracking
+        self._annotators = list(annotators)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         calls = await CallRepository(self._db.require_pool()).recent(limit)
@@ -135,9 +140,11 @@ class _LazyCalls:
         return None if call is None else (await self._attach([call]))[0]
 
     async def _attach(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self._tracking is None or not calls:
+        if not calls:
             return calls
-        records = await self._tracking.tracking_for([str(c["linkedid"]) for c in calls])
-        for call in calls:
-            call["routing"] = records.get(str(call["linkedid"]))
+        linkedids = [str(c["linkedid"]) for c in calls]
+        for annotator in self._annotators:
+            values = await annotator.annotate(linkedids)
+            for call in calls:
+                call[annotator.key] = values.get(str(call["linkedid"]))
         return calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from callserver.web.health import ComponentHealth, HealthCheck
@@ -10,7 +11,9 @@ if TYPE_CHECKING:
     from callserver.app import CallServer
 
 
-def build_health_checks(server: CallServer) -> dict[str, HealthCheck]:
+def build_health_checks(
+    server: CallServer, plugin_checks: Mapping[str, HealthCheck]
+) -> dict[str, HealthCheck]:
     config = server.config
 
     async def ami() -> ComponentHealth:
@@ -56,5 +59,5 @@ def build_health_checks(server: CallServer) -> dict[str, HealthCheck]:
         "agi": agi,
         "database": database,
         "redis": redis,
-        **server.ext.health_checks,
+        **plugin_checks,
     }

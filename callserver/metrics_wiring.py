@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from callserver.app import CallServer
+    from callserver.plugin_api import Metric
 
 AMI_STATES = ("disconnected", "connecting", "connected", "auth_failed")
 
 
-def register_metrics(server: CallServer) -> None:
+def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> None:
     m = server.metrics
     ami, writer, agi = server.ami, server.writer, server.agi
     m.counter(
@@ -99,5 +101,12 @@ def register_metrics(server: CallServer) -> None:
     m.gauge(
         "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
     )
-    for name, help_text, read in server.ext.metrics:
-        (m.counter if name.endswith("_total") else m.gauge)(name, help_text, read)
+    m.gauge("callserver_ari_stasis_calls", "calls in the Stasis app", lambda: server.stasis.active)
+    m.counter(
+        "callserver_ari_stasis_refused_total",
+        "calls sent back to the dialplan: the Stasis app was at ari.max_calls",
+        lambda: server.stasis.calls_refused,
+    )
+    for metric in plugin_metrics:
+        register = m.counter if metric.name.endswith("_total") else m.gauge
+        register(metric.name, metric.help, metric.read, labels=metric.labels)

@@ -2,8 +2,8 @@
 
 ``crm_routes(...)`` returns aiohttp route definitions with absolute paths under ``prefix``
 (default ``/api/crm``); the composition root adds them behind its bearer-token middleware.
-Handlers translate crm_bridge errors to JSON ``{"error": <error_id>, "message": …, "field": …}``
-with a status from ``ERROR_STATUS`` (this is the HTTP edge: domain errors carry no status).
+Errors propagate as crm_bridge errors; callserver's one error middleware answers them (status
+from the error's category, body ``{"error_id", "message", "details": {"field": …}}``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 
-from callserver.errors import CallserverError
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmValidationError
 from crm_bridge.models import AppointmentRequest, CallbackRequest
@@ -33,33 +32,8 @@ from crm_bridge.wire import card_to_dict
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ERROR_STATUS = {
-    "crm-invalid": 400,
-    "phone-invalid": 400,
-    "crm-not-found": 404,
-    "crm-rejected": 502,
-    "crm-unavailable": 503,
-    "crm-outbox-error": 503,
-    "crm-timeout": 504,
-}
 MAX_BODY = 64 * 1024
 _ID = r"{id:\d+}"
-
-
-def _json_errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except CallserverError as exc:
-            status = ERROR_STATUS.get(exc.error_id, 500)
-            if status >= 500:
-                log.warning("%s %s: %s", request.method, request.path, exc)
-            body = {"error": exc.error_id, "message": exc.message}
-            if "field" in exc.details:
-                body["field"] = str(exc.details["field"])
-            return web.json_response(body, status=status)
-
-    return wrapped
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -220,25 +194,25 @@ def crm_routes(
     h = _AdminHandlers(crm, outbox, admin, cache)
     p = prefix.rstrip("/")
     routes = [
-        web.get(f"{p}/lookup", _json_errors(h.lookup)),
-        web.post(f"{p}/callback-requests", _json_errors(h.callback_request)),
-        web.post(f"{p}/appointment-requests", _json_errors(h.appointment_request)),
-        web.get(f"{p}/outbox", _json_errors(h.outbox_stats)),
-        web.get(f"{p}/outbox/dead", _json_errors(h.dead_letters)),
-        web.post(f"{p}/outbox/dead/retry", _json_errors(h.retry_all)),
-        web.post(f"{p}/outbox/dead/" + _ID + "/retry", _json_errors(h.retry_one)),
+        web.get(f"{p}/lookup", h.lookup),
+        web.post(f"{p}/callback-requests", h.callback_request),
+        web.post(f"{p}/appointment-requests", h.appointment_request),
+        web.get(f"{p}/outbox", h.outbox_stats),
+        web.get(f"{p}/outbox/dead", h.dead_letters),
+        web.post(f"{p}/outbox/dead/retry", h.retry_all),
+        web.post(f"{p}/outbox/dead/" + _ID + "/retry", h.retry_one),
     ]
     if admin is None:
         return routes
     return [
         *routes,
-        web.get(f"{p}/patients", _json_errors(h.patients)),
-        web.post(f"{p}/patients", _json_errors(h.create_patient)),
-        web.get(f"{p}/patients/" + _ID, _json_errors(h.patient)),
-        web.patch(f"{p}/patients/" + _ID, _json_errors(h.update_patient)),
-        web.get(f"{p}/appointments", _json_errors(h.appointments)),
-        web.post(f"{p}/appointments", _json_errors(h.create_appointment)),
-        web.patch(f"{p}/appointments/" + _ID, _json_errors(h.update_appointment)),
-        web.get(f"{p}/doctors", _json_errors(h.doctors)),
-        web.get(f"{p}/clinics", _json_errors(h.clinics)),
+        web.get(f"{p}/patients", h.patients),
+        web.post(f"{p}/patients", h.create_patient),
+        web.get(f"{p}/patients/" + _ID, h.patient),
+        web.patch(f"{p}/patients/" + _ID, h.update_patient),
+        web.get(f"{p}/appointments", h.appointments),
+        web.post(f"{p}/appointments", h.create_appointment),
+        web.patch(f"{p}/appointments/" + _ID, h.update_appointment),
+        web.get(f"{p}/doctors", h.doctors),
+        web.get(f"{p}/clinics", h.clinics),
     ]

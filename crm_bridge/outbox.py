@@ -23,8 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from callserver.config import CrmConfig
 from callserver.core.tasks import cancel_and_wait
+from crm_bridge.config import CrmConfig
 from crm_bridge.errors import CrmError, CrmRejected, OutboxError
 from crm_bridge.ports import CrmBackend
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from callserver.config import CrmConfig
 from callserver.core.phone import mask
+from crm_bridge.config import CrmConfig
 from crm_bridge.errors import CrmError, CrmRejected, CrmTimeout, CrmUnavailable
 from crm_bridge.models import PatientCard
 from crm_bridge.signing import HEADER, sign

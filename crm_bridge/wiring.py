@@ -13,8 +13,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from callserver.config import CrmConfig
 from crm_bridge.cache import RedisLookupCache
+from crm_bridge.config import CrmConfig
 from crm_bridge.embedded import EmbeddedCrm
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.http import crm_routes

@@ -1,1 +1,1 @@
-"""dashboards package."""
+"""Supervisors' live board, reports, KPIs and staffing (see ``dashboards/plugin.py``)."""

@@ -5,7 +5,7 @@ Errors carry an ``error_id`` and details, never an HTTP status (the web middlewa
 
 from __future__ import annotations
 
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
 
 
 class RoutingError(CallserverError):
@@ -18,21 +18,25 @@ class RulesError(RoutingError):
     """The rules file is invalid; ``details['rule']`` names the bad rule (``skills.x.digits``)."""
 
     error_id = "routing-rules-invalid"
+    category = ErrorCategory.INVALID
 
 
 class OverrideError(RoutingError):
     """A run-time override request is invalid (``details['field']`` names the bad field)."""
 
     error_id = "routing-override-invalid"
+    category = ErrorCategory.INVALID
 
 
 class OverrideNotFound(RoutingError):
     """No active override has that id."""
 
     error_id = "routing-override-not-found"
+    category = ErrorCategory.NOT_FOUND
 
 
 class DecisionNotFound(RoutingError):
     """No routing decision is known for that call."""
 
     error_id = "routing-decision-not-found"
+    category = ErrorCategory.NOT_FOUND

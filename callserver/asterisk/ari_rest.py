@@ -159,6 +159,10 @@ class AriRest:
         """``POST /channels/{id}/answer`` (204)."""
         await self._request("POST", "channels", channel_id, "answer")
 
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        """``POST /channels/{id}/continue`` (204): leave Stasis, go on with the dialplan."""
+        await self._request("POST", "channels", channel_id, "continue")
+
     async def hangup(self, channel_id: str, reason: str | None = "normal") -> None:
         """``DELETE /channels/{id}?reason=…`` (204); ``reason=None`` sends no reason."""
         await self._request("DELETE", "channels", channel_id, query={"reason": reason})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
 
 
 class AsteriskError(CallserverError):
@@ -27,22 +27,26 @@ class AmiConnectionError(AmiError):
     """Connecting, reading or writing failed, or the connection is down."""
 
     error_id = "ami-connection"
+    category = ErrorCategory.UNAVAILABLE
 
 
 class AmiAuthError(AmiError):
     """Asterisk refused the login (wrong username or secret)."""
 
     error_id = "ami-auth"
+    category = ErrorCategory.UNAVAILABLE
 
 
 class AmiActionError(AmiError):
     """An action got ``Response: Error``; ``details['response']`` holds the message."""
 
     error_id = "ami-action"
+    category = ErrorCategory.UPSTREAM_REJECTED
 
 
 class AmiTimeout(AmiError):
     error_id = "ami-timeout"
+    category = ErrorCategory.TIMEOUT
 
 
 class AgiError(AsteriskError):
@@ -61,6 +65,7 @@ class AgiHangup(AgiError):
 
 class AgiTimeout(AgiError):
     error_id = "agi-timeout"
+    category = ErrorCategory.TIMEOUT
 
 
 class AgiCommandError(AgiError):
@@ -87,12 +92,14 @@ class AriError(AsteriskError):
 
 class AriConnectionError(AriError):
     error_id = "ari-connection"
+    category = ErrorCategory.UNAVAILABLE
 
 
 class AriHttpError(AriError):
     """ARI answered with an HTTP error; ``details['status']`` and ``details['body']``."""
 
     error_id = "ari-http"
+    category = ErrorCategory.UPSTREAM_REJECTED
 
     @property
     def status(self) -> int:
@@ -107,3 +114,4 @@ class AriHttpError(AriError):
 
 class AriTimeout(AriError):
     error_id = "ari-timeout"
+    category = ErrorCategory.TIMEOUT

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
 
 _PUNCT = re.compile(r"[\s\-\.\(\)/]+")
 _ZONE7_FIRST = frozenset("3456789")
@@ -19,6 +19,7 @@ _DIGITS = re.compile(r"[0-9]+")  # ASCII only: "\d" would pass fullwidth digits 
 
 class PhoneNumberError(CallserverError, ValueError):
     error_id = "phone-invalid"
+    category = ErrorCategory.INVALID
 
 
 def normalize_phone(raw: str, *, default_country: str = "7") -> str:

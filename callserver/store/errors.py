@@ -14,7 +14,7 @@ they are translated at the edge (see ``postgres.translate_error``) into this hie
 
 from __future__ import annotations
 
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
 
 
 class StoreError(CallserverError):
@@ -22,12 +22,14 @@ class StoreError(CallserverError):
     ``sqlstate``."""
 
     error_id = "store-error"
+    public_message = "storage error; see the server log"
 
 
 class StoreUnavailable(StoreError):
     """PostgreSQL is unreachable or shutting down, or the connection broke: transient."""
 
     error_id = "store-unavailable"
+    category = ErrorCategory.UNAVAILABLE
 
 
 class StoreTimeout(StoreUnavailable):
@@ -47,6 +49,8 @@ class StoreConflict(StoreQueryError):
     """A constraint (unique, foreign key, check) was violated."""
 
     error_id = "store-conflict"
+    category = ErrorCategory.CONFLICT
+    public_message = "the request conflicts with stored data"
 
 
 class StoreConfigError(StoreError):
@@ -59,3 +63,4 @@ class LiveStateError(StoreError):
     """Redis (live state, pub/sub) failed or did not answer within the deadline."""
 
     error_id = "live-state-failed"
+    category = ErrorCategory.UNAVAILABLE

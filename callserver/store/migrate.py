@@ -36,30 +36,18 @@ class MigrationSource:
         return sorted(p for p in self.directory.glob("*.sql") if p.name[:4].isdigit())
 
 
-def default_sources() -> list[MigrationSource]:
-    """Every package's migrations, in the order their tables depend on each other."""
-    import callserver.store
-
-    sources = [MigrationSource("callserver", Path(callserver.store.__file__).parent / "migrations")]
-    for pkg in ("crm_bridge", "routing"):
-        try:
-            mod = __import__(pkg)
-        except ImportError:  # pragma: no cover - packages ship together
-            continue
-        directory = Path(mod.__file__ or "").parent / "migrations"
-        if directory.is_dir():
-            sources.append(MigrationSource(pkg, directory))
-    return sources
+def core_sources() -> list[MigrationSource]:
+    """The core's own tables (calls, timelines); plugins add theirs (``callserver.plugins``)."""
+    return [MigrationSource("callserver", Path(__file__).parent / "migrations")]
 
 
 async def apply_migrations(
-    conn: asyncpg.Connection | PoolConnectionProxy, sources: Sequence[MigrationSource] | None = None
+    conn: asyncpg.Connection | PoolConnectionProxy, sources: Sequence[MigrationSource]
 ) -> list[str]:
     """Apply every migration not yet recorded; returns the names applied now.
 
     Raises MigrationError naming the file when one fails (its transaction is rolled back).
     """
-    sources = default_sources() if sources is None else sources
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:

@@ -2,46 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from callserver.metrics import CONTENT_TYPE, Metrics
+from callserver.web.auth import Authenticator
 from callserver.web.health import HealthCheck, health_routes
 from callserver.web.middlewares import auth_middleware, error_middleware
 
-STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY = 1024 * 1024
 
 
 def build_web_app(
     *,
-    api_token: str,
+    authenticators: Sequence[Authenticator],
     health_checks: Mapping[str, HealthCheck],
     metrics: Metrics,
     routes: Iterable[web.RouteDef] = (),
+    public_paths: Iterable[str] = (),
+    static: Iterable[tuple[str, Path]] = (),
     on_shutdown: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> web.Application:
-    """Build the app. ``routes`` come from the components (calls, live, crm, routing …);
-    ``on_shutdown`` hooks run when the server stops (e.g. closing live WebSockets)."""
+    """Build the app. ``routes`` come from the core and the plugins; ``public_paths`` are
+    served without a principal; ``static`` is ``(prefix, folder)`` served under
+    ``/static/<prefix>/``; ``on_shutdown`` hooks run when the server stops."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(api_token)],
+        middlewares=[error_middleware, auth_middleware(authenticators, public_paths)],
         client_max_size=MAX_BODY,
     )
 
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    async def board(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "board.html")
-
     app.add_routes(health_routes(health_checks))
-    app.add_routes(
-        [web.get("/metrics", metrics_view), web.get("/", board), web.get("/board", board)]
-    )
+    app.add_routes([web.get("/metrics", metrics_view)])
     app.add_routes(list(routes))
-    app.router.add_static("/static/", STATIC_DIR)
+    for prefix, folder in static:
+        app.router.add_static(f"/static/{prefix}/", folder)
     for hook in on_shutdown:
         app.on_shutdown.append(lambda _app, hook=hook: hook())  # type: ignore[misc]
     return app

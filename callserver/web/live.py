@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from aiohttp import WSMsgType, web
 
 from callserver.core.events import DomainEvent
 from callserver.core.tasks import cancel_and_wait
+from callserver.web.auth import PRINCIPAL, same_origin
+from callserver.web.middlewares import json_error
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +90,26 @@ class LiveHub:
             queue.put_nowait(None)
 
 
-def live_routes(hub: LiveHub, snapshot: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:
+LIVE_WS_PATH = "/ws/live"
+"""Public for the auth middleware: browsers cannot set headers on a WebSocket, so the handler
+checks ``?token=`` (or the principal a plugin's authenticator found) and the Origin itself."""
+
+
+def live_routes(
+    hub: LiveHub, snapshot: Callable[[], dict[str, Any]], api_token: str
+) -> list[web.RouteDef]:
+    expected = api_token.encode()
+
     async def live(request: web.Request) -> web.Response:
         return web.json_response(snapshot(), dumps=lambda o: json.dumps(o, default=str))
 
-    return [web.get("/api/live", live), web.get("/ws/live", hub.serve)]
+    async def live_ws(request: web.Request) -> web.StreamResponse:
+        if not same_origin(request):
+            return json_error(403, "forbidden-origin", "WebSocket from another site refused")
+        if PRINCIPAL not in request:
+            given = request.query.get("token", "").encode()
+            if not expected or not hmac.compare_digest(given, expected):
+                return json_error(401, "unauthorized", "missing or wrong token")
+        return await hub.serve(request)
+
+    return [web.get("/api/live", live), web.get(LIVE_WS_PATH, live_ws)]

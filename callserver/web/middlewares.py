@@ -1,38 +1,56 @@
-"""aiohttp middlewares: bearer-token auth for the API and error → JSON response mapping.
+"""aiohttp middlewares: bearer-token auth for the API and the one error → JSON mapping.
 
-Domain errors carry an ``error_id`` and never an HTTP status; the mapping lives here, once.
+Every error answer has the same body, whichever domain raised it::
+
+    {"error_id": "routing-override-invalid", "message": "…", "details": {…}}
+
+The status comes from the error class's ``category`` (``STATUS_BY_CATEGORY``), never from its
+name. Answers ≥ 500, and errors that may carry library or database text (``public_message``),
+never show that text: the client gets a generic message and an ``incident`` id that the server
+log line carries too.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import secrets
+from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from callserver.errors import CallserverError
+from callserver.errors import CallserverError, ErrorCategory
+from callserver.logs import escape_control as escape
+from callserver.web.auth import PRINCIPAL, Authenticator
 
 log = logging.getLogger(__name__)
 
 PUBLIC_PREFIXES = ("/healthz", "/metrics", "/static/", "/favicon")
-PUBLIC_EXACT = ("/", "/board")
 
-# error_id suffix/prefix -> status; anything else a CallserverError says is 400 (caller's input)
-STATUS_BY_ERROR_ID: dict[str, int] = {
-    "not-found": 404,
-    "conflict": 409,
-    "unavailable": 503,
-    "timeout": 504,
+STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {
+    ErrorCategory.INVALID: 400,
+    ErrorCategory.UNAUTHORIZED: 401,
+    ErrorCategory.FORBIDDEN: 403,
+    ErrorCategory.NOT_FOUND: 404,
+    ErrorCategory.CONFLICT: 409,
+    ErrorCategory.RATE_LIMITED: 429,
+    ErrorCategory.INTERNAL: 500,
+    ErrorCategory.UPSTREAM_REJECTED: 502,
+    ErrorCategory.UNAVAILABLE: 503,
+    ErrorCategory.TIMEOUT: 504,
+}
+
+GENERIC_MESSAGE: dict[ErrorCategory, str] = {
+    ErrorCategory.INTERNAL: "internal error; see the server log",
+    ErrorCategory.UPSTREAM_REJECTED: "a system callserver depends on refused the request",
+    ErrorCategory.UNAVAILABLE: "a system callserver depends on is unavailable; try again later",
+    ErrorCategory.TIMEOUT: "a system callserver depends on did not answer in time",
 }
 
 
-def _status_for(error: CallserverError) -> int:
-    for key, status in STATUS_BY_ERROR_ID.items():
-        if key in error.error_id:
-            return status
-    return 400
+def status_for(error: CallserverError) -> int:
+    return STATUS_BY_CATEGORY[error.category]
 
 
 def json_error(status: int, error_id: str, message: str, **details: object) -> web.Response:
@@ -40,29 +58,36 @@ def json_error(status: int, error_id: str, message: str, **details: object) -> w
     return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, default=str))
 
 
-def token_from_request(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    # browsers cannot set headers on a WebSocket: allow ?token= there only
-    if request.headers.get("Upgrade", "").lower() == "websocket":
-        return request.query.get("token", "")
-    return ""
+def error_response(error: CallserverError, request: web.Request) -> web.Response:
+    """The answer for ``error`` raised while serving ``request`` (logs what clients don't see)."""
+    status = status_for(error)
+    if status < 500 and error.public_message is None:
+        return json_error(status, error.error_id, error.message, **error.details)
+    incident = secrets.token_hex(6)
+    log.warning("%s %s: %s [incident %s]", request.method, escape(request.path),
+                escape(str(error)), incident)  # fmt: skip
+    message = error.public_message or GENERIC_MESSAGE.get(error.category, "error")
+    return json_error(status, error.error_id, message, incident=incident)
 
 
-def auth_middleware(api_token: str) -> Middleware:
-    """Every path except the public ones needs ``Authorization: Bearer <api_token>``."""
-    expected = api_token.encode()
+def auth_middleware(
+    authenticators: Sequence[Authenticator], public_paths: Iterable[str] = ()
+) -> Middleware:
+    """Every path except the public ones needs a principal: the first authenticator that
+    recognises the request wins (``request[PRINCIPAL]``), else 401."""
+    public = frozenset(public_paths)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        for authenticate in authenticators:
+            principal = await authenticate(request)
+            if principal is not None:
+                request[PRINCIPAL] = principal
+                break
         path = request.path
-        if path in PUBLIC_EXACT or path.startswith(PUBLIC_PREFIXES):
+        if path in public or path.startswith(PUBLIC_PREFIXES) or PRINCIPAL in request:
             return await handler(request)
-        given = token_from_request(request).encode()
-        if not expected or not hmac.compare_digest(given, expected):
-            return json_error(401, "unauthorized", "missing or wrong bearer token")
-        return await handler(request)
+        return json_error(401, "unauthorized", "log in, or send Authorization: Bearer <token>")
 
     return middleware
 
@@ -78,12 +103,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except json.JSONDecodeError as exc:
         return json_error(400, "bad-json", f"request body is not valid JSON: {exc.msg}")
     except CallserverError as exc:
-        if exc.error_id.startswith(("store-", "live-state")):
-            # the database's own text (SQL, constraint names) is for the log, not the client
-            log.warning("%s %s: %s", request.method, request.path, exc)
-            status = 503 if exc.error_id in ("store-unavailable", "store-timeout") else 500
-            return json_error(status, exc.error_id, "storage error; see the server log")
-        return json_error(_status_for(exc), exc.error_id, exc.message, **exc.details)
+        return error_response(exc, request)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return json_error(500, "internal-error", "internal error; see the server log")
+        incident = secrets.token_hex(6)
+        log.exception("unhandled error in %s %s [incident %s]", request.method,
+                      escape(request.path), incident)  # fmt: skip
+        return json_error(500, "internal-error", GENERIC_MESSAGE[ErrorCategory.INTERNAL],
+                          incident=incident)  # fmt: skip

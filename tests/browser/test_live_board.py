@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -16,8 +17,11 @@ from selenium.webdriver.common.by import By
 from callserver.core.events import CallEnded, CallQueued, CallSnapshot
 from callserver.metrics import Metrics
 from callserver.web.app import build_web_app
+from callserver.web.auth import token_authenticator
 from callserver.web.calls import calls_routes
-from callserver.web.live import LiveHub, live_routes
+from callserver.web.live import LIVE_WS_PATH, LiveHub, live_routes
+from dashboards.plugin import STATIC
+from dashboards.plugin import board as board_page
 
 pytestmark = pytest.mark.browser
 TOKEN = "board-token"
@@ -48,9 +52,10 @@ def snap(call_id: str, state: str, caller_name: str, at: float) -> CallSnapshot:
 async def board() -> AsyncIterator[tuple[str, LiveHub]]:
     hub = LiveHub()
     app = build_web_app(
-        api_token=TOKEN, health_checks={}, metrics=Metrics(),
-        routes=[*calls_routes(Recent()),
-                *live_routes(hub, lambda: {"calls": [], "agents": [], "queues": {}})],
+        authenticators=[token_authenticator(TOKEN)], health_checks={}, metrics=Metrics(),
+        routes=[*calls_routes(Recent()), web.get("/", board_page), web.get("/board", board_page),
+                *live_routes(hub, lambda: {"calls": [], "agents": [], "queues": {}}, TOKEN)],
+        public_paths=["/", "/board", LIVE_WS_PATH], static=[("dashboards", STATIC)],
         on_shutdown=[hub.close],
     )
     server = TestServer(app, host="127.0.0.1")

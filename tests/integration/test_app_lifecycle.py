@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 import pytest
 
 from callserver.app import CallServer
 from callserver.config import load_config
+from callserver.plugin_api import Contribution, PluginDeps
+from callserver.plugins import LoadedPlugin, load_plugins
 from devtools.services import free_port
+
+
+class _ClosingWatcher:
+    """A plugin whose component calls ``on_close`` when the server stops it."""
+
+    name = "closing-watcher"
+    config_type = None
+    migrations = None
+    requires: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+
+    def __init__(self, on_close: Callable[[], None]) -> None:
+        self.on_close = on_close
+
+    def validate(self, config: None) -> None:
+        return None
+
+    def build(self, config: None, deps: PluginDeps) -> Contribution:
+        return Contribution(components=[self])
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self.on_close()
+
 
 OWNED_TASKS = {"database-migrate", "call-writer", "redis-live-state"}
 
@@ -63,17 +93,16 @@ async def test_shutdown_writes_buffered_calls_before_closing_the_other_component
         "CALLSERVER_HTTP_PORT": str(free_port()),
         "CALLSERVER_HTTP_API_TOKEN": "t",
     })  # fmt: skip
-    server = await CallServer.create(config)
+    unwritten_when_others_closed: list[int] = []
+    watcher = _ClosingWatcher(
+        lambda: unwritten_when_others_closed.append(server.writer.pending_calls)
+    )
+    plugins = [*load_plugins(config), LoadedPlugin(watcher, None)]
+    server = await CallServer.create(config, plugins)
     await server.start()
     async with asyncio.timeout(30):
         await server.database.ready.wait()
     for event in lifecycle("shutdown-order-1"):
         server.bus.publish(event)
-    unwritten_when_others_closed: list[int] = []
-
-    async def other_component_closes() -> None:
-        unwritten_when_others_closed.append(server.writer.pending_calls)
-
-    server.ext.closers.append(other_component_closes)
     await server.aclose()
     assert unwritten_when_others_closed == [0]

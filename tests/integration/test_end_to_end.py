@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -16,6 +16,8 @@ import pytest
 from callserver.app import CallServer
 from callserver.config import Config, load_config
 from callserver.core.events import CallEnded, DomainEvent
+from callserver.plugin_api import Contribution, PluginDeps
+from callserver.plugins import LoadedPlugin, load_plugins, order
 from devtools.services import free_port
 from tests.integration.store_support import TcpProxy
 from tests.pbxsim_proc import Pbx, run_pbxsim
@@ -46,6 +48,7 @@ def stack(fresh_pg_dsn: str, redis_url: str, redis_prefix: str) -> Callable[...,
     @contextlib.asynccontextmanager
     async def start(scenario: str, *, speed: float, proxy_ami: bool = False,
                     before_start: Callable[[CallServer], None] | None = None,
+                    extra_plugins: tuple[Any, ...] = (),
                     ) -> AsyncIterator[tuple[CallServer, Pbx, TcpProxy | None]]:  # fmt: skip
         """pbxsim + CallServer; with ``proxy_ami`` AMI goes through a TcpProxy the test cuts."""
         agi_port = free_port()
@@ -56,7 +59,8 @@ def stack(fresh_pg_dsn: str, redis_url: str, redis_prefix: str) -> Callable[...,
                 await proxy.restore()
                 ami_port = proxy.port
             config = server_config(pbx, fresh_pg_dsn, redis_url, redis_prefix, ami_port)
-            server = await CallServer.create(config)
+            plugins = [*load_plugins(config), *(LoadedPlugin(p, None) for p in extra_plugins)]
+            server = await CallServer.create(config, order(plugins))
             if before_start is not None:
                 before_start(server)
             await server.start()
@@ -152,13 +156,31 @@ async def test_abandoned_call_is_recorded_as_abandoned(
         assert "CallAbandoned" in types and "CallAnswered" not in types
 
 
+class CapturePlugin:
+    """A plugin whose quick ARI handler records every event."""
+
+    name = "capture"
+    config_type = None
+    migrations = None
+    requires: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.seen: list[Mapping[str, Any]] = []
+
+    def validate(self, config: None) -> None:
+        return None
+
+    def build(self, config: None, deps: PluginDeps) -> Contribution:
+        return Contribution(ari_event_handlers=[self.seen.append])
+
+
 async def test_stasis_start_reaches_the_ari_client(stack: Callable[..., Any]) -> None:
-    seen: list[dict[str, Any]] = []
+    capture = CapturePlugin()
+    seen = capture.seen
 
-    def capture(server: CallServer) -> None:
-        server.ext.ari_handlers.append(seen.append)
-
-    async with stack("stasis-dtmf", speed=4.0, before_start=capture):
+    async with stack("stasis-dtmf", speed=4.0, extra_plugins=(capture,)):
         start = await wait_for(lambda: [e for e in seen if e.get("type") == "StasisStart"])
         assert start[0]["application"] == "callserver"
         assert start[0]["args"] == ["inbound", "74959990000"]

@@ -14,7 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import routing
-from callserver.store.migrate import MigrationSource, apply_migrations, default_sources
+from callserver.config import load_config
+from callserver.plugins import load_plugins, migration_sources
+from callserver.store.migrate import MigrationSource, apply_migrations
 from callserver.web.middlewares import error_middleware
 from routing.http import routing_routes
 from routing.models import CallerProfile, RouteRequest
@@ -52,8 +54,9 @@ def _service(pool: asyncpg.Pool, log: PgDecisionLog | None = None) -> RoutingSer
     )
 
 
-def test_routing_migrations_are_in_default_sources() -> None:
-    assert any(s.namespace == "routing" for s in default_sources())
+def test_routing_migrations_are_found_through_its_plugin() -> None:
+    sources = migration_sources(load_plugins(load_config(env={})))
+    assert any(s.namespace == "routing" for s in sources)
 
 
 async def test_decisions_are_recorded_and_read_back(pool: asyncpg.Pool) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from callserver.config import load_config
 from callserver.errors import ConfigError
+from callserver.plugins import load_plugins
 
 
 def test_defaults_file_and_environment_layer_in_order(tmp_path: Path) -> None:
@@ -21,7 +22,6 @@ def test_defaults_file_and_environment_layer_in_order(tmp_path: Path) -> None:
     [
         ('[ami]\nport = "x"\n', {}, "ami.port"),
         ("[ami]\nprot = 1\n", {}, "ami.prot"),
-        ("[amy]\nport = 1\n", {}, "amy"),
         ("", {"CALLSERVER_AGI_PORT": "seventy"}, "agi.port"),
         ('[database]\ndsn = "mysql://x"\n', {}, "database.dsn"),
         ("[http]\nport = 70000\n", {}, "http.port"),
@@ -88,3 +88,12 @@ def test_unix_socket_urls_stay_valid() -> None:
         "CALLSERVER_REDIS_URL": "unix:///run/redis/redis.sock",
     })  # fmt: skip
     assert config.redis.url.startswith("unix://")
+
+
+def test_a_section_no_enabled_plugin_claims_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[amy]\nport = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_plugins(load_config(path, env={}))
+    assert info.value.details["key"] == "amy"
+    assert "unknown config section" in str(info.value)

@@ -16,7 +16,7 @@ async def test_a_dsn_asyncpg_refuses_is_reported_not_lost_with_the_task(
 ) -> None:
     """Bug: asyncpg raised OverflowError for the DSN (port out of range), the migration task died
     silently, /healthz said "connecting" forever with no error and no log line."""
-    database = Database(DatabaseConfig(dsn="postgresql://postgres@127.0.0.1:99999/x"))
+    database = Database(DatabaseConfig(dsn="postgresql://postgres@127.0.0.1:99999/x"), [])
     await database.start()
     try:
         await asyncio.sleep(0.3)  # the first attempt fails at once, before any socket

@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callserver.config import CrmConfig
 from callserver.core.bus import EventBus
 from callserver.core.events import CallEnded
+from callserver.web.middlewares import error_middleware
 from crm_bridge.cache import RedisLookupCache
+from crm_bridge.config import CrmConfig
 from crm_bridge.demo_seed import load_demo_patients, seed_demo
 from crm_bridge.embedded import EmbeddedCrm
 from crm_bridge.embedded_admin import CrmAdmin
@@ -127,7 +128,7 @@ async def test_cached_card_is_invalidated_by_delivered_push_and_api_writes(
     after_push = await service.lookup(phone)
     assert after_push is not None
     assert after_push.last_operator == "PJSIP/op104" and after_push.notes == "x"
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     app.add_routes(crm_routes(crm=service, outbox=outbox, admin=admin, cache=cache))
     async with TestClient(TestServer(app)) as client:
         resp = await client.patch(f"/api/crm/patients/{first.id}", json={"vip": True})
@@ -149,7 +150,7 @@ async def test_embedded_crm_rest_api(crm_pool: asyncpg.Pool) -> None:
     await seeded(crm_pool)
     outbox = Outbox(crm_pool)
     service = CrmService(EmbeddedCrm(crm_pool), outbox)
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     app.add_routes(crm_routes(crm=service, outbox=outbox, admin=CrmAdmin(crm_pool)))
     patient = load_demo_patients()[3]
     async with TestClient(TestServer(app)) as client:
@@ -163,10 +164,10 @@ async def test_embedded_crm_rest_api(crm_pool: asyncpg.Pool) -> None:
         resp = await client.get("/api/crm/lookup", params={"phone": national(patient.phones[0])})
         assert (await resp.json())["patient"]["id"] == hit["id"]
         resp = await client.get("/api/crm/lookup", params={"phone": "12"})
-        assert resp.status == 400 and (await resp.json())["error"] == "phone-invalid"
+        assert resp.status == 400 and (await resp.json())["error_id"] == "phone-invalid"
         assert (await client.get("/api/crm/patients/999999")).status == 404
         resp = await client.post("/api/crm/patients", json={"full_name": "X", "phones": "123"})
-        assert resp.status == 400 and (await resp.json())["field"] == "phones"
+        assert resp.status == 400 and (await resp.json())["details"]["field"] == "phones"
         doctors = (await (await client.get("/api/crm/doctors")).json())["doctors"]
         resp = await client.post("/api/crm/appointments", json={
             "patient_id": hit["id"], "doctor": doctors[0]["full_name"],
@@ -231,7 +232,7 @@ async def test_name_search_takes_like_wildcards_and_backslashes_literally(
     admin = CrmAdmin(crm_pool)
     for name in ("Back\\slash", "Backslash", "Pro_cent 100%", "Pro-cent 1000"):
         await admin.create_patient(parse_patient({"full_name": name, "phones": "+79160000001"}))
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     outbox = Outbox(crm_pool)
     app.add_routes(crm_routes(crm=CrmService(EmbeddedCrm(crm_pool), outbox), outbox=outbox,
                               admin=admin))  # fmt: skip

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callserver.core.events import CallAbandoned, CallEnded, CallSnapshot
+from callserver.web.middlewares import error_middleware
 from crm_bridge.errors import CrmRejected, CrmUnavailable
 from crm_bridge.http import crm_routes
 from crm_bridge.models import PatientCard
@@ -189,7 +190,7 @@ async def test_dead_letter_after_n_attempts_then_retry_through_the_api(
     for i in range(2):
         await service.push_call_record(record(i))
     worker = OutboxWorker(outbox, target, worker_id="w")
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     app.add_routes(crm_routes(crm=service, outbox=outbox))
     async with TestClient(TestServer(app)) as client:
         await worker.start()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from callserver.core.events import CallEnded, DomainEvent
 from callserver.core.phone import mask, try_normalize
 from callserver.core.tasks import cancel_and_wait
-from crm_bridge.models import CallbackRequest
-from routing.models import RouteRecord
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +25,35 @@ STEP_TIMEOUT = 10.0
 """Seconds one call may take (decision lookup + outbox insert) before it is given up, logged."""
 
 
+class Decision(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+
+class RouteRecord(Protocol):
+    """The part of routing's decision record read here (the ``route_decisions`` port)."""
+
+    @property
+    def decision(self) -> Decision: ...
+
+    @property
+    def patient_id(self) -> str | None: ...
+
+
 class Decisions(Protocol):
     async def record_for(self, call_id: str) -> RouteRecord | None: ...
 
 
 class CallbackSink(Protocol):
-    async def create_callback_request(self, request: CallbackRequest) -> None: ...
+    """The CRM's ``crm_requests`` port."""
+
+    async def request_callback(
+        self, *, phone: str, request_id: str, reason: str = ..., patient_id: str = ...,
+        call_id: str = ..., comment: str = ...,
+    ) -> None: ...  # fmt: skip
 
 
 class AfterHoursCallbacks:
@@ -86,15 +108,14 @@ class AfterHoursCallbacks:
                 "call %s: no callback, caller ID %s is not a number", call.id, mask(call.caller)
             )
             return False
-        await self._sink.create_callback_request(
-            CallbackRequest(
-                phone=phone,
-                reason=record.decision.reasons[0] if record.decision.reasons else "after_hours",
-                patient_id=record.patient_id,
-                call_id=call.id,
-                comment=f"routing: {record.decision.mode} ({','.join(record.decision.reasons)})",
-                request_id=f"route-{call.id}",
-            )
+        reasons = list(record.decision.reasons)
+        await self._sink.request_callback(
+            phone=phone,
+            reason=reasons[0] if reasons else "after_hours",
+            patient_id=record.patient_id or "",
+            call_id=call.id,
+            comment=f"routing: {record.decision.mode} ({','.join(reasons)})",
+            request_id=f"route-{call.id}",
         )
         self.created += 1
         return True

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from callserver.after_hours import AfterHoursCallbacks
+from callbacks.after_hours import AfterHoursCallbacks
 from callserver.core.events import CallEnded, CallSnapshot
 from crm_bridge.models import CallbackRequest
 from routing.models import Decision, RouteRecord
@@ -34,8 +34,8 @@ class Sink:
     def __init__(self) -> None:
         self.requests: list[CallbackRequest] = []
 
-    async def create_callback_request(self, request: CallbackRequest) -> None:
-        self.requests.append(request)
+    async def request_callback(self, **fields: str) -> None:
+        self.requests.append(CallbackRequest(**fields))
 
 
 @pytest.mark.parametrize("mode", ["voicemail", "callback"])

@@ -1,0 +1,1 @@
+"""Missed calls and callback requests become callback jobs (see ``callbacks/README.md``)."""
