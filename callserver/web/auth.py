@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from callserver.errors import CallserverError, ErrorCategory
+
 ALL_ROLES = frozenset({"operator", "supervisor", "marketer", "admin"})
 
 
@@ -55,3 +57,19 @@ def same_origin(request: web.Request) -> bool:
         return True
     host = request.headers.get("Host", "")
     return origin in (f"http://{host}", f"https://{host}")
+
+
+class AccessDenied(CallserverError):
+    """The caller is authenticated but its roles do not allow this."""
+
+    error_id = "forbidden"
+    category = ErrorCategory.FORBIDDEN
+
+
+def require_role(request: web.Request, *roles: str) -> Principal:
+    """The request's principal when it has one of ``roles``; raises AccessDenied otherwise
+    (the auth middleware already answered 401 for a request with no principal)."""
+    principal = request.get(PRINCIPAL)
+    if principal is None or not principal.roles & set(roles):
+        raise AccessDenied(message=f"needs one of the roles: {', '.join(roles)}", roles=roles)
+    return principal
