@@ -69,7 +69,7 @@ class AccessDenied(CallserverError):
 def require_role(request: web.Request, *roles: str) -> Principal:
     """The request's principal when it has one of ``roles``; raises AccessDenied otherwise
     (the auth middleware already answered 401 for a request with no principal)."""
-    principal = request.get(PRINCIPAL)
+    principal = request[PRINCIPAL] if PRINCIPAL in request else None
     if principal is None or not principal.roles & set(roles):
         raise AccessDenied(message=f"needs one of the roles: {', '.join(roles)}", roles=roles)
     return principal
