@@ -113,7 +113,7 @@ def order(loaded: Sequence[LoadedPlugin]) -> list[LoadedPlugin]:
     deps: dict[str, set[str]] = {}
     for lp in loaded:
         wanted = set(lp.plugin.requires)
-        for port in wanted:
+        for port in lp.plugin.requires:
             if port not in provider:
                 raise PluginError(
                     message=f"plugin {lp.name} requires port {port!r}, which no enabled plugin "
