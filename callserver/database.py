@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from callserver.config import DatabaseConfig
+from callserver.core.backoff import Backoff
 from callserver.core.tasks import cancel_and_wait
 from callserver.errors import CallserverError, ErrorCategory
 from callserver.store.call_repository import CallRepository
@@ -62,9 +63,10 @@ class Database:
         self._ready_hooks.append(hook)
 
     async def _connect_loop(self) -> None:
-        delay = RETRY_MIN
+        backoff = Backoff(RETRY_MIN, RETRY_MAX)
         pool = await self.open()
         while True:
+            delay = backoff.next()
             try:
                 async with asyncio.timeout(60.0), pool.acquire() as conn:
                     await apply_migrations(conn, self._sources)
@@ -77,7 +79,6 @@ class Database:
                 log.error("PostgreSQL unusable (%s; check [database] dsn); retrying in %.1f s",
                           self.last_error, delay)  # fmt: skip
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
         self.last_error = ""
         self.ready.set()
         log.info("PostgreSQL ready, schema up to date")

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from callserver.core.backoff import exponential_delay
 from callserver.core.tasks import cancel_and_wait
 from crm_bridge.config import CrmConfig
 from crm_bridge.errors import CrmError, CrmRejected, OutboxError
@@ -64,8 +64,10 @@ class OutboxSettings:
         )
 
     def backoff(self, attempts: int) -> float:
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** max(attempts - 1, 0))
-        return delay * random.uniform(0.9, 1.0)
+        """Seconds before the next delivery after ``attempts`` failed ones (10 % jitter)."""
+        return exponential_delay(
+            attempts - 1, minimum=self.backoff_base, maximum=self.backoff_max, jitter=0.1
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from callserver.core.backoff import exponential_delay
 from callserver.core.phone import mask
 from crm_bridge.config import CrmConfig
 from crm_bridge.errors import CrmError, CrmRejected, CrmTimeout, CrmUnavailable
@@ -94,7 +95,9 @@ class RestCrm:
                     except CrmUnavailable:
                         if attempt == s.retries:
                             raise
-                        await asyncio.sleep(min(0.05 * 2**attempt, s.timeout / 4))
+                        await asyncio.sleep(
+                            exponential_delay(attempt, minimum=0.05, maximum=s.timeout / 4)
+                        )
         except TimeoutError:
             raise CrmTimeout(
                 message=f"CRM lookup of {mask(phone)} timed out", timeout=s.timeout

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from callserver.asterisk.ami_codec import AmiCodec, AmiMessage, encode_action
 from callserver.asterisk.ami_pending import Mode, Pending, first_error
 from callserver.asterisk.errors import AmiAuthError, AmiConnectionError, AmiError, AmiTimeout
 from callserver.config import AmiConfig
+from callserver.core.backoff import Backoff
 from callserver.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class AmiClient:
     async def _run(self) -> None:
         """Supervise sessions until ``aclose``. The ``_closing`` check matters: on 3.11 a
         TaskGroup may absorb our cancel when it lands while a child is failing."""
-        failures = 0
+        backoff = Backoff(self._config.reconnect_min, self._config.reconnect_max)
         while not self._closing:
             self._logged_in = False
             try:
@@ -206,17 +206,10 @@ class AmiClient:
             if self._closing:
                 return
             if self._logged_in:
-                failures = 0
+                backoff.reset()
                 self.reconnects += 1
-            self.next_retry_in = self._backoff(failures)
-            failures += 1
+            self.next_retry_in = backoff.next()
             await asyncio.sleep(self.next_retry_in)
-
-    def _backoff(self, failures: int) -> float:
-        """Exponential backoff in seconds with jitter: half fixed, half random."""
-        cfg = self._config
-        base = min(cfg.reconnect_max, cfg.reconnect_min * 2.0 ** min(failures, 30))
-        return base / 2 + random.uniform(0.0, base / 2)
 
     def _lost(self, state: State, exc: BaseException) -> None:
         self.state = state

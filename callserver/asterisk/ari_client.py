@@ -27,6 +27,7 @@ from callserver.asterisk.ari_models import AriEvent
 from callserver.asterisk.ari_rest import AriRest, clean
 from callserver.asterisk.errors import AriError, AriHttpError, AriTimeout
 from callserver.config import AriConfig
+from callserver.core.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +102,16 @@ class AriClient(AriRest):
             self._up.clear()
 
     async def _run_events(self) -> None:
-        delay = self._reconnect_min
+        backoff = Backoff(self._reconnect_min, self._config.reconnect_max)
         ever_connected = False
         while True:
             try:
                 ws = await self._connect_events()
             except AriError as exc:
                 self.last_error = exc
+                delay = backoff.next()
                 log.warning("ARI events: %s; retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.reconnect_max)
                 continue
             if ever_connected:
                 self.reconnects += 1
@@ -125,10 +126,10 @@ class AriClient(AriRest):
                 self._set_connected(False)
                 await ws.close()
             if time.monotonic() - opened >= self._config.reconnect_max:
-                delay = self._reconnect_min  # it was a healthy session: back off from the start
+                backoff.reset()  # it was a healthy session: back off from the start
+            delay = backoff.next()
             log.warning("ARI events closed (code %s); reconnecting in %.2f s", ws.close_code, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._config.reconnect_max)
 
     async def _connect_events(self) -> aiohttp.ClientWebSocketResponse:
         """Open the events WebSocket within ``request_timeout``; raises AriHttpError (e.g. 401),

@@ -31,8 +31,9 @@ from functools import partial
 import asyncpg
 
 from callserver.config import DatabaseConfig
+from callserver.core.backoff import Backoff
+from callserver.core.buffered_worker import BufferedWorker
 from callserver.core.events import CallEvent, DomainEvent
-from callserver.core.tasks import cancel_and_wait
 from callserver.store.call_rows import INSERT_EVENTS, UPSERT_CALLS, call_arrays, event_arrays
 from callserver.store.errors import StoreError, StoreUnavailable
 from callserver.store.postgres import create_pool, store_errors
@@ -74,7 +75,7 @@ class _Pending:
     """``time.monotonic()`` when submitted."""
 
 
-class CallWriter:
+class CallWriter(BufferedWorker):
     """Writes call snapshots and events in batches; see the module docstring.
 
     ``source`` is a DSN (the writer then owns a one-connection pool) or a factory returning a new
@@ -92,6 +93,7 @@ class CallWriter:
         timeouts: WriterTimeouts | None = None,
     ) -> None:
         self._t = timeouts or WriterTimeouts()
+        super().__init__(Backoff(self._t.retry_min, self._t.retry_max), self._t.close)
         if isinstance(source, str):
             source = partial(
                 create_pool,
@@ -107,10 +109,6 @@ class CallWriter:
         self._latest: dict[str, _Pending] = {}
         """Latest not-yet-written event per call, ordered by arrival (oldest first)."""
         self._pool: asyncpg.Pool | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._closing = False
-        self._failures = 0
         self._query_attempts = 0
         self._outage_since: float | None = None
         self._drop_logged = False
@@ -121,7 +119,6 @@ class CallWriter:
         self.write_errors = 0
         self.batches = 0
         self.last_flush_lag = 0.0
-        self.connected = False
 
     @property
     def buffered(self) -> int:
@@ -159,11 +156,7 @@ class CallWriter:
         if len(self._events) == 1 or len(self._events) >= self._config.batch_size:
             self._wakeup.set()
 
-    async def start(self) -> None:
-        """Start the writing task (idempotent). Connecting happens in the task, so a database
-        that is down at start-up does not prevent starting: events are buffered meanwhile."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="call-writer")
+    task_name = "call-writer"
 
     async def aclose(self) -> None:
         """Flush everything buffered, then close the pool.
@@ -171,19 +164,7 @@ class CallWriter:
         Waits at most ``timeouts.close`` seconds for the flush; what is still unwritten after
         that is logged as an error with its counts (never raises for it).
         """
-        self._closing = True
-        self._wakeup.set()
-        await self.start()
-        assert self._task is not None
-        try:
-            done, _ = await asyncio.wait({self._task}, timeout=self._t.close)
-        except asyncio.CancelledError:
-            self._task.cancel()  # our caller gave up: do not leave the task running
-            raise
-        if not done:
-            await self._cancel_task()
-        elif not self._task.cancelled() and self._task.exception() is not None:
-            log.error("call writer task failed", exc_info=self._task.exception())
+        await self._stop()
         if self._events or self._latest:
             log.error(
                 "call writer closed with %d events and %d calls unwritten (PostgreSQL down?)",
@@ -191,9 +172,6 @@ class CallWriter:
                 len(self._latest),
             )
         await self._close_pool()
-
-    async def _cancel_task(self) -> None:
-        await cancel_and_wait(self._task)
 
     async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -207,31 +185,10 @@ class CallWriter:
 
     # -- the writing task ------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            if not self._events and not self._latest:
-                if self._closing:
-                    return
-                await self._idle()
-                continue
-            await self._wait_for_batch()
-            if await self._flush_once():
-                self._failures = 0
-            else:
-                await asyncio.sleep(self._next_backoff())
+    def _has_work(self) -> bool:
+        return bool(self._events or self._latest)
 
-    def _next_backoff(self) -> float:
-        delay: float = min(self._t.retry_max, self._t.retry_min * 2.0 ** min(self._failures, 30))
-        self._failures += 1
-        return delay
-
-    async def _idle(self) -> None:
-        """Nothing to write: wait for events. While not connected, probe PostgreSQL with
-        backoff meanwhile, so ``connected`` tells the truth even when no call comes in."""
-        self._wakeup.clear()
-        if self.connected:
-            await self._wakeup.wait()
-            return
+    async def _probe(self) -> bool:
         try:
             with store_errors("connect to PostgreSQL"):
                 async with asyncio.timeout(self._t.connect):
@@ -240,15 +197,8 @@ class CallWriter:
                     await self._pool.fetchval("SELECT 1")
         except StoreError as exc:
             self._on_outage(exc, failed_write=False)
-        else:
-            self._failures = 0
-            self._mark_connected()
-            return
-        try:
-            async with asyncio.timeout(self._next_backoff()):
-                await self._wakeup.wait()
-        except TimeoutError:
-            pass
+            return False
+        return True
 
     async def _wait_for_batch(self) -> None:
         """Wait until a full batch is buffered, or the oldest waits ``flush_interval``."""

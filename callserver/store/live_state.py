@@ -33,6 +33,8 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from callserver.core.backoff import Backoff
+from callserver.core.buffered_worker import BufferedWorker
 from callserver.core.events import (
     AgentSnapshot,
     AgentStatusChanged,
@@ -41,7 +43,6 @@ from callserver.core.events import (
     DomainEvent,
     ModelResynced,
 )
-from callserver.core.tasks import cancel_and_wait
 from callserver.store.errors import LiveStateError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisLiveState:
+class RedisLiveState(BufferedWorker):
     """Publishes domain events and keeps live hashes in Redis; see the module docstring.
 
     ``client`` is not owned (the composition root closes it). Metrics are plain attributes:
@@ -108,19 +109,15 @@ class RedisLiveState:
         self._redis = client
         self._prefix = prefix
         self._s = settings or LiveStateSettings()
+        super().__init__(Backoff(self._s.retry_min, self._s.retry_max), self._s.close_timeout)
         self._outbox: deque[DomainEvent] = deque()
         self._calls: dict[str, tuple[CallSnapshot, float]] = {}
         self._agents: dict[str, AgentSnapshot] = {}
         self._closed_calls: set[str] = set()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._failures = 0
         self._down_logged = False
         self.published = 0
         self.errors = 0
         self.dropped = 0
-        self.connected = False
 
     @property
     def channel(self) -> str:
@@ -146,24 +143,12 @@ class RedisLiveState:
                 self._closed_calls.add(call_id)
         self._wakeup.set()
 
-    async def start(self) -> None:
-        """Start the publishing task (idempotent); Redis being down does not fail it."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="redis-live-state")
+    task_name = "redis-live-state"
+    stop_when_closing_fails = True  # Redis down at shutdown: nothing more to wait for
 
     async def aclose(self) -> None:
         """Publish what is pending for at most ``close_timeout`` seconds, then stop."""
-        self._closing = True
-        self._wakeup.set()
-        await self.start()
-        assert self._task is not None
-        try:
-            done, _ = await asyncio.wait({self._task}, timeout=self._s.close_timeout)
-        except asyncio.CancelledError:
-            self._task.cancel()  # our caller gave up: do not leave the task running
-            raise
-        if not done:
-            await cancel_and_wait(self._task)
+        if not await self._stop():
             log.warning("live state closed with %d events unpublished", len(self._outbox))
 
     # -- read side (any process) -----------------------------------------------------------
@@ -217,45 +202,16 @@ class RedisLiveState:
 
     # -- the publishing task ---------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            if not (self._outbox or self._calls or self._agents or self._closed_calls):
-                if self._closing:
-                    return
-                await self._idle()
-                continue
-            if await self._flush_once():
-                self._failures = 0
-            elif self._closing:
-                return  # Redis is down at shutdown: nothing more to wait for
-            else:
-                await asyncio.sleep(self._next_backoff())
+    def _has_work(self) -> bool:
+        return bool(self._outbox or self._calls or self._agents or self._closed_calls)
 
-    def _next_backoff(self) -> float:
-        delay: float = min(self._s.retry_max, self._s.retry_min * 2.0 ** min(self._failures, 30))
-        self._failures += 1
-        return delay
-
-    async def _idle(self) -> None:
-        """Nothing to publish: wait for events. While not connected, PING Redis with backoff
-        meanwhile, so ``connected`` tells the truth even when nothing happens."""
-        self._wakeup.clear()
-        if self.connected:
-            await self._wakeup.wait()
-            return
+    async def _probe(self) -> bool:
         try:
             await self.ping()
         except LiveStateError as exc:
             self._on_failure(exc, 0, {}, {}, set())
-        else:
-            self._failures = 0
-            self._mark_connected()
-            return
-        try:
-            async with asyncio.timeout(self._next_backoff()):
-                await self._wakeup.wait()
-        except TimeoutError:
-            pass
+            return False
+        return True
 
     async def _flush_once(self) -> bool:
         n = min(self._s.batch_size, len(self._outbox))

@@ -69,7 +69,11 @@ class AccessDenied(CallserverError):
 def require_role(request: web.Request, *roles: str) -> Principal:
     """The request's principal when it has one of ``roles``; raises AccessDenied otherwise
     (the auth middleware already answered 401 for a request with no principal)."""
-    principal = request[PRINCIPAL] if PRINCIPAL in request else None
-    if principal is None or not principal.roles & set(roles):
-        raise AccessDenied(message=f"needs one of the roles: {', '.join(roles)}", roles=roles)
+    denied = AccessDenied(message=f"needs one of the roles: {', '.join(roles)}", roles=roles)
+    try:
+        principal = request[PRINCIPAL]
+    except KeyError:
+        raise denied from None
+    if not principal.roles & set(roles):
+        raise denied
     return principal
