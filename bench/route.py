@@ -1,33 +1,29 @@
-"""FastAGI route decision benchmark: connect → environment → lookup → rules → SET VARIABLE → close.
+"""FastAGI route decisions on the production path, wall-clock, beside panoramisk.
 
-Servers (one process each, pinned to CPU 0), all making the real routing decision (RouteRequest
-from the environment, CRM lookup through an in-memory PatientDirectory of 10,000 patients, live
-state, the example rules, call tracking record):
-  ours             callserver's FastAgiServer; the decision's queue, priority and mode set with
-                   3 SET VARIABLE round trips (the issue's workload; the last line's figures)
-  panoramisk       panoramisk 1.4 FastAGI ``Application`` with the equivalent async route
-  ours-full        routing's production ``route`` handler: every ROUTE_* variable it sets
-                   (6-9 SET VARIABLE round trips depending on the call, 7.4 on this mix)
-  panoramisk-full  panoramisk with the same decision and the same commands
+The server process is callserver itself (``CallServer`` with its default plugins; AMI and ARI
+off): the production FastAGI ``route`` handler (``routing.agi_handler.make_route_handler``:
+every ``ROUTE_*`` variable), the real CRM lookup (embedded CRM in PostgreSQL with 10,000
+patients, through the Redis cache; about half the callers are known), the live model, the
+demo rules (open around the clock) and the real decision log (``route_decisions`` in
+PostgreSQL). The peer, panoramisk 1.4's FastAGI ``Application``, serves the same production
+handler of the same server (an adapter gives it the session's environment and
+``set_variable``), so both do identical work per call.
+
 Clients (one process, pinned to CPU 1): Asterisk-like FastAGI peers over real TCP sockets sending
 the full agi_* environment and answering every command ``200 result=1``. Open-loop arrivals at
-100, 500 and 1,000 calls/s (latency from the scheduled start to the server's close, so a slow
-server cannot hide queueing), then a closed loop (64 concurrent sessions) for the maximum
-sustained calls/s. That maximum is reported as calls per server CPU-second during the closed
-loop, i.e. what one fully used core sustains (the budget is "on one core"). The wall-clock rate is
-printed too, with how busy each process was: when other processes share the machine the server
-gets only part of its core, and the wall-clock rate and the latencies show that contention, not
-the server's capacity (the run prints the load average first).
+100, 500 and 1,000 calls/s (latency from the scheduled start to the server's close), then a
+closed loop (64 concurrent sessions) for the maximum sustained calls/s, wall-clock. The server's
+CPU-seconds per call are printed above the last line, named as such.
 
 Usage: .venv/bin/python bench/route.py [--seconds 3]
-Last line: ``route p99_ms_at_500=… max_calls_per_s=… panoramisk_max_calls_per_s=…``
+Last line: ``route p99_ms_at_500=… wall_calls_per_s=… panoramisk_wall_calls_per_s=… ratio=…``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -35,18 +31,23 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Collection
-from datetime import UTC, datetime
+import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-RULES = Path(__file__).resolve().parents[1] / "routing" / "rules.example.toml"
+import asyncpg
+import redis.asyncio as aioredis
+
+from bench.crm_lookup import load, mobile
+from devtools.services import ensure_services
+
+RULES = Path(__file__).resolve().parents[1] / "devtools" / "demo-rules.toml"
 RATES = (100, 500, 1000)
 CONCURRENCY = 64
-NOON_MSK = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+PATIENTS = 10_000
 DIDS = ("74951234567", "74957654321", "74959990000")
 
 
@@ -57,7 +58,8 @@ def _pin(cpu: int) -> None:
 
 def _env(i: int) -> bytes:
     rnd = random.Random(i)
-    caller = f"7916{rnd.randrange(0, 20_000):07d}"  # about half are known patients
+    n = rnd.randrange(1, 2 * PATIENTS)  # about half are known patients
+    caller = mobile(n).lstrip("+") if n <= PATIENTS else f"7903{n:07d}"
     did = rnd.choice(DIDS)
     env = {
         "agi_network": "yes", "agi_network_script": "route",
@@ -77,84 +79,46 @@ def _env(i: int) -> bytes:
 # ---------------------------------------------------------------------------- server side
 
 
-def _service() -> Any:
-    from routing.models import CallerProfile, LiveSnapshot, QueueLive
-    from routing.overrides import OverrideBook
-    from routing.reload import RulesHolder
-    from routing.service import RoutingPorts, RoutingService
+def _config(setup: dict[str, Any], agi_port: int) -> Any:
+    from callserver.config import load_config
 
-    ops = tuple(f"PJSIP/op{n}" for n in range(101, 131))
-    patients = {
-        f"+7916{n:07d}": CallerProfile(
-            f"p{n}",
-            coordinator=ops[n % 30],
-            last_operator=ops[n % 7],
-            vip=n % 50 == 0,
-            language="ru",
-        )
-        for n in range(0, 20_000, 2)
-    }
-
-    class Directory:
-        async def lookup(self, phone_e164: str) -> CallerProfile | None:
-            return patients.get(phone_e164)
-
-    snap = LiveSnapshot({
-        "reception": QueueLive(frozenset(ops[:20]), frozenset(ops[:20:2]), 20.0),
-        "doctors": QueueLive(frozenset(ops[10:]), frozenset(ops[10::3]), 40.0),
+    return load_config(None, env={
+        "CALLSERVER_AMI_ENABLED": "false",
+        "CALLSERVER_ARI_ENABLED": "false",
+        "CALLSERVER_AGI_ENABLED": "true" if agi_port else "false",
+        "CALLSERVER_AGI_PORT": str(agi_port),
+        "CALLSERVER_DATABASE_DSN": setup["dsn"],
+        "CALLSERVER_REDIS_URL": setup["redis_url"],
+        "CALLSERVER_REDIS_PREFIX": setup["prefix"],
+        "CALLSERVER_HTTP_PORT": str(setup["http_port"]),
+        "CALLSERVER_HTTP_API_TOKEN": "bench",
+        "CALLSERVER_ROUTING_RULES_FILE": str(RULES),
     })  # fmt: skip
 
-    class Live:
-        async def snapshot(self, queues: Collection[str]) -> LiveSnapshot:
-            return snap
 
-    return RoutingService(
-        RulesHolder(RULES), OverrideBook(), RoutingPorts(directory=Directory(), live=Live()),
-        clock=lambda: NOON_MSK,
-    )  # fmt: skip
+class _PanoramiskSession:
+    """What the production handler needs of an ``AgiSession``, over a panoramisk request."""
 
+    def __init__(self, request: Any) -> None:
+        from callserver.asterisk.agi_codec import build_environment
 
-async def _three_sets(set_variable: Any, decision: Any) -> None:
-    """The issue's workload: the decision's queue, priority and mode (3 round trips)."""
-    await set_variable("ROUTE_QUEUE", decision.queue)
-    await set_variable("ROUTE_PRIORITY", str(decision.priority))
-    await set_variable("ROUTE_MODE", decision.mode)
+        self._request = request
+        self.env = build_environment(request.headers)
 
+    async def set_variable(self, name: str, value: str) -> None:
+        from callserver.asterisk.agi_codec import quote_arg
 
-async def _ours(kind: str, service: Any) -> tuple[int, Any]:
-    from callserver.asterisk.agi_server import AgiSession, FastAgiServer
-    from routing.agi_handler import make_route_handler, request_from_agi
-
-    async def ours3(session: AgiSession) -> None:
-        decision = await service.route(request_from_agi(session.env))
-        await _three_sets(session.set_variable, decision)
-
-    handler = make_route_handler(service) if kind == "ours-full" else ours3
-    server = FastAgiServer("127.0.0.1", 0, {"route": handler})
-    await server.start()
-    return server.port, server.aclose
+        await self._request.send_command(f"SET VARIABLE {name} {quote_arg(value)}")
 
 
-async def _panoramisk(kind: str, service: Any) -> tuple[int, Any]:
+async def _panoramisk(handler: Any) -> tuple[int, Any]:
     from panoramisk.fast_agi import Application
 
-    from callserver.asterisk.agi_codec import build_environment, quote_arg
-    from routing.agi_handler import request_from_agi, variables_to_send
-
-    async def pset(request: Any, name: str, value: str) -> None:
-        await request.send_command(f"SET VARIABLE {name} {quote_arg(value)}")
-
     async def route(request: Any) -> None:
-        decision = await service.route(request_from_agi(build_environment(request.headers)))
-        for name, value in variables_to_send(decision):
-            await pset(request, name, value)
-
-    async def route3(request: Any) -> None:
-        decision = await service.route(request_from_agi(build_environment(request.headers)))
-        await _three_sets(lambda n, v: pset(request, n, v), decision)
+        await handler(_PanoramiskSession(request))
 
     app = Application()
-    app.add_route("route", route if kind == "panoramisk-full" else route3)
+    app.add_route("route", route)
     srv = await asyncio.start_server(app.handler, "127.0.0.1", 0)
 
     async def close() -> None:
@@ -163,14 +127,25 @@ async def _panoramisk(kind: str, service: Any) -> tuple[int, Any]:
     return srv.sockets[0].getsockname()[1], close
 
 
-async def _serve(kind: str, conn: Connection) -> None:
-    service = _service()
-    await service.start(install_sighup=False)
-    port, closer = await (_ours if kind.startswith("ours") else _panoramisk)(kind, service)
+async def _serve(kind: str, setup: dict[str, Any], conn: Connection) -> None:
+    from callserver.app import CallServer
+
+    agi_port = setup["agi_port"] if kind == "ours" else 0
+    server = await CallServer.create(_config(setup, agi_port))
+    await server.start()
+    async with asyncio.timeout(60):
+        await server.database.ready.wait()
+    await asyncio.sleep(0.5)  # the plugins' after-database components start
+    if kind == "ours":
+        port, closer = agi_port, None
+    else:
+        (handler,) = [c.agi_handlers["route"] for c in server.contributions if c.agi_handlers]
+        port, closer = await _panoramisk(handler)
     conn.send(port)
     await asyncio.get_running_loop().run_in_executor(None, _control, conn)
-    await closer()
-    await service.aclose()
+    if closer is not None:
+        await closer()
+    await server.aclose()
 
 
 def _control(conn: Connection) -> None:
@@ -180,11 +155,10 @@ def _control(conn: Connection) -> None:
         conn.send(usage.ru_utime + usage.ru_stime)
 
 
-def server_main(kind: str, conn: Connection) -> None:
+def server_main(kind: str, setup: dict[str, Any], conn: Connection) -> None:
     _pin(0)
-    if os.environ.get("BENCH_GC") == "off":  # diagnostics: is a p99 spike a GC pause?
-        gc.disable()
-    asyncio.run(_serve(kind, conn))
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_serve(kind, setup, conn))
 
 
 # ---------------------------------------------------------------------------- client side
@@ -296,13 +270,13 @@ def _client_run(ctx: Any, port: int, seconds: float, phase: str) -> Any:
     return result
 
 
-def run(kind: str, seconds: float) -> dict[str, Any]:
+def run(kind: str, seconds: float, setup: dict[str, Any]) -> dict[str, Any]:
     """One server process; open-loop rates, then the closed loop with the server's CPU time
     measured around it (calls per server CPU-second: capacity of one core, robust against
     other processes competing for the core)."""
     ctx = mp.get_context("spawn")
     srv_parent, srv_child = ctx.Pipe()
-    server = ctx.Process(target=server_main, args=(kind, srv_child))
+    server = ctx.Process(target=server_main, args=(kind, setup, srv_child))
     server.start()
     port = srv_parent.recv()
     rates = _client_run(ctx, port, seconds, "rates")
@@ -316,7 +290,7 @@ def run(kind: str, seconds: float) -> dict[str, Any]:
     return {"rates": rates, "max": best}
 
 
-KINDS = ("ours", "panoramisk", "ours-full", "panoramisk-full")
+KINDS = ("ours", "panoramisk")
 
 
 def _listen_overflows() -> int:
@@ -333,48 +307,86 @@ def _listen_overflows() -> int:
     return -1
 
 
+async def _prepare(patients: int) -> dict[str, Any]:
+    """A throwaway database migrated by callserver itself, the CRM loaded with ``patients``."""
+    from callserver.config import load_config
+    from callserver.plugins import load_plugins, migration_sources
+    from callserver.store.migrate import apply_migrations, core_sources
+    from devtools.services import free_port
+
+    svc = ensure_services()
+    db = f"route_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(svc.pg_dsn)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    dsn = svc.pg_dsn.rpartition("/")[0] + "/" + db
+    sources = [*core_sources(), *migration_sources(load_plugins(load_config(env={})))]
+    conn = await asyncpg.connect(dsn)
+    await apply_migrations(conn, sources)
+    await load(conn, patients)
+    await conn.close()
+    return {"dsn": dsn, "db": db, "admin_dsn": svc.pg_dsn, "redis_url": svc.redis_url,
+            "prefix": f"route_bench:{uuid.uuid4().hex[:8]}:", "agi_port": free_port(),
+            "http_port": free_port(), "services": svc}  # fmt: skip
+
+
+async def _cleanup(setup: dict[str, Any]) -> int:
+    conn = await asyncpg.connect(setup["dsn"])
+    decisions = int(await conn.fetchval("SELECT count(*) FROM route_decisions"))
+    await conn.close()
+    admin = await asyncpg.connect(setup["admin_dsn"])
+    await admin.execute(f'DROP DATABASE IF EXISTS "{setup["db"]}" WITH (FORCE)')
+    await admin.close()
+    redis = aioredis.from_url(setup["redis_url"])
+    keys = [k async for k in redis.scan_iter(match=setup["prefix"] + "*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+    return decisions
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each load step")
-    ap.add_argument("--only", nargs="*", default=list(KINDS), choices=KINDS)
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; server on CPU 0, "
           f"clients on CPU 1; {args.seconds:.0f} s per step; load average "
           f"{os.getloadavg()[0]:.2f} before the run")  # fmt: skip
+    setup = asyncio.run(_prepare(PATIENTS))
+    services = setup.pop("services")
     results = {}
-    for kind in args.only:
-        overflows = _listen_overflows()
-        res = results[kind] = run(kind, args.seconds)
-        overflows = _listen_overflows() - overflows
-        for r in res["rates"]:
-            print(f"{kind:16} {r['rate']:5d} calls/s  p50 {r['p50_ms']:6.2f} ms  p99 "
-                  f"{r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}  "
-                  f"commands/call {r['commands_per_call']:.1f}")  # fmt: skip
-        m = res["max"]
-        print(
-            f"{kind:16}   max {m['calls_per_s']:7.0f} calls/s (closed loop, {CONCURRENCY} "
-            f"sessions)  p99 {m['p99_ms']:.2f} ms  failed {m['failed']:.0f}  "
-            f"listen-queue overflows {overflows}"
-        )
-        print(f"{kind:16}   server CPU: {m['calls_per_cpu_s']:.0f} calls per CPU-second "
-              f"({1e6 / m['calls_per_cpu_s']:.0f} us/call); busy: server "
-              f"{100 * m['calls_per_s'] / m['calls_per_cpu_s']:.0f}%, client "
-              f"{100 * m['client_cpu_s'] / m['seconds']:.0f}% of a core")  # fmt: skip
-    if not {"ours", "panoramisk"} <= set(results):
-        return
+    try:
+        for kind in KINDS:
+            overflows = _listen_overflows()
+            res = results[kind] = run(kind, args.seconds, setup)
+            _report(kind, res, _listen_overflows() - overflows)
+    finally:
+        decisions = asyncio.run(_cleanup(setup))
+        services.stop()
+    print(f"decision log: {decisions} route decisions written to PostgreSQL by both servers")
     ours = results["ours"]
     p99_500 = next(r["p99_ms"] for r in ours["rates"] if r["rate"] == 500)
-    mx = {k: v["max"]["calls_per_cpu_s"] for k, v in results.items()}
-    print(f"max calls/s ours/panoramisk: 3 SETs {mx['ours'] / mx['panoramisk']:.2f}x")
-    if {"ours-full", "panoramisk-full"} <= set(mx):
-        full = mx["ours-full"] / mx["panoramisk-full"]
-        print(f"max calls/s ours/panoramisk: full handler {full:.2f}x")
+    cpu = {k: 1e6 / v["max"]["calls_per_cpu_s"] for k, v in results.items()}
+    print(f"server CPU per call (CPU-seconds, not wall-clock): ours {cpu['ours']:.0f} us, "
+          f"panoramisk {cpu['panoramisk']:.0f} us")  # fmt: skip
     wall = {k: v["max"]["calls_per_s"] for k, v in results.items()}
-    cap = {k: v["max"]["calls_per_cpu_s"] for k, v in results.items()}
-    print(f"wall-clock closed loop: ours {wall['ours']:.0f}, panoramisk {wall['panoramisk']:.0f} "
-          f"calls/s")  # fmt: skip
-    print(f"route p99_ms_at_500={p99_500:.2f} max_calls_per_s={cap['ours']:.0f} "
-          f"panoramisk_max_calls_per_s={cap['panoramisk']:.0f}")  # fmt: skip
+    print(f"route p99_ms_at_500={p99_500:.2f} wall_calls_per_s={wall['ours']:.0f} "
+          f"panoramisk_wall_calls_per_s={wall['panoramisk']:.0f} "
+          f"ratio={wall['ours'] / wall['panoramisk']:.2f}")  # fmt: skip
+
+
+def _report(kind: str, res: dict[str, Any], overflows: int) -> None:
+    for r in res["rates"]:
+        print(f"{kind:11} {r['rate']:5d} calls/s  p50 {r['p50_ms']:6.2f} ms  p99 "
+              f"{r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}  "
+              f"commands/call {r['commands_per_call']:.1f}")  # fmt: skip
+    m = res["max"]
+    print(f"{kind:11}   max {m['calls_per_s']:7.0f} calls/s wall-clock (closed loop, "
+          f"{CONCURRENCY} sessions)  p99 {m['p99_ms']:.2f} ms  failed {m['failed']:.0f}  "
+          f"listen-queue overflows {overflows}")  # fmt: skip
+    print(f"{kind:11}   server CPU: {m['calls_per_cpu_s']:.0f} calls per CPU-second; busy: "
+          f"server {100 * m['calls_per_s'] / m['calls_per_cpu_s']:.0f}%, client "
+          f"{100 * m['client_cpu_s'] / m['seconds']:.0f}% of a core")  # fmt: skip
 
 
 if __name__ == "__main__":
