@@ -21,8 +21,9 @@ Each contender runs ``--repeat`` times, interleaved; the best run counts (throug
 machine: the best run is the least disturbed). Events/s = events ÷ (connection_made → EOF).
 
 Usage: .venv/bin/python bench/ami_ingest.py [--events 200000] [--repeat 3]
-Last line: ``ami_ingest codec_eps=… model_eps=… panoramisk_eps=… ratio=…`` (ratio = codec ÷
-panoramisk; the line before it gives the codec-full figures).
+Last line: ``ami_ingest model_eps=… panoramisk_eps=… ratio=…`` (ratio = our whole ingest path —
+codec + translator + live model + bus — ÷ panoramisk's parse alone, in the same run); the lazy
+codec and the codec-full figures are printed above it, named as such.
 """
 
 from __future__ import annotations
@@ -304,15 +305,13 @@ def main() -> None:
 def report(best: dict[str, float]) -> None:
     pano = best["panoramisk"]
     codec, full, model = best["codec"], best["codec-full"], best["model"]
-    print(
-        f"budgets: codec ≥ 3× panoramisk ({codec / pano:.2f}×, every header split: "
-        f"{full / pano:.2f}×); codec+model ≥ 150,000 events/s ({model:,.0f})"
-    )
-    print(f"ami_ingest_full codec_full_eps={full:.0f} ratio_full={full / pano:.2f}")
-    print(
-        f"ami_ingest codec_eps={codec:.0f} model_eps={model:.0f} "
-        f"panoramisk_eps={pano:.0f} ratio={codec / pano:.2f}"
-    )
+    print(f"lazy codec alone (headers split on first use): codec_eps={codec:.0f} "
+          f"ratio_codec={codec / pano:.2f}")  # fmt: skip
+    print(f"codec with every header split: codec_full_eps={full:.0f} "
+          f"ratio_full={full / pano:.2f}")  # fmt: skip
+    print(f"budgets: whole ingest (codec + translator + live model + bus) ≥ 3× panoramisk's "
+          f"parse ({model / pano:.2f}×) and ≥ 150,000 events/s ({model:,.0f})")  # fmt: skip
+    print(f"ami_ingest model_eps={model:.0f} panoramisk_eps={pano:.0f} ratio={model / pano:.2f}")
 
 
 if __name__ == "__main__":
