@@ -141,12 +141,15 @@ def order(loaded: Sequence[LoadedPlugin]) -> list[LoadedPlugin]:
 
 
 def migration_sources(loaded: Iterable[LoadedPlugin]) -> list[MigrationSource]:
-    """Each plugin's migrations folder, in dependency order."""
+    """Each plugin's migrations folder, in dependency order. A migration is recorded as
+    ``<package>/<file>`` (``crm_bridge/0001_embedded_crm.sql``): the name of the package that
+    ships it, so renaming a plugin never applies its migrations twice."""
     sources = []
     for lp in loaded:
         folder = getattr(lp.plugin, "migrations", None)
         if folder is not None:
-            sources.append(MigrationSource(lp.name, folder))
+            package = type(lp.plugin).__module__.split(".")[0]
+            sources.append(MigrationSource(package, folder))
     return sources
 
 

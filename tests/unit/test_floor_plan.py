@@ -97,3 +97,12 @@ def test_plugins_requiring_each_other_in_a_circle_are_refused() -> None:
     a, b = _P("a", ("y",), ("x",)), _P("b", ("x",), ("y",))
     with pytest.raises(PluginError, match="circle"):
         order([LoadedPlugin(a, None), LoadedPlugin(b, None)])
+
+
+def test_plugin_migrations_keep_the_names_existing_databases_recorded() -> None:
+    """A database migrated before the plugins existed holds ``crm_bridge/0001_…`` and
+    ``routing/0001_…`` in schema_migrations: the same names, or they would run twice."""
+    from callserver.plugins import migration_sources
+
+    names = {s.namespace for s in migration_sources(load_plugins(load_config(env={})))}
+    assert {"crm_bridge", "routing"} <= names
