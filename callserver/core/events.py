@@ -8,13 +8,24 @@ Pure: standard library only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 CallState = Literal[
     "ringing", "routing", "queued", "agent_ringing", "answered", "abandoned", "ended"
 ]
 Direction = Literal["inbound", "outbound", "internal"]
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name[0] != "_")
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,9 @@ class CallSnapshot:
     """Routing-relevant channel variables seen on the call (ROUTE_*, campaign …)."""
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """JSON-ready dict of every field (``variables`` as a dict). Built field by field:
+        ``dataclasses.asdict`` deep-copies and was the pipeline's largest CPU cost."""
+        d = {name: getattr(self, name) for name in _field_names(type(self))}
         d["variables"] = dict(self.variables)
         return d
 
@@ -54,6 +67,8 @@ class CallSnapshot:
 @dataclass(frozen=True, slots=True)
 class DomainEvent:
     at: float
+    _json: str | None = field(default=None, init=False, compare=False, repr=False)
+    """``to_json()``'s text, made once: several subscribers (live WebSocket, Redis) send it."""
 
     @property
     def type(self) -> str:
@@ -64,11 +79,22 @@ class DomainEvent:
         d: dict[str, Any] = {"type": self.type}
         for cls in reversed(type(self).__mro__):
             for name in getattr(cls, "__slots__", ()):
+                if name[0] == "_":
+                    continue
                 value = getattr(self, name)
                 d[name] = value.to_dict() if hasattr(value, "to_dict") else value
         if isinstance(self, CallEvent):
             d["call_id"] = self.call.id
         return d
+
+    def to_json(self) -> str:
+        """``to_dict()`` as compact JSON (UTF-8 text, non-ASCII kept), computed once."""
+        if self._json is None:
+            text = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                              default=str)  # fmt: skip
+            object.__setattr__(self, "_json", text)
+            return text
+        return self._json
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +184,9 @@ class AgentSnapshot:
     last_call: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {name: getattr(self, name) for name in _field_names(type(self))}
+        d["queues"] = list(self.queues)
+        return d
 
 
 @dataclass(frozen=True, slots=True)

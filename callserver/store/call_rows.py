@@ -99,7 +99,7 @@ def event_fields(event: CallEvent) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for cls in reversed(type(event).__mro__):
         for name in getattr(cls, "__slots__", ()):
-            if name not in ("at", "call"):
+            if name not in ("at", "call") and name[0] != "_":
                 fields[name] = getattr(event, name)
     return fields
 

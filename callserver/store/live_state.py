@@ -247,7 +247,7 @@ class RedisLiveState(BufferedWorker):
     ) -> Pipeline:
         p, pipe = self._prefix, self._redis.pipeline(transaction=False)
         for event in events:
-            pipe.publish(self.channel, _dumps(event.to_dict()))
+            pipe.publish(self.channel, event.to_json())
         for call_id, (snap, at) in calls.items():
             key = f"{p}call:{call_id}"
             pipe.hset(key, mapping=_call_fields(snap, at))

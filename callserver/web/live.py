@@ -48,7 +48,7 @@ class LiveHub:
     def publish(self, event: DomainEvent) -> None:
         if not self._clients:
             return
-        text = json.dumps(event.to_dict(), default=str, ensure_ascii=False)
+        text = event.to_json()
         for queue in tuple(self._clients):
             try:
                 queue.put_nowait(text)

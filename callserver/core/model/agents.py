@@ -29,18 +29,22 @@ class AgentBook:
         self._members: dict[str, dict[str, MemberInfo]] = {}
         self._active: dict[str, set[str]] = {}
         self._status: dict[str, str] = {}
+        self._snaps: dict[str, AgentSnapshot] = {}
+        """Every agent's current snapshot, kept by ``_changed`` after each update: reading all
+        agents (routing asks on every call, 1,000+ members) builds nothing."""
+        self._sorted: list[AgentSnapshot] | None = None
 
     # ---- updates: each returns the agent's new snapshot when it changed, else None ----
 
     def update(self, info: MemberInfo) -> AgentSnapshot | None:
         """Add or refresh one membership (QueueMemberStatus, QueueMemberAdded, QueueMember)."""
-        before = self.snapshot(info.interface)
+        before = self._snaps.get(info.interface)
         self._members.setdefault(info.interface, {})[info.queue] = info
         self._status[info.interface] = info.status
         return self._changed(info.interface, before)
 
     def remove(self, queue: str, interface: str) -> AgentSnapshot | None:
-        before = self.snapshot(interface)
+        before = self._snaps.get(interface)
         queues = self._members.get(interface)
         if queues is None or queue not in queues:
             return None
@@ -48,6 +52,8 @@ class AgentBook:
         if not queues:
             del self._members[interface]
             self._status.pop(interface, None)
+            self._snaps.pop(interface, None)
+            self._sorted = None
             return replace(before, queues=(), status="unknown") if before else None
         return self._changed(interface, before)
 
@@ -58,14 +64,14 @@ class AgentBook:
         queues = self._members.get(interface)
         if not queues:
             return None
-        before = self.snapshot(interface)
+        before = self._snaps.get(interface)
         for name, info in list(queues.items()):
             if not queue or name == queue:
                 queues[name] = replace(info, paused=paused, paused_reason=reason)
         return self._changed(interface, before)
 
     def call_started(self, interface: str, call_id: str) -> AgentSnapshot | None:
-        before = self.snapshot(interface)
+        before = self._snaps.get(interface)
         self._active.setdefault(interface, set()).add(call_id)
         return self._changed(interface, before)
 
@@ -73,7 +79,7 @@ class AgentBook:
         active = self._active.get(interface)
         if not active or call_id not in active:
             return None
-        before = self.snapshot(interface)
+        before = self._snaps.get(interface)
         active.discard(call_id)
         if not active:
             del self._active[interface]
@@ -102,6 +108,12 @@ class AgentBook:
 
     def _changed(self, interface: str, before: AgentSnapshot | None) -> AgentSnapshot | None:
         after = self.snapshot(interface)
+        if after is None:
+            self._snaps.pop(interface, None)
+        else:
+            self._snaps[interface] = after
+        if after != before:
+            self._sorted = None
         return after if after is not None and after != before else None
 
     # ---- queries ----
@@ -125,8 +137,10 @@ class AgentBook:
         )
 
     def snapshots(self) -> list[AgentSnapshot]:
-        out = [self.snapshot(interface) for interface in sorted(self._members)]
-        return [s for s in out if s is not None]
+        """Every agent's snapshot, by interface (kept up to date, not rebuilt here)."""
+        if self._sorted is None:
+            self._sorted = [self._snaps[i] for i in sorted(self._snaps)]
+        return list(self._sorted)
 
     def name_of(self, interface: str) -> str:
         for info in self._members.get(interface, {}).values():
