@@ -265,7 +265,7 @@ def _start(args: argparse.Namespace, run: DemoRun) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until a stop signal or a child's exit. Returns the exit status:
-    128 + the signal number when stopped by one, 1 when a child exited by itself."""
+    128 + the signal number when stopped by one, 0 when pbxsim's scenario ended, else 1."""
     parser = argparse.ArgumentParser(prog="./run demo")
     parser.add_argument("--speed", type=float, default=30.0, help="pbxsim speed factor")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the board")
@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         _start(args, run)
         while all(p.poll() is None for p in run.procs):
             time.sleep(0.5)
-        print("demo: a process exited; stopping the rest", file=sys.stderr)
+        codes = [p.returncode for p in run.procs if p.returncode is not None]
+        print(f"demo: a process exited ({codes}); stopping the rest", file=sys.stderr)
+        status = 0 if codes == [0] else 1  # pbxsim's scenario ended: not an error
     except DemoStopped as stop:
         print(f"\ndemo: {signal.Signals(stop.signum).name}, stopping…", file=sys.stderr)
         status = 128 + stop.signum
