@@ -267,6 +267,7 @@ def test_bot_without_the_ari_app_falls_back_to_the_queue_at_once_logged() -> Non
     call = dial(fake_agi(ROUTE_MODE="bot", ROUTE_QUEUE="doctors"))
     assert call.apps("Stasis") == [f"callserver,inbound,{CAMPAIGN_DID},bot"]
     assert call.apps("Queue") == ["doctors,rt,,,300"]
+    assert call.variables["ROUTE_FALLBACK"] == "queue"  # callserver sees where it went
     assert any(lvl == "WARNING" and "not registered" in m for lvl, m in call.logs)
 
 
@@ -275,6 +276,7 @@ def test_bot_without_the_app_nor_operators_goes_to_voicemail() -> None:
     world.queues = {"reception": 0, "doctors": 0}
     call = dial(world)
     assert call.apps("Queue") == [] and call.apps("VoiceMail") == ["clinic@default,s"]
+    assert call.variables["ROUTE_FALLBACK"] == "voicemail"
 
 
 def test_voicemail_without_app_voicemail_falls_back_logged() -> None:
@@ -326,5 +328,7 @@ def test_every_failure_combination_ends_the_call_without_a_loop(
     failures += 1 if call.variables.get("TRIED_VOICEMAIL") and not vm else 0
     warned = [m for lvl, m in call.logs if lvl in ("WARNING", "NOTICE")]
     assert len(warned) >= failures, (failures, call.logs)
+    if len(call.apps("Stasis")) + len(call.apps("Queue")) + len(call.apps("VoiceMail")) > 1:
+        assert call.variables.get("ROUTE_FALLBACK"), "a fallback not told to callserver"
     if call.apps("Playback")[-1:] == ["ss-noservice"]:
         assert any(lvl == "ERROR" for lvl, _ in call.logs)
