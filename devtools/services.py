@@ -43,9 +43,11 @@ class Services:
     _tmpdirs: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
-        """Stop every private instance this object started (idempotent)."""
+        """Stop every private instance this object started and remove its directories
+        (idempotent; PostgreSQL gets up to 30 s for a fast shutdown, Redis 5 s)."""
         for cmd in self._cleanups:
-            subprocess.run(cmd, capture_output=True, check=False)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run(cmd, capture_output=True, check=False, timeout=30)
         self._cleanups.clear()
         for proc in self._procs:
             if proc.poll() is None:
@@ -120,12 +122,14 @@ def _start_postgres(svc: Services) -> str:
     )
     port = free_port()
     opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
+    # registered before the start: a signal while pg_ctl waits may leave the server running
+    svc._cleanups.append([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"])
     subprocess.run(
         [*prefix, f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", f"{tmp}/log", "-w", "start"],
         check=True,
         capture_output=True,
+        start_new_session=True,
     )
-    svc._cleanups.append([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"])
     _wait_port(port, "private PostgreSQL")
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
@@ -156,6 +160,7 @@ def _start_redis(svc: Services) -> str:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the owner, which stops it in order
     )
     svc._procs.append(proc)
     _wait_port(port, "private Redis")
