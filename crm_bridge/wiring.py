@@ -67,11 +67,15 @@ class CrmBridge:
         )
 
     def counters(self) -> dict[str, int]:
-        """Monotonic counters for /metrics (``outbox.stats()`` gives the row counts)."""
+        """Counters for /metrics (``…_total`` monotonic; ``crm_call_records_pending`` is a gauge:
+        finished calls whose record is not in the outbox yet). ``outbox.stats()`` gives rows."""
         return {
             "crm_pushes_delivered_total": sum(w.delivered for w in self.workers),
             "crm_push_failures_total": sum(w.failed for w in self.workers),
-            "crm_events_dropped_total": self.service.dropped_events,
+            "crm_events_dropped_total": self.service.records.unbuildable
+            + self.service.records.refused,
+            "crm_call_records_queued_total": self.service.records.queued,
+            "crm_call_records_pending": self.service.records.pending,
         }
 
     async def start(self) -> None:
