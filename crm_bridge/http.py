@@ -3,7 +3,9 @@
 ``crm_routes(...)`` returns aiohttp route definitions with absolute paths under ``prefix``
 (default ``/api/crm``); the composition root adds them behind its bearer-token middleware.
 Handlers translate crm_bridge errors to JSON ``{"error": <error_id>, "message": …, "field": …}``
-with a status from ``ERROR_STATUS`` (this is the HTTP edge: domain errors carry no status).
+with a status from ``ERROR_STATUS`` (this is the HTTP edge: domain errors carry no status); a 5xx
+carries no database or CRM text (logged instead). Text PostgreSQL cannot hold (NUL, a lone
+surrogate) anywhere in the path, query or body is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callserver.core.text import first_bad_text
 from callserver.errors import CallserverError
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmValidationError
@@ -49,17 +52,27 @@ _ID = r"{id:\d+}"
 def _json_errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
+            _check_text({**request.match_info, **request.query})
             return await handler(request)
         except CallserverError as exc:
             status = ERROR_STATUS.get(exc.error_id, 500)
-            if status >= 500:
+            message = exc.message
+            if status >= 500:  # a database's or CRM's own text is for the log, not the client
                 log.warning("%s %s: %s", request.method, request.path, exc)
-            body = {"error": exc.error_id, "message": exc.message}
+                message = f"{exc.error_id}: see the server log"
+            body = {"error": exc.error_id, "message": message}
             if "field" in exc.details:
                 body["field"] = str(exc.details["field"])
             return web.json_response(body, status=status)
 
     return wrapped
+
+
+def _check_text(values: Any) -> None:
+    """Raises CrmValidationError naming the first field (query, path or body) whose text
+    PostgreSQL cannot hold: NUL, a lone surrogate (half an emoji)."""
+    if (bad := first_bad_text(values)) is not None:
+        raise CrmValidationError(message=f"{bad[0]}: {bad[1]}", field=bad[0])
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -72,6 +85,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise CrmValidationError(message="body is not JSON", field="body") from None
     if not isinstance(data, dict):
         raise CrmValidationError(message="body must be a JSON object", field="body")
+    _check_text(data)
     return data
 
 
