@@ -24,6 +24,7 @@ from typing import Any
 from callserver.core.events import CallAbandoned, CallEnded
 from callserver.core.phone import try_normalize
 from callserver.core.tasks import cancel_and_wait
+from callserver.web.health import ComponentHealth
 from crm_bridge.errors import CrmError
 from crm_bridge.ports import PushQueue
 from crm_bridge.wire import call_record_from_event, push_payload
@@ -44,6 +45,8 @@ class RecordWriterSettings:
     retry_max: float = 5.0
     summary_interval: float = 10.0
     close_timeout: float = 5.0
+    backlog_degraded: int = 20_000
+    """``health`` says degraded beyond this many pending records (a few seconds of writing)."""
     """``aclose`` waits this long for the pending records to be written."""
 
 
@@ -84,6 +87,17 @@ class CallRecordWriter:
     async def wait_written(self) -> None:
         """Return when nothing is pending (bound it with ``asyncio.timeout``)."""
         await self._idle.wait()
+
+    async def health(self) -> ComponentHealth:
+        """A ``/healthz`` check (no I/O): ``degraded`` while the outbox is unreachable or a
+        backlog of more than ``backlog_degraded`` records waits; ``pending``/``peak`` in extra."""
+        extra = {"pending": len(self._pending), "peak": self.pending_peak, "queued": self.queued}
+        if self._down_since is not None:
+            down = self._clock() - self._down_since
+            return ComponentHealth("degraded", f"outbox unavailable for {down:.0f} s", extra)
+        if len(self._pending) > self._s.backlog_degraded:
+            return ComponentHealth("degraded", "call records waiting for the outbox", extra)
+        return ComponentHealth("ok", extra=extra)
 
     def submit(self, event: Finished) -> None:
         """Keep ``event`` for the writer; returns at once, never drops."""

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from callserver.config import CrmConfig
+from callserver.web.health import ComponentHealth
 from crm_bridge.cache import RedisLookupCache
 from crm_bridge.embedded import EmbeddedCrm
 from crm_bridge.embedded_admin import CrmAdmin
@@ -77,6 +78,11 @@ class CrmBridge:
             "crm_call_records_queued_total": self.service.records.queued,
             "crm_call_records_pending": self.service.records.pending,
         }
+
+    async def health(self) -> ComponentHealth:
+        """``/healthz`` check ``crm``: the call record backlog and whether the outbox is
+        reachable (no I/O of its own)."""
+        return await self.service.records.health()
 
     async def start(self) -> None:
         await self.service.start()

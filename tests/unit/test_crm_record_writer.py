@@ -68,8 +68,12 @@ async def test_an_outbox_outage_keeps_every_record_and_logs_a_summary(
         writer.submit(ended(i))
     await asyncio.sleep(0.5)  # down for half a second: many retries
     assert writer.pending == 5_000 and outbox.rows == {}
+    health = await writer.health()
+    assert health.status == "degraded" and "outbox unavailable" in health.detail
+    assert health.extra["pending"] == 5_000
     outbox.down = False
     await _drain(writer)
+    assert (await writer.health()).status == "ok"
     await writer.aclose()
     assert len(outbox.rows) == 5_000 and writer.queued == 5_000
     assert outbox.rows["call-record:c7"]["phone"] == "+79161234567"
