@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from redis.asyncio.connection import AbstractConnection
 
 from callserver.web.health import ComponentHealth, HealthCheck
 
@@ -50,8 +53,9 @@ def build_health_checks(
         )
 
     async def redis() -> ComponentHealth:
-        await server.redis.ping()
-        return ComponentHealth("ok")
+        pool = server.redis.connection_pool
+        latency = await redis_ping(pool.connection_class(**pool.connection_kwargs))
+        return ComponentHealth("ok", extra={"latency_ms": round(latency * 1000, 2)})
 
     return {
         "ami": ami,
@@ -61,3 +65,19 @@ def build_health_checks(
         "redis": redis,
         **plugin_checks,
     }
+
+
+async def redis_ping(conn: AbstractConnection) -> float:
+    """PING over ``conn``, a connection of its own (opened, then closed); returns the latency in
+    seconds. Not through the workload's pool: redis-py's pool (100 connections by default)
+    raises ``MaxConnectionsError`` — a ``ConnectionError`` — when a burst holds them all, and
+    the check then reported a busy Redis as unreachable. The caller bounds the time (the
+    connection's own ``socket_timeout`` too). Raises redis-py errors / OSError."""
+    started = time.perf_counter()
+    try:
+        await conn.connect()  # type: ignore[no-untyped-call]
+        await conn.send_command("PING")
+        await conn.read_response()
+    finally:
+        await conn.disconnect()
+    return time.perf_counter() - started

@@ -1,16 +1,20 @@
 """``python -m crm_bridge``: CSV import, demo seed, demo CSV.
 
-  import-csv --dsn DSN [--kind patients|appointments] FILE…  import good rows, report bad ones
+  import-csv --dsn DSN [--kind patients|appointments] [--encoding E] FILE…
+                                     import good rows, report bad ones (encoding detected:
+                                     UTF-8 ± BOM, UTF-16 with BOM, else cp1251)
   seed-demo --dsn DSN                                        migrate crm tables + demo data
   write-demo-csv [--out PATH] [--callers pbxsim/data/patients.csv]  regenerate data/patients.csv
 
-Exit status: 0 all rows imported, 1 some rows rejected (the good ones are imported), 2 failure.
+Exit status: 0 all rows imported, 1 some rows rejected (the good ones are imported), 2 a file
+could not be imported or stopped midway (each says so; the other files are still imported).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from crm_bridge.demo_seed import (
 )
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmError
-from crm_bridge.importer import Kind, import_csv
+from crm_bridge.importer import ENCODINGS, Kind, decode_csv, import_csv
 
 MIGRATIONS = [MigrationSource("crm_bridge", Path(__file__).parent / "migrations")]
 
@@ -40,23 +44,36 @@ async def _migrate(dsn: str) -> None:
         await conn.close()
 
 
-async def _import(dsn: str, files: list[Path], kind: Kind | None) -> int:
+async def _import(dsn: str, files: list[Path], kind: Kind | None, encoding: str | None) -> int:
     await _migrate(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=10)
     assert pool is not None
     status = 0
     try:
         admin = CrmAdmin(pool)
-        for path in files:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                report = await import_csv(admin, fh, kind)
-            for err in report.errors:
-                print(f"{path}:{err.line}: {err.reason}", file=sys.stderr)
-            print(f"{path}: {report.kind}: {report.imported} imported, {len(report.errors)} bad")
-            status = max(status, 1 if report.errors else 0)
+        for path in files:  # one file's failure never skips the files after it
+            status = max(status, await _import_file(admin, path, kind, encoding))
     finally:
         await pool.close()
     return status
+
+
+async def _import_file(admin: CrmAdmin, path: Path, kind: Kind | None, encoding: str | None) -> int:
+    """Import one file, print its report; returns its exit status (0, 1 bad rows, 2 failed)."""
+    try:
+        text, used = decode_csv(await asyncio.to_thread(path.read_bytes), encoding)
+        report = await import_csv(admin, io.StringIO(text, newline=""), kind, encoding=used)
+    except (CrmError, OSError) as exc:
+        print(f"{path}: not imported: {exc}", file=sys.stderr)
+        return 2
+    for err in report.errors:
+        print(f"{path}:{err.line}: {err.reason}", file=sys.stderr)
+    summary = f"{report.imported} imported, {len(report.errors)} bad"
+    if report.stopped:
+        print(f"{path}:{report.stopped.removeprefix('line ')}", file=sys.stderr)
+        summary += f", STOPPED at {report.stopped}"
+    print(f"{path}: {report.kind} ({report.encoding}): {summary}")
+    return 2 if report.stopped else 1 if report.errors else 0
 
 
 async def _seed(dsn: str) -> int:
@@ -81,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     imp = sub.add_parser("import-csv", help="import patients.csv / appointments.csv")
     imp.add_argument("--dsn", required=True)
     imp.add_argument("--kind", choices=("patients", "appointments"))
+    imp.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        help="the files' encoding (default: detected; UTF-8 with/without BOM, UTF-16 with BOM,"
+        " else cp1251 as Excel writes it in Russian locales)",
+    )
     imp.add_argument("files", nargs="+", type=Path)
     seed = sub.add_parser("seed-demo", help="create the embedded CRM tables and demo data")
     seed.add_argument("--dsn", required=True)
@@ -90,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "import-csv":
-            return asyncio.run(_import(args.dsn, args.files, args.kind))
+            return asyncio.run(_import(args.dsn, args.files, args.kind, args.encoding))
         if args.command == "seed-demo":
             return asyncio.run(_seed(args.dsn))
         callers = read_pbxsim_callers(args.callers) if args.callers.exists() else None

@@ -3,7 +3,9 @@
 ``crm_routes(...)`` returns aiohttp route definitions with absolute paths under ``prefix``
 (default ``/api/crm``); the composition root adds them behind its bearer-token middleware.
 Errors propagate as crm_bridge errors; callserver's one error middleware answers them (status
-from the error's category, body ``{"error_id", "message", "details": {"field": …}}``).
+from the error's category, body ``{"error_id", "message", "details": {"field": …}}``; a 5xx
+carries no database or CRM text). Text PostgreSQL cannot hold (NUL, a lone surrogate) anywhere
+in the path, query or body is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callserver.core.text import first_bad_text
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmValidationError
 from crm_bridge.models import AppointmentRequest, CallbackRequest
@@ -36,6 +39,23 @@ MAX_BODY = 64 * 1024
 _ID = r"{id:\d+}"
 
 
+def _checked(handler: Handler) -> Handler:
+    """Refuse text PostgreSQL cannot hold in the path or query before the handler runs."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        _check_text({**request.match_info, **request.query})
+        return await handler(request)
+
+    return wrapped
+
+
+def _check_text(values: Any) -> None:
+    """Raises CrmValidationError naming the first field (query, path or body) whose text
+    PostgreSQL cannot hold: NUL, a lone surrogate (half an emoji)."""
+    if (bad := first_bad_text(values)) is not None:
+        raise CrmValidationError(message=f"{bad[0]}: {bad[1]}", field=bad[0])
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
@@ -46,6 +66,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise CrmValidationError(message="body is not JSON", field="body") from None
     if not isinstance(data, dict):
         raise CrmValidationError(message="body must be a JSON object", field="body")
+    _check_text(data)
     return data
 
 
@@ -194,25 +215,25 @@ def crm_routes(
     h = _AdminHandlers(crm, outbox, admin, cache)
     p = prefix.rstrip("/")
     routes = [
-        web.get(f"{p}/lookup", h.lookup),
-        web.post(f"{p}/callback-requests", h.callback_request),
-        web.post(f"{p}/appointment-requests", h.appointment_request),
-        web.get(f"{p}/outbox", h.outbox_stats),
-        web.get(f"{p}/outbox/dead", h.dead_letters),
-        web.post(f"{p}/outbox/dead/retry", h.retry_all),
-        web.post(f"{p}/outbox/dead/" + _ID + "/retry", h.retry_one),
+        web.get(f"{p}/lookup", _checked(h.lookup)),
+        web.post(f"{p}/callback-requests", _checked(h.callback_request)),
+        web.post(f"{p}/appointment-requests", _checked(h.appointment_request)),
+        web.get(f"{p}/outbox", _checked(h.outbox_stats)),
+        web.get(f"{p}/outbox/dead", _checked(h.dead_letters)),
+        web.post(f"{p}/outbox/dead/retry", _checked(h.retry_all)),
+        web.post(f"{p}/outbox/dead/" + _ID + "/retry", _checked(h.retry_one)),
     ]
     if admin is None:
         return routes
     return [
         *routes,
-        web.get(f"{p}/patients", h.patients),
-        web.post(f"{p}/patients", h.create_patient),
-        web.get(f"{p}/patients/" + _ID, h.patient),
-        web.patch(f"{p}/patients/" + _ID, h.update_patient),
-        web.get(f"{p}/appointments", h.appointments),
-        web.post(f"{p}/appointments", h.create_appointment),
-        web.patch(f"{p}/appointments/" + _ID, h.update_appointment),
-        web.get(f"{p}/doctors", h.doctors),
-        web.get(f"{p}/clinics", h.clinics),
+        web.get(f"{p}/patients", _checked(h.patients)),
+        web.post(f"{p}/patients", _checked(h.create_patient)),
+        web.get(f"{p}/patients/" + _ID, _checked(h.patient)),
+        web.patch(f"{p}/patients/" + _ID, _checked(h.update_patient)),
+        web.get(f"{p}/appointments", _checked(h.appointments)),
+        web.post(f"{p}/appointments", _checked(h.create_appointment)),
+        web.patch(f"{p}/appointments/" + _ID, _checked(h.update_appointment)),
+        web.get(f"{p}/doctors", _checked(h.doctors)),
+        web.get(f"{p}/clinics", _checked(h.clinics)),
     ]

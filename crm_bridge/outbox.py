@@ -24,6 +24,9 @@ import asyncpg
 
 from callserver.core.backoff import exponential_delay
 from callserver.core.tasks import cancel_and_wait
+from callserver.core.text import clean_json, clean_text
+from callserver.store.errors import StoreUnavailable
+from callserver.store.postgres import translate_error
 from crm_bridge.config import CrmConfig
 from crm_bridge.errors import CrmError, CrmRejected, OutboxError
 from crm_bridge.ports import CrmBackend
@@ -123,6 +126,16 @@ RETURNING o.id, o.idempotency_key, o.kind, o.payload::text AS payload, o.attempt
 """
 
 
+_ENQUEUE_MANY = """
+INSERT INTO crm_outbox (idempotency_key, kind, payload)
+SELECT t.key, t.kind, t.payload::jsonb FROM unnest($1::text[], $2::text[], $3::text[])
+    WITH ORDINALITY AS t(key, kind, payload, n)
+ORDER BY t.n
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
 class Outbox:
     """The outbox table (``crm_outbox``). Raises OutboxError when PostgreSQL fails or is slow."""
 
@@ -137,28 +150,42 @@ class Outbox:
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        """A pooled connection under ``settings.db_timeout``. Raises OutboxError with
+        ``details['transient']``: True when retrying later may succeed (unreachable, timed out),
+        False when PostgreSQL refused the statement. The database's own text stays in the
+        chained exception (for the log), never in the message (which may reach an answer)."""
         try:
             async with asyncio.timeout(self.settings.db_timeout), self._pool.acquire() as conn:
                 yield conn
         except TimeoutError as exc:
-            raise OutboxError(message="outbox database timed out") from exc
+            raise OutboxError(message="outbox database timed out", transient=True) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise OutboxError(message=f"outbox database failed: {exc}") from exc
+            error = translate_error(exc, operation="outbox")
+            raise OutboxError(
+                message=f"outbox database failed ({error.error_id})",
+                transient=isinstance(error, StoreUnavailable),
+            ) from exc
 
     async def enqueue(self, kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> bool:
-        """Store a push; False when the key was already queued (then nothing changes)."""
+        """Store a push; False when the key was already queued (then nothing changes).
+        Text PostgreSQL cannot hold (NUL, lone surrogates) is cleaned first."""
+        return await self.enqueue_many([(kind, data, idempotency_key)]) == 1
+
+    async def enqueue_many(self, items: Sequence[tuple[str, Mapping[str, Any], str]]) -> int:
+        """Store ``(kind, data, idempotency_key)`` pushes with one statement; returns how many
+        were new (a key already queued, or repeated in ``items``, is skipped). Text PostgreSQL
+        cannot hold is cleaned first. Raises OutboxError (``details['transient']``)."""
+        if not items:
+            return 0
+        keys = [clean_text(key, 500) for _, _, key in items]
+        kinds = [clean_text(kind, 100) for kind, _, _ in items]
+        payloads = [json.dumps(clean_json(data), ensure_ascii=False) for _, data, _ in items]
         async with self._conn() as conn:
-            row = await conn.fetchval(
-                "INSERT INTO crm_outbox (idempotency_key, kind, payload) VALUES ($1, $2, $3::jsonb)"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                idempotency_key,
-                kind,
-                json.dumps(data, ensure_ascii=False),
-            )
-        if row is not None:
+            rows = await conn.fetch(_ENQUEUE_MANY, keys, kinds, payloads)
+        if rows:
             for callback in self._on_enqueue:
                 callback()
-        return row is not None
+        return len(rows)
 
     async def claim(self, worker_id: str, limit: int) -> list[OutboxItem]:
         """Lease up to ``limit`` due rows to ``worker_id`` for ``settings.lease`` s."""

@@ -73,13 +73,16 @@ class CrmPlugin:
         counters = [
             ("crm_pushes_delivered_total", "CRM pushes delivered"),
             ("crm_push_failures_total", "CRM push attempts that failed"),
-            ("crm_events_dropped_total", "call events not queued for the CRM"),
+            ("crm_events_dropped_total", "call records that could not be built or were refused"),
+            ("crm_call_records_queued_total", "call records put in the CRM outbox"),
+            ("crm_call_records_pending", "finished calls whose record is not in the outbox yet"),
         ]
         return Contribution(
             routes=bridge.routes(prefix="/api/crm"),
             subscribers=[bridge.service.on_event],
             # the outbox and its workers need their tables
             after_database=[bridge],
+            health_checks={"crm": bridge.health},
             metrics=[
                 Metric(f"callserver_{name}", text, functools.partial(_counter, bridge, name))
                 for name, text in counters

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from crm_bridge.models import (
@@ -68,4 +68,10 @@ class LookupCache(Protocol):
 class PushQueue(Protocol):
     async def enqueue(self, kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> bool:
         """Store a push durably; False when ``idempotency_key`` was already queued."""
+        ...
+
+    async def enqueue_many(self, items: Sequence[tuple[str, Mapping[str, Any], str]]) -> int:
+        """Store ``(kind, data, idempotency_key)`` pushes at once (one round trip); returns how
+        many were new. Raises CrmError; ``details['transient']`` False when the store refused
+        them for good (then each may be tried alone)."""
         ...

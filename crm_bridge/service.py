@@ -1,7 +1,8 @@
 """CrmService: the ``CrmPort`` callserver uses — cached lookups, pushes through the outbox.
 
 Lookups: E.164 → Redis cache → backend (embedded or REST) under a deadline → cache.
-Pushes: written to the PostgreSQL outbox (durable when the call returns); an ``OutboxWorker``
+Pushes: written to the PostgreSQL outbox (durable when the call returns); finished calls from
+the bus go through ``CallRecordWriter`` (batched, never dropped); an ``OutboxWorker``
 delivers them to ``delivery_target()``, which invalidates the cached card after each delivery.
 Pure of I/O libraries: everything goes through the ports.
 """
@@ -9,14 +10,12 @@ Pure of I/O libraries: everything goes through the ports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from callserver.core.events import CallAbandoned, CallEnded, DomainEvent
 from callserver.core.phone import mask, normalize_phone
-from callserver.core.tasks import cancel_and_wait
 from crm_bridge.errors import CrmError, CrmTimeout
 from crm_bridge.models import (
     AppointmentRequest,
@@ -26,13 +25,14 @@ from crm_bridge.models import (
     PatientCard,
 )
 from crm_bridge.ports import CrmBackend, LookupCache, PushQueue
-from crm_bridge.wire import Push, call_record_from_event, push_payload
+from crm_bridge.record_writer import CallRecordWriter, RecordWriterSettings
+from crm_bridge.wire import Push, push_payload
 
 log = logging.getLogger(__name__)
 
 
 class CrmService:
-    """Implements ``CrmPort``. Owns one task (the event consumer) between start() and aclose()."""
+    """Implements ``CrmPort``. Owns the call record writer's task between start() and aclose()."""
 
     def __init__(
         self,
@@ -41,15 +41,14 @@ class CrmService:
         cache: LookupCache | None = None,
         *,
         lookup_timeout: float = 0.5,
-        event_queue_size: int = 10_000,
+        records: RecordWriterSettings | None = None,
     ) -> None:
         self._backend = backend
         self._outbox = outbox
         self._cache = cache
         self._timeout = lookup_timeout
-        self._events: asyncio.Queue[CallEnded | CallAbandoned] = asyncio.Queue(event_queue_size)
-        self._task: asyncio.Task[None] | None = None
-        self.dropped_events = 0
+        self.records = CallRecordWriter(outbox, records)
+        """Writes the call record of every finished call to the outbox (batched, never drops)."""
 
     async def lookup(self, phone: str) -> PatientCard | None:
         """See ``CrmPort.lookup``; the whole miss path is bounded by ``lookup_timeout`` s."""
@@ -108,40 +107,17 @@ class CrmService:
     # -- domain events ------------------------------------------------------------------
 
     def on_event(self, event: DomainEvent) -> None:
-        """EventBus subscriber: queue a call record for every CallEnded / CallAbandoned."""
-        if not isinstance(event, CallEnded | CallAbandoned):
-            return
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped_events += 1
-            log.error("CRM event queue full: call %r not pushed", event.call_id)
+        """EventBus subscriber: every CallEnded / CallAbandoned becomes a call record in the
+        outbox (see ``CallRecordWriter``: returns at once, never drops)."""
+        if isinstance(event, CallEnded | CallAbandoned):
+            self.records.submit(event)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._consume(), name="crm-events")
+        await self.records.start()
 
     async def aclose(self) -> None:
-        """Stop the consumer; events still queued are written to the outbox first (≤ 5 s)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):
-                await self._events.join()
-        await cancel_and_wait(task)
-
-    async def _consume(self) -> None:
-        while True:
-            event = await self._events.get()
-            try:
-                await self.push_call_record(call_record_from_event(event))
-            except CrmError as exc:
-                log.error("call %r: call record not queued: %s", event.call_id, exc)
-            except Exception:  # one bad call must not end the consumer (and lose every later one)
-                log.exception("call %r: call record not built", event.call_id)
-            finally:
-                self._events.task_done()
+        """Stop the record writer; records still pending are written first (≤ 5 s)."""
+        await self.records.aclose()
 
 
 class _InvalidatingBackend:

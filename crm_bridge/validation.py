@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from callserver.core.phone import PhoneNumberError, normalize_phone
+from callserver.core.text import text_problem
 from crm_bridge.errors import CrmValidationError
 from crm_bridge.models import APPOINTMENT_STATUSES
 
@@ -69,7 +70,9 @@ def text(d: Mapping[str, Any], key: str, *, required: bool = False, limit: int =
         raise _bad(key, "required")
     if len(value) > limit:
         raise _bad(key, f"longer than {limit} characters")
-    if any(ch in value for ch in "\r\n\x00") and key != "notes":
+    if (problem := text_problem(value)) is not None:  # PostgreSQL could not store it
+        raise _bad(key, problem)
+    if any(ch in value for ch in "\r\n") and key != "notes":
         raise _bad(key, "line breaks are not allowed")
     return value
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from callserver.core.events import CallAbandoned, CallEnded
 from callserver.core.phone import try_normalize
+from callserver.core.text import clean_text
 from crm_bridge.errors import CrmValidationError
 from crm_bridge.models import (
     AppointmentInfo,
@@ -28,6 +29,8 @@ from crm_bridge.models import (
 )
 
 Push = CallRecord | CallOutcome | CallbackRequest | AppointmentRequest
+MAX_TEXT = 4000
+"""Characters kept of one text field of a card read from a clinic's CRM."""
 
 
 def card_to_dict(card: PatientCard) -> dict[str, Any]:
@@ -145,7 +148,7 @@ def _text(d: Mapping[str, Any], key: str, *, required: bool = False) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise CrmValidationError(message=f"{key}: expected text", field=key)
-    return str(value)
+    return clean_text(str(value), MAX_TEXT)  # a clinic CRM's text is stored and shown
 
 
 def _list(d: Mapping[str, Any], key: str) -> list[Any]:
@@ -161,7 +164,7 @@ def _text_list(d: Mapping[str, Any], key: str) -> list[str]:
     items = _list(d, key)
     if not all(isinstance(v, str) for v in items):
         raise CrmValidationError(message=f"{key}: expected a list of text", field=key)
-    return items
+    return [clean_text(v, MAX_TEXT) for v in items]
 
 
 def _bool(d: Mapping[str, Any], key: str) -> bool:

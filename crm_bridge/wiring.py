@@ -13,6 +13,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from callserver.web.health import ComponentHealth
 from crm_bridge.cache import RedisLookupCache
 from crm_bridge.config import CrmConfig
 from crm_bridge.embedded import EmbeddedCrm
@@ -67,12 +68,21 @@ class CrmBridge:
         )
 
     def counters(self) -> dict[str, int]:
-        """Monotonic counters for /metrics (``outbox.stats()`` gives the row counts)."""
+        """Counters for /metrics (``…_total`` monotonic; ``crm_call_records_pending`` is a gauge:
+        finished calls whose record is not in the outbox yet). ``outbox.stats()`` gives rows."""
         return {
             "crm_pushes_delivered_total": sum(w.delivered for w in self.workers),
             "crm_push_failures_total": sum(w.failed for w in self.workers),
-            "crm_events_dropped_total": self.service.dropped_events,
+            "crm_events_dropped_total": self.service.records.unbuildable
+            + self.service.records.refused,
+            "crm_call_records_queued_total": self.service.records.queued,
+            "crm_call_records_pending": self.service.records.pending,
         }
+
+    async def health(self) -> ComponentHealth:
+        """``/healthz`` check ``crm``: the call record backlog and whether the outbox is
+        reachable (no I/O of its own)."""
+        return await self.service.records.health()
 
     async def start(self) -> None:
         await self.service.start()

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callserver.core.text import clean_text, first_bad_text, text_problem
 from callserver.logs import escape_control
 from routing.errors import DecisionNotFound, OverrideError
 from routing.overrides import build_override
@@ -27,7 +28,7 @@ from routing.service import RoutingService
 
 
 def _actor(request: web.Request) -> str:
-    return escape_control(request.headers.get("X-Actor", "api"))[:64] or "api"
+    return escape_control(clean_text(request.headers.get("X-Actor", "api")))[:64] or "api"
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -92,6 +93,8 @@ class RoutingApi:
             raise OverrideError(message="body: expected a JSON object", field="body") from None
         if not isinstance(body, dict):
             raise OverrideError(message="body: expected a JSON object", field="body")
+        if (bad := first_bad_text(body)) is not None:  # PostgreSQL could not store it
+            raise OverrideError(message=f"{bad[0]}: {bad[1]}", field=bad[0])
         override = build_override(
             self._service.rules.current, body, actor=_actor(request), now=self._service.now()
         )
@@ -115,7 +118,8 @@ class RoutingApi:
 
     async def decision(self, request: web.Request) -> web.Response:
         call_id = request.match_info["call_id"]
-        record = await self._service.record_for(call_id)
+        # no call id holds NUL or half an emoji: not found, never the database's refusal
+        record = None if text_problem(call_id) else await self._service.record_for(call_id)
         if record is None:
             raise DecisionNotFound(message="no routing decision for this call", call_id=call_id)
         return _json(record.to_dict())

@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from callserver.core.text import clean_text, text_problem
 from callserver.logs import escape_control
+from callserver.store.errors import StoreQueryError
 from routing.errors import OverrideError, OverrideNotFound
 from routing.models import (
     DIGITS,
@@ -63,13 +65,15 @@ def build_override(
     note = raw.get("note", "")
     if not isinstance(note, str) or len(note) > 200:
         raise _fail("note", "expected a string of at most 200 characters")
+    if (problem := text_problem(note)) is not None:
+        raise _fail("note", problem)
     return Override(
         id="ov-" + secrets.token_hex(4),
         scope=scope,
         value=value,
         created_at=now,
         expires_at=now + timedelta(minutes=minutes),
-        created_by=escape_control(actor)[:64] or "unknown",
+        created_by=escape_control(clean_text(actor))[:64] or "unknown",
         mode=mode,
         queue=queue,
         priority=priority,
@@ -113,16 +117,23 @@ class OverrideBook:
     effect on this instance (a supervisor's emergency action must not wait for the database); the
     failure is logged, reported by ``add``/``remove`` returning ``persisted=False``, and the change
     is saved again on the next ``refresh`` (a refresh never drops a change not yet saved).
+    A change the store refuses for good (``StoreQueryError``: retrying the same entry would fail
+    again) is not retried: it is logged once, counted in ``refused``, and never holds back the
+    changes after it; a refused override stays in force on this instance until it ends.
     """
 
     def __init__(self, store: OverrideStore | None = None, *, store_timeout: float = 2.0) -> None:
         self._store = store
         self._timeout = store_timeout
         self._overrides: dict[str, Override] = {}
+        self._unsaved: dict[str, Override] = {}  # refused by the store: kept here, in force
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
         self._pending: list[AuditEntry] = []
         self._changes = 0  # local add/remove count: a refresh read older than one is not used
         self._saving = 0  # store saves in flight
+        self._outage_logged = False
+        self.refused = 0
+        """Changes the store refused for good (not persisted, not retried)."""
 
     def active(self, now: datetime) -> list[Override]:
         """Overrides in force at ``now`` (pure read, no I/O: used on the call path)."""
@@ -140,30 +151,29 @@ class OverrideBook:
         if override_id not in self._overrides:
             await self.refresh(now)  # created on another instance since the last refresh?
         override = self._overrides.pop(override_id, None)
+        self._unsaved.pop(override_id, None)
         if override is None or not override.active(now):
             raise OverrideNotFound(message=f"no active override {override_id!r}", id=override_id)
         ended = replace(override, expires_at=now)
         self._changes += 1
-        return await self._record(AuditEntry(now, "delete", escape_control(actor)[:64], ended))
+        actor = escape_control(clean_text(actor))[:64]
+        return await self._record(AuditEntry(now, "delete", actor, ended))
 
     async def sweep(self, now: datetime) -> int:
         """Drop expired overrides, auditing each as ``expire``; returns how many expired."""
         expired = [o for o in self._overrides.values() if not o.active(now)]
         for o in expired:
             del self._overrides[o.id]
+            self._unsaved.pop(o.id, None)
             await self._record(AuditEntry(o.expires_at, "expire", "system", o))
         return len(expired)
 
     async def refresh(self, now: datetime) -> None:
-        """Replace the in-memory set with the store's active overrides (other instances' too).
-        Raises nothing: a failing store keeps the current set (logged)."""
-        if self._store is None:
+        """Replace the in-memory set with the store's active overrides (other instances' too),
+        plus this instance's overrides the store refused. Raises nothing: a failing store keeps
+        the current set (logged once per outage)."""
+        if self._store is None or not await self._retry_pending():
             return
-        pending, self._pending = self._pending, []
-        for i, entry in enumerate(pending):
-            if not await self._save(entry):
-                self._pending = pending[i:] + self._pending
-                return
         changes = self._changes
         try:
             async with asyncio.timeout(self._timeout):
@@ -173,7 +183,21 @@ class OverrideBook:
             return
         if self._saving or self._changes != changes:
             return  # a local change raced this read: it may predate it; the next refresh syncs
-        self._overrides = {o.id: o for o in overrides}
+        merged = {o.id: o for o in overrides}
+        merged.update((k, o) for k, o in self._unsaved.items() if o.active(now))
+        self._overrides = merged
+
+    async def _retry_pending(self) -> bool:
+        """Save the changes a failing store missed, in order; False when it still fails."""
+        pending, self._pending = self._pending, []
+        for i, entry in enumerate(pending):
+            if await self._save(entry, retry=True) == "failed":
+                self._pending = pending[i:] + self._pending
+                return False
+        if pending and self._outage_logged:
+            log.warning("routing overrides: store back, %d change(s) saved", len(pending))
+        self._outage_logged = False
+        return True
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         """Newest first: from the store when there is one (all instances), else this instance."""
@@ -195,21 +219,34 @@ class OverrideBook:
         )  # fmt: skip
         if self._store is None:
             return False
-        if self._pending or not await self._save(entry):
+        if self._pending:
             self._pending.append(entry)  # keep the order of changes for the retry
             return False
-        return True
+        outcome = await self._save(entry)
+        if outcome == "failed":
+            self._pending.append(entry)
+        return outcome == "saved"
 
-    async def _save(self, entry: AuditEntry) -> bool:
+    async def _save(self, entry: AuditEntry, *, retry: bool = False) -> str:
+        """'saved', 'refused' (for good: not to be retried) or 'failed' (retry later)."""
         assert self._store is not None
         self._saving += 1
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.save(entry)
+        except StoreQueryError as exc:
+            self.refused += 1
+            if entry.action == "create":
+                self._unsaved[entry.override.id] = entry.override
+            log.error("routing override %s %s refused by the store, kept on this instance only"
+                      " and not retried: %s", entry.action, entry.override.id, exc)  # fmt: skip
+            return "refused"
         except Exception as exc:
-            log.error("routing override %s %s not persisted: %r", entry.action,
-                      entry.override.id, exc)  # fmt: skip
-            return False
+            if not (retry and self._outage_logged):
+                log.error("routing override %s %s not persisted (retried on each refresh): %r",
+                          entry.action, entry.override.id, exc)  # fmt: skip
+            self._outage_logged = True
+            return "failed"
         finally:
             self._saving -= 1
-        return True
+        return "saved"

@@ -47,7 +47,10 @@ class OverrideStore(Protocol):
     """Persistence of supervisor overrides and their audit trail (shared by all instances)."""
 
     async def save(self, entry: AuditEntry) -> None:
-        """Write an audit entry and the override's new state (created / deleted / expired)."""
+        """Write an audit entry and the override's new state (created / deleted / expired).
+
+        Raises StoreQueryError when the store refuses this entry for good (saving it again
+        would fail again), any other StoreError when it may succeed later."""
         ...
 
     async def active(self, now: datetime) -> list[Override]:

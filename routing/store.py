@@ -14,6 +14,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from callserver.core.tasks import cancel_and_wait
+from callserver.core.text import clean_text
 from callserver.logs import escape_control
 from callserver.store.errors import StoreError, StoreQueryError
 from callserver.store.postgres import store_errors
@@ -196,7 +198,8 @@ def _override_from_json(d: dict[str, Any]) -> Override:
 
 class PgOverrideStore:
     """``OverrideStore`` on PostgreSQL. A deleted or expired override's row is removed; the
-    audit keeps its full content. An ``expire`` is audited once even with many instances."""
+    audit keeps its full content. An ``expire`` is audited once even with many instances.
+    Text PostgreSQL cannot hold (NUL, lone surrogates) is cleaned before writing."""
 
     def __init__(self, pool: asyncpg.Pool, *, timeout: float = 2.0) -> None:
         self._pool = pool
@@ -258,7 +261,10 @@ async def sync_tracking(pool: asyncpg.Pool, rules: RuleSet, *, deadline_s: float
 
 
 async def _save(conn: asyncpg.Connection | PoolConnectionProxy, entry: AuditEntry) -> None:
-    o = entry.override
+    # text PostgreSQL refuses (NUL, half an emoji) is cleaned, never a reason to lose the entry
+    o = replace(entry.override, note=clean_text(entry.override.note, 200),
+                created_by=clean_text(entry.override.created_by, 64))  # fmt: skip
+    entry = replace(entry, actor=clean_text(entry.actor, 64), override=o)
     if entry.action == "create":
         await conn.execute(
             "INSERT INTO routing_overrides (id, scope, value, mode, queue, priority, note,"

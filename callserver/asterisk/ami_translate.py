@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable
 from callserver.asterisk.ami_codec import AmiMessage, Fields
 from callserver.core.model import LiveModel, MemberInfo
 from callserver.core.phone import mask
+from callserver.core.text import clean_text
 from callserver.logs import escape_control
 
 log = logging.getLogger(__name__)
@@ -68,18 +69,26 @@ MAX_TIMESTAMP = 253402300800.0
 """Year 10000: a ``Timestamp`` at or beyond it (or NaN, or negative) is not a time PostgreSQL
 can store; such a value would make the writer reject a whole batch of calls."""
 MAX_INT4 = 2**31 - 1
+MAX_FIELD = 256
+"""Characters kept of an AMI field (ids, names, causes); longer text is cut."""
+MAX_CALLER_NAME = 200
+MAX_CALLER_NUM = 80
+MAX_VALUE = 1000
+"""Characters kept of a kept channel variable's value (``ROUTE_REASON`` lists reasons)."""
 
 
 class BadField(ValueError):
     """A required AMI field is missing or malformed (internal: caught in ``handle``)."""
 
 
-def text(f: Fields, key: str) -> str:
-    """The first value of header ``key``, or '' when absent."""
+def text(f: Fields, key: str, limit: int = MAX_FIELD) -> str:
+    """The first value of header ``key``, or '' when absent; passed through ``clean_text``
+    (no NUL, no lone surrogate, at most ``limit`` characters): Asterisk relays caller IDs and
+    causes it got from the carrier, and PostgreSQL refuses NUL."""
     value = f.get(key)
     if value is None:
         return ""
-    return value[0] if isinstance(value, list) else value
+    return clean_text(value[0] if isinstance(value, list) else value, limit)
 
 
 def need(f: Fields, key: str) -> str:
@@ -238,7 +247,8 @@ class AmiTranslator:
         if name not in self._variables and not name.startswith(self._prefixes):
             return
         f = msg.fields
-        self._model.variable_set(need(f, "Uniqueid"), name, text(f, "Value"), at=self._at(f))
+        value = text(f, "Value", MAX_VALUE)
+        self._model.variable_set(need(f, "Uniqueid"), clean_text(name, 80), value, at=self._at(f))
 
     def _newchannel(self, msg: AmiMessage) -> None:
         f = msg.fields
@@ -246,8 +256,8 @@ class AmiTranslator:
             need(f, "Uniqueid"),
             text(f, "Linkedid"),
             need(f, "Channel"),
-            caller=caller_id(text(f, "CallerIDNum")),
-            caller_name=caller_id(text(f, "CallerIDName")),
+            caller=caller_id(text(f, "CallerIDNum", MAX_CALLER_NUM)),
+            caller_name=caller_id(text(f, "CallerIDName", MAX_CALLER_NAME)),
             context=text(f, "Context"),
             state=text(f, "ChannelStateDesc"),
             at=self._at(f),
@@ -261,8 +271,8 @@ class AmiTranslator:
         f = msg.fields
         self._model.caller_id_changed(
             need(f, "Uniqueid"),
-            caller_id(text(f, "CallerIDNum")),
-            caller_id(text(f, "CallerIDName")),
+            caller_id(text(f, "CallerIDNum", MAX_CALLER_NUM)),
+            caller_id(text(f, "CallerIDName", MAX_CALLER_NAME)),
             at=self._at(f),
         )
 
@@ -286,8 +296,8 @@ class AmiTranslator:
             need(f, "Queue"),
             count(f, "Position"),
             channel=text(f, "Channel"),
-            caller=caller_id(text(f, "CallerIDNum")),
-            caller_name=caller_id(text(f, "CallerIDName")),
+            caller=caller_id(text(f, "CallerIDNum", MAX_CALLER_NUM)),
+            caller_name=caller_id(text(f, "CallerIDName", MAX_CALLER_NAME)),
             at=self._at(f),
         )
 

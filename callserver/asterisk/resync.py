@@ -21,6 +21,8 @@ from typing import Protocol
 
 from callserver.asterisk.ami_codec import AmiMessage
 from callserver.asterisk.ami_translate import (
+    MAX_CALLER_NAME,
+    MAX_CALLER_NUM,
     BadField,
     caller_id,
     count,
@@ -84,8 +86,8 @@ def channel_info(msg: AmiMessage) -> ChannelInfo:
         uniqueid=need(f, "Uniqueid"),
         linkedid=text(f, "Linkedid"),
         channel=need(f, "Channel"),
-        caller=caller_id(text(f, "CallerIDNum")),
-        caller_name=caller_id(text(f, "CallerIDName")),
+        caller=caller_id(text(f, "CallerIDNum", MAX_CALLER_NUM)),
+        caller_name=caller_id(text(f, "CallerIDName", MAX_CALLER_NAME)),
         context=text(f, "Context"),
         exten=text(f, "Exten"),
         state=text(f, "ChannelStateDesc"),
@@ -103,8 +105,8 @@ def entry_info(msg: AmiMessage) -> QueueEntryInfo:
         channel=text(f, "Channel"),
         position=count(f, "Position"),
         wait=_duration(text(f, "Wait")),
-        caller=caller_id(text(f, "CallerIDNum")),
-        caller_name=caller_id(text(f, "CallerIDName")),
+        caller=caller_id(text(f, "CallerIDNum", MAX_CALLER_NUM)),
+        caller_name=caller_id(text(f, "CallerIDName", MAX_CALLER_NAME)),
     )
 
 

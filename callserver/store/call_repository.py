@@ -13,7 +13,11 @@ from typing import Any
 
 import asyncpg
 
+from callserver.core.text import text_problem
 from callserver.store.postgres import store_errors
+
+MAX_ID = 200
+"""Longer than any Asterisk linkedid; a longer id is not looked up."""
 
 RECENT_FIELDS = (
     "id",
@@ -83,7 +87,10 @@ class CallRepository:
 
     async def get(self, call_id: str) -> dict[str, Any] | None:
         """Every column of one call plus ``linkedid`` and ``events``: its timeline, oldest first,
-        each ``{"type", "at", "payload"}``. ``None`` when there is no such call."""
+        each ``{"type", "at", "payload"}``. ``None`` when there is no such call (also for an id
+        no stored call can have: NUL, a lone surrogate, more than ``MAX_ID`` characters)."""
+        if len(call_id) > MAX_ID or text_problem(call_id) is not None:
+            return None
         with store_errors("get call"):
             async with asyncio.timeout(self._timeout), self._pool.acquire() as conn:
                 row = await conn.fetchrow(_GET_SQL, call_id)

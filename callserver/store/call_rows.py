@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from callserver.core.events import CallEvent, CallSnapshot
+from callserver.core.text import clean_text
+
+MAX_TEXT = 4000
+"""Characters kept of any one text value in a row (the AMI edge already limits caller names)."""
 
 # (column, kind): kind is a PostgreSQL array element type, or "ts" (POSIX seconds →
 # timestamptz) or "jsonb" (JSON text → jsonb). Order = the snapshot's fields + updated_at.
@@ -79,10 +83,11 @@ INSERT_EVENTS = (
 
 
 def clean(value: Any) -> Any:
-    """``value`` with NUL characters removed from every string (PostgreSQL text and jsonb
-    reject them; caller names are untrusted)."""
+    """``value`` with every string passed through ``clean_text``: NUL removed, lone surrogates
+    → U+FFFD (PostgreSQL text and jsonb reject the one, asyncpg cannot encode the other; caller
+    names are untrusted), each string cut to ``MAX_TEXT`` characters."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return clean_text(value, MAX_TEXT)
     if isinstance(value, dict):
         return {clean(k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -133,6 +133,9 @@ class FakeQueue:
         new = idempotency_key not in self.items
         self.items.setdefault(idempotency_key, (kind, dict(data)))
         return new
+
+    async def enqueue_many(self, items: Sequence[tuple[str, Mapping[str, Any], str]]) -> int:
+        return sum([await self.enqueue(k, d, idempotency_key=key) for k, d, key in items])
 
 
 class BrokenCache:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,6 +38,9 @@ class GatedCrm:
 
 class NoOutbox:
     async def enqueue(self, kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> bool:
+        raise AssertionError("not used")
+
+    async def enqueue_many(self, items: Sequence[tuple[str, Mapping[str, Any], str]]) -> int:
         raise AssertionError("not used")
 
 
