@@ -161,7 +161,7 @@ async def test_api_text_postgres_refuses_is_a_400_naming_the_field(
     r = await client.request(method, path, data=data)
     assert r.status == 400, await r.text()
     answer = await r.json()
-    assert answer["field"] == field and field.split("[")[0] in answer["message"]
+    assert answer["details"]["field"] == field and field.split("[")[0] in answer["message"]
 
 
 async def test_patch_and_path_text_postgres_refuses(
@@ -171,7 +171,7 @@ async def test_patch_and_path_text_postgres_refuses(
     assert r.status == 201
     patient = (await r.json())["id"]
     r = await client.patch(f"/api/crm/patients/{patient}", data=b'{"notes": "a\\u0000b"}')
-    assert r.status == 400 and (await r.json())["field"] == "notes"
+    assert r.status == 400 and (await r.json())["details"]["field"] == "notes"
     r = await client.patch(f"/api/crm/patients/{patient}", json={"notes": "a\nb 🙂"})
     assert r.status == 200 and (await r.json())["notes"] == "a\nb 🙂"
     r = await client.get("/api/calls/abc%00def")  # the calls API: not found, not a 500

@@ -86,8 +86,8 @@ async def test_redis_health_is_true_while_the_workload_holds_the_whole_pool(
     redis_url: str, redis_prefix: str
 ) -> None:
     client = aioredis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    server = SimpleNamespace(config=None, redis=client, ext=SimpleNamespace(health_checks={}))
-    checks = build_health_checks(server)  # type: ignore[arg-type]
+    server = SimpleNamespace(config=None, redis=client)
+    checks = build_health_checks(server, {})  # type: ignore[arg-type]
     size = client.connection_pool.max_connections
     hold = [
         asyncio.create_task(client.blpop([f"{redis_prefix}never"], timeout=1.5))
