@@ -149,7 +149,7 @@ def test_abandoned_call_facts_and_timeline() -> None:
     ]  # fmt: skip
     abandoned = r.one(CallAbandoned)
     assert isinstance(abandoned, CallAbandoned)
-    assert abandoned.hold_seconds == 9.0
+    assert abandoned.wait_seconds == 9.0  # QueueCallerAbandon HoldTime: the queue wait
     assert abandoned.position == 1
     assert abandoned.queue == "reception"
     call = r.one(CallEnded).call
@@ -157,7 +157,8 @@ def test_abandoned_call_facts_and_timeline() -> None:
     assert call.ad_source == "source-b"
     assert call.did == "74957654321"
     assert call.state == "abandoned"
-    assert call.hold_seconds == 9.0 and call.abandon_position == 1
+    assert call.wait_seconds == 9.0 and call.abandon_position == 1
+    assert call.hold_seconds is None  # never on hold: never answered
     assert call.agent == "" and call.answered_at is None and call.talk_seconds is None
     assert call.hangup_by == "caller"
     assert len(r.model) == 0

@@ -118,7 +118,7 @@ def test_abandon_computes_hold_time_when_asterisk_gives_none(r: Recorder) -> Non
     m.caller_joined_queue("1.1", "1.1", "q", 2, at=T0 + 1)
     m.caller_abandoned("1.1", "q", position=2, at=T0 + 31)
     ab = r.of(CallAbandoned)[0]
-    assert isinstance(ab, CallAbandoned) and (ab.hold_seconds, ab.position) == (30.0, 2)
+    assert isinstance(ab, CallAbandoned) and (ab.wait_seconds, ab.position) == (30.0, 2)
     assert m.counts_by_state()["abandoned"] == 1
 
 
