@@ -40,6 +40,10 @@ AMI_TRANSCRIPTS = [
     "ami-originate.txt",
     "ami-during-ari-call.txt",
     "ami-local-member-cyrillic.txt",
+    "ami-blind-transfer.txt",
+    "ami-attended-transfer.txt",
+    "ami-hold-unhold.txt",
+    "ami-queue-two-callers.txt",
 ]
 ANSWERED_TIMELINE = ["CallStarted", "CallQueued", "AgentRinging", "CallAnswered", "CallEnded"]
 TIMELINE = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallAbandoned, CallEnded)
