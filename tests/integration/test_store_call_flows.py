@@ -116,7 +116,8 @@ async def test_a_restart_during_a_call_keeps_one_record_with_every_fact(
             "SELECT type FROM call_events WHERE call_id = '1796162433.24' ORDER BY at, id")]
         assert types.count("CallStarted") == 1 and "CallTransferred" in types
         gone = await db.fetchrow("SELECT * FROM calls WHERE id = '1795413075.4'")
-        connect_at = [e.at for e in first.events if e.type == "CallAnswered"][0]
+        assert gone is not None
+        connect_at = next(e.at for e in first.events if e.type == "CallAnswered")
         assert gone["ended_at"].timestamp() == pytest.approx(connect_at)
         assert (gone["state"], gone["hangup_cause"]) == ("ended", RESYNC_CAUSE)
         assert [e.call.id for e in second.events if isinstance(e, CallEnded)] == [
@@ -183,19 +184,17 @@ async def test_abandoned_calls_list_their_queue_wait(
 
 
 async def test_migration_gives_old_rows_the_new_meanings(fresh_pg_dsn: str) -> None:
+    sql = [path.read_text(encoding="utf-8") for path in MigrationSource("x", MIGRATIONS).files()]
     conn = await asyncpg.connect(fresh_pg_dsn, timeout=10)
     try:
-        only_first = MigrationSource("callserver", MIGRATIONS)
-        files = only_first.files()
-        first = Path(files[0])
-        await conn.execute(first.read_text(encoding="utf-8"))
+        await conn.execute(sql[0])
         await conn.execute(
             "INSERT INTO calls (id, caller, state, started_at, updated_at, hold_seconds)"
             " VALUES ('old-ab', '89161112233', 'abandoned', now(), now(), 8),"
             " ('old-an', 'anonymous', 'ended', now(), now(), NULL)"
         )
-        for path in files[1:]:
-            await conn.execute(path.read_text(encoding="utf-8"))
+        for text in sql[1:]:
+            await conn.execute(text)
         rows = {r["id"]: dict(r) for r in await conn.fetch(
             "SELECT id, wait_seconds, hold_seconds, caller, caller_e164, agents::text AS agents"
             " FROM calls")}  # fmt: skip

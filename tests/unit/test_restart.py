@@ -15,11 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from callserver.asterisk.ami_codec import AmiCodec, AmiMessage
-from callserver.asterisk.ami_translate import AmiTranslator
+from callserver.asterisk.ami_translate import AmiTranslator, text
 from callserver.asterisk.resync import apply_resync
 from callserver.core.events import (
+    CallAnswered,
     CallEnded,
     CallEvent,
+    CallHeld,
     CallStarted,
     CallTransferred,
     CallUpdated,
@@ -77,7 +79,7 @@ def test_a_call_keeps_its_identity_and_facts_across_a_restart() -> None:
     channel (direction internal, caller 101, no DID, queue or agent), a second CallStarted went
     to the timeline and the CRM got a record with an empty phone."""
     before, after, msgs, connect = restart("ami-blind-transfer.txt", "AgentConnect")
-    now = float(connect.fields["Timestamp"]) + 1  # type: ignore[arg-type]
+    now = float(text(connect.fields, "Timestamp")) + 1
     apply_resync(after.model, blind_transfer_listed(now), [], now, stored=stored(before))
     [call] = after.model.calls()
     assert (call.id, call.direction, call.caller, call.did, call.ad_source, call.queue) == (
@@ -121,7 +123,7 @@ def test_without_stored_facts_the_call_is_still_started_by_the_customers_channel
 
 def test_a_hold_in_progress_survives_a_restart() -> None:
     before, after, msgs, hold = restart("ami-hold-unhold.txt", "Hold")
-    now = float(hold.fields["Timestamp"]) + 1  # type: ignore[arg-type]
+    now = float(text(hold.fields, "Timestamp")) + 1
     listed = channel_list(
         core_show_channel(Channel="PJSIP/trunk-00000018", Uniqueid="1796162517.32",
                           Linkedid="1796162517.32", CallerIDNum="79161234567", BridgeId="b1"),
@@ -133,10 +135,14 @@ def test_a_hold_in_progress_survives_a_restart() -> None:
     for msg in msgs:
         after.translator.handle(msg)
     [end] = [e for e in after.events if isinstance(e, CallEnded)]
-    [unheld_before] = [e for e in before.events if e.type == "CallHeld"]
-    assert end.call.hold_seconds == pytest.approx(5.0, abs=0.1)  # Hold → Unhold in the capture
-    assert end.call.agents[0].talk_seconds == pytest.approx(16 - end.call.hold_seconds)  # type: ignore[operator]
-    assert unheld_before.call.caller == end.call.caller == "79161234567"
+    [held_before] = [e for e in before.events if isinstance(e, CallHeld)]
+    [unhold] = [m for m in stream("ami-hold-unhold.txt") if m.name == "Unhold"]
+    [complete] = [m for m in stream("ami-hold-unhold.txt") if m.name == "AgentComplete"]
+    held = float(text(unhold.fields, "Timestamp")) - held_before.at
+    assert end.call.hold_seconds == pytest.approx(held)  # the hold began before the restart
+    talk_time = float(text(complete.fields, "TalkTime"))
+    assert end.call.agents[0].talk_seconds == pytest.approx(talk_time - held)
+    assert held_before.call.caller == end.call.caller == "79161234567"
 
 
 def test_calls_that_ended_while_callserver_was_down_are_closed_once() -> None:
@@ -145,7 +151,7 @@ def test_calls_that_ended_while_callserver_was_down_are_closed_once() -> None:
     of its latest stored event, marked as closed by resync."""
     before, after, _, connect = restart("ami-queue-answered-call.txt", "AgentConnect")
     [open_call] = stored(before)
-    now = float(connect.fields["Timestamp"]) + 60  # type: ignore[arg-type]
+    now = float(text(connect.fields, "Timestamp")) + 60
     apply_resync(after.model, channel_list(), [], now, stored=[open_call])
     [end] = [e for e in after.events if isinstance(e, CallEnded)]
     assert end.at == end.call.ended_at == open_call.updated_at
@@ -166,7 +172,7 @@ def test_a_call_that_ended_here_is_not_closed_again_from_a_stale_stored_copy() -
         w.translator.handle(msg)
     [done] = [e for e in w.events if isinstance(e, CallEnded)]
     # PostgreSQL still has the answered snapshot: the writer had not flushed the end yet
-    [answered] = [e for e in w.events if e.type == "CallAnswered"]
+    [answered] = [e for e in w.events if isinstance(e, CallAnswered)]
     stale = StoredCall(answered.call, answered.at)
     w.take()
     apply_resync(w.model, channel_list(), [], done.at + 1, stored=[stale])
