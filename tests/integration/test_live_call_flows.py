@@ -26,13 +26,18 @@ async def test_transfer_and_hold_reach_the_websocket_and_the_live_snapshot() -> 
     model = LiveModel(bus)
     translator = AmiTranslator(model)
     bus.subscribe(hub.publish)
-    app = build_web_app(api_token=TOKEN, health_checks={}, metrics=Metrics(),
-                        routes=live_routes(hub, model.to_dict), on_shutdown=[hub.close])  # fmt: skip
+    routes = live_routes(hub, model.to_dict)
+    app = build_web_app(
+        api_token=TOKEN, health_checks={}, metrics=Metrics(), routes=routes, on_shutdown=[hub.close]
+    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with TestClient(TestServer(app)) as c:
         ws = await c.ws_connect(f"/ws/live?token={TOKEN}")
-        while hub.clients == 0:
+        for _ in range(500):  # the handler registers the client after the handshake
+            if hub.clients:
+                break
             await asyncio.sleep(0.01)
+        assert hub.clients == 1
         on_hold: list[dict[str, Any]] = []
         for name in ("ami-hold-unhold.txt", "ami-blind-transfer.txt"):
             for msg in AmiCodec().feed(from_asterisk(name)):
