@@ -1,6 +1,6 @@
 """AMI events of call flows after the answer → live model: bridges, hold, transfers.
 
-Kept apart from ``ami_translate`` (which registers these handlers in ``AmiTranslator``) so each
+Kept apart from ``ami_translate`` (``AmiTranslator`` registers ``FlowHandlers.handlers()``) so each
 module stays small; the field readers come from there (passed in, no import cycle). Fields as
 Asterisk 22.10.1 sends them (``tests/fixtures/asterisk/ami-blind-transfer.txt``,
 ``ami-attended-transfer.txt``, ``ami-hold-unhold.txt``):
@@ -29,63 +29,71 @@ Reader = Callable[[Fields, str], str]
 Handler = Callable[[AmiMessage], None]
 
 
-def flow_handlers(
-    model: LiveModel, at: Callable[[Fields], float], need: Reader, text: Reader
-) -> dict[str, Handler]:
-    """Handlers by AMI event name; ``at`` gives an event's time (POSIX seconds), ``need``
-    a required field (raises when missing), ``text`` an optional one ('' when missing)."""
+class FlowHandlers:
+    """Handlers by AMI event name (``handlers()``); ``at`` gives an event's time (POSIX
+    seconds), ``need`` a required field (raises when missing), ``text`` an optional one ('' when
+    missing)."""
 
-    def bridge_enter(msg: AmiMessage) -> None:
-        f = msg.fields
-        model.leg_bridged(need(f, "Uniqueid"), need(f, "BridgeUniqueid"), at=at(f))
+    def __init__(
+        self, model: LiveModel, at: Callable[[Fields], float], need: Reader, text: Reader
+    ) -> None:
+        self._model = model
+        self._at = at
+        self._need = need
+        self._text = text
 
-    def bridge_leave(msg: AmiMessage) -> None:
-        f = msg.fields
-        model.leg_unbridged(need(f, "Uniqueid"), need(f, "BridgeUniqueid"), at=at(f))
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "BridgeEnter": self.bridge_enter,
+            "BridgeLeave": self.bridge_leave,
+            "HangupRequest": self.hangup_request,
+            "Hold": self.hold,
+            "Unhold": self.unhold,
+            "BlindTransfer": self.blind_transfer,
+            "AttendedTransfer": self.attended_transfer,
+        }
 
-    def hangup_request(msg: AmiMessage) -> None:
-        f = msg.fields
-        model.hangup_requested(need(f, "Uniqueid"), at=at(f))
+    def bridge_enter(self, msg: AmiMessage) -> None:
+        f, need = msg.fields, self._need
+        self._model.leg_bridged(need(f, "Uniqueid"), need(f, "BridgeUniqueid"), at=self._at(f))
 
-    def hold(msg: AmiMessage) -> None:
-        f = msg.fields
-        model.channel_held(need(f, "Uniqueid"), at=at(f))
+    def bridge_leave(self, msg: AmiMessage) -> None:
+        f, need = msg.fields, self._need
+        self._model.leg_unbridged(need(f, "Uniqueid"), need(f, "BridgeUniqueid"), at=self._at(f))
 
-    def unhold(msg: AmiMessage) -> None:
+    def hangup_request(self, msg: AmiMessage) -> None:
         f = msg.fields
-        model.channel_unheld(need(f, "Uniqueid"), at=at(f))
+        self._model.hangup_requested(self._need(f, "Uniqueid"), at=self._at(f))
 
-    def blind_transfer(msg: AmiMessage) -> None:
+    def hold(self, msg: AmiMessage) -> None:
         f = msg.fields
+        self._model.channel_held(self._need(f, "Uniqueid"), at=self._at(f))
+
+    def unhold(self, msg: AmiMessage) -> None:
+        f = msg.fields
+        self._model.channel_unheld(self._need(f, "Uniqueid"), at=self._at(f))
+
+    def blind_transfer(self, msg: AmiMessage) -> None:
+        f, text = msg.fields, self._text
         if text(f, "Result") != "Success":
             return
         exten, context = text(f, "Extension"), text(f, "Context")
-        model.call_transferred(
+        self._model.call_transferred(
             "blind",
             text(f, "TransfererUniqueid"),
-            need(f, "TransfereeUniqueid"),
+            self._need(f, "TransfereeUniqueid"),
             target=f"{exten}@{context}" if exten and context else exten,
-            at=at(f),
+            at=self._at(f),
         )
 
-    def attended_transfer(msg: AmiMessage) -> None:
-        f = msg.fields
+    def attended_transfer(self, msg: AmiMessage) -> None:
+        f, text = msg.fields, self._text
         if text(f, "Result") != "Success":
             return
-        model.call_transferred(
+        self._model.call_transferred(
             "attended",
             text(f, "OrigTransfererUniqueid"),
-            need(f, "TransfereeUniqueid"),
+            self._need(f, "TransfereeUniqueid"),
             target=text(f, "TransferTargetChannel"),
-            at=at(f),
+            at=self._at(f),
         )
-
-    return {
-        "BridgeEnter": bridge_enter,
-        "BridgeLeave": bridge_leave,
-        "HangupRequest": hangup_request,
-        "Hold": hold,
-        "Unhold": unhold,
-        "BlindTransfer": blind_transfer,
-        "AttendedTransfer": attended_transfer,
-    }

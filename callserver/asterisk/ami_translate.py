@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from callserver.asterisk.ami_codec import AmiMessage, Fields
-from callserver.asterisk.ami_flows import flow_handlers
+from callserver.asterisk.ami_flows import FlowHandlers
 from callserver.core.model import LiveModel, MemberInfo
 from callserver.core.phone import mask
 from callserver.logs import escape_control
@@ -182,7 +182,7 @@ class AmiTranslator:
             "QueueMemberAdded": self._member_status,
             "QueueMemberRemoved": self._member_removed,
             "QueueMemberPause": self._member_pause,
-            **flow_handlers(model, self._at, need, text),
+            **FlowHandlers(model, self._at, need, text).handlers(),
         }
 
     def handle(self, msg: AmiMessage) -> None:
@@ -356,8 +356,6 @@ class AmiTranslator:
         f = msg.fields
         uniqueid, agent_uniqueid = text(f, "Uniqueid"), text(f, "DestUniqueid")
         if not uniqueid:
-            if not agent_uniqueid:
-                raise BadField("Uniqueid")
             self._without_caller()
         self._model.agent_completed(
             uniqueid,

@@ -209,7 +209,8 @@ class CallEnded(CallEvent):
 
     talk_seconds: float | None = None
     hangup_by: str = ""
-    """``caller``, ``agent``, ``transfer`` or empty when unknown."""
+    """``caller``, ``agent`` or empty when unknown (a transfer is no hang-up: the call goes on
+    with the next agent, see ``call.agents``)."""
     cause: str = ""
 
 

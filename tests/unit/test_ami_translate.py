@@ -292,11 +292,14 @@ HANDLED = [
     "VarSet", "Newchannel", "Newstate", "NewCallerid", "Hangup", "DialEnd", "QueueCallerJoin",
     "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
     "AgentComplete", "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
-    "QueueMemberPause",
+    "QueueMemberPause", "BridgeEnter", "BridgeLeave", "HangupRequest", "Hold", "Unhold",
+    "BlindTransfer", "AttendedTransfer",
 ]  # fmt: skip
 KEYS = [
     "Uniqueid", "Linkedid", "Channel", "Queue", "Interface", "Position", "HoldTime", "TalkTime",
     "RingTime", "Status", "Paused", "Variable", "Value", "Timestamp", "DestUniqueid", "CallsTaken",
+    "BridgeUniqueid", "TransfererUniqueid", "TransfereeUniqueid", "OrigTransfererUniqueid",
+    "Result", "Reason", "Extension",
 ]  # fmt: skip
 
 
@@ -306,7 +309,10 @@ KEYS = [
     values=st.lists(
         st.dictionaries(
             st.sampled_from(KEYS),
-            st.one_of(st.sampled_from(["1.1", "1.2", "q", "PJSIP/a", "DID", "1", ""]), st.text()),
+            st.one_of(
+                st.sampled_from(["1.1", "1.2", "q", "PJSIP/a", "DID", "1", "", "Success", "b1"]),
+                st.text(),
+            ),
         ),
         min_size=1,
         max_size=30,

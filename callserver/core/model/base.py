@@ -293,6 +293,12 @@ class ModelBase:
             turn.close(at, end)
             self._agent_changed(self._agents.call_finished(turn.agent, call.id), at)
 
+    def end_call(self, call: Call, at: float, *, cause: str = "") -> None:
+        """End ``call`` (a record of this model's, e.g. restored by resync) at ``at``:
+        CallEnded, then it leaves the model."""
+        self._calls[call.id] = call
+        self._end(call, at, cause=cause)
+
     def _end(self, call: Call, at: float, *, cause: str = "") -> None:
         call.ended_at = at
         call.hangup_cause = call.hangup_cause or cause

@@ -179,16 +179,17 @@ class FlowModel(ModelBase):
                 seen.add(leg.uniqueid)
                 sibling_name = local_sibling(leg.channel)
                 if not sibling_name:
-                    return (leg.agent or self._interface_of(leg.channel)), leg
+                    return (leg.agent or self.interface_of(leg.channel)), leg
                 sibling = next((x for x in call.legs.values() if x.channel == sibling_name), None)
                 if sibling is not None and sibling.uniqueid not in seen and sibling.bridge:
                     seen.add(sibling.uniqueid)
                     bridges.append(sibling.bridge)
         return None
 
-    def _interface_of(self, channel: str) -> str:
-        """``PJSIP/op101-00000005`` → the member ``PJSIP/op101``; ``Local/x@ctx-0000;1`` →
-        ``Local/x@ctx/n``. Falls back to the channel name without its sequence suffix."""
+    def interface_of(self, channel: str) -> str:
+        """The queue member a channel belongs to: ``PJSIP/op101-00000005`` → ``PJSIP/op101``;
+        ``Local/x@ctx-0000;1`` → ``Local/x@ctx/n``. Falls back to the channel name without its
+        sequence suffix."""
         base = channel.rsplit("-", 1)[0]
         for interface in self._agents.interfaces():
             if interface == base or interface.startswith(base + "/"):

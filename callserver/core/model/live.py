@@ -224,9 +224,13 @@ class LiveModel(FlowModel):
 
         ``talk_seconds`` (AgentComplete ``TalkTime``: talk and hold together, whole seconds)
         becomes the turn's connected time. The call is found from the caller's ``uniqueid``, or
-        from the agent's leg when Asterisk sent the event without the caller's fields.
+        when Asterisk sent the event without the caller's fields from the agent's leg
+        (``agent_uniqueid``), or else as the one call the agent talks on.
         """
         call = self._call_of(uniqueid) or self._call_of(agent_uniqueid)
+        if call is None:  # no leg named: the one call this agent talks on
+            talking = self._agents.calls_of(interface)
+            call = self._calls.get(next(iter(talking))) if len(talking) == 1 else None
         if call is None:
             return
         turn = call.turn_of(interface)

@@ -145,7 +145,7 @@ class Resyncer:
         if turn is not None:
             for leg in call.legs.values():
                 if leg.uniqueid != call.caller_leg and (
-                    self._model._interface_of(leg.channel) == turn.agent
+                    self._model.interface_of(leg.channel) == turn.agent
                 ):
                     leg.agent = turn.agent
             snap = self._agents.call_started(turn.agent, call.id)
@@ -161,8 +161,7 @@ class Resyncer:
                 continue
             call = Call.restore(stored.call)
             call.hangup_cause = RESYNC_CAUSE
-            self._calls[call_id] = call
-            self._model._end(call, max(stored.updated_at, call.started_at), cause=RESYNC_CAUSE)
+            self._model.end_call(call, max(stored.updated_at, call.started_at), cause=RESYNC_CAUSE)
             closed.add(call_id)
         return closed
 
@@ -215,7 +214,7 @@ class Resyncer:
             call.state = "routing"
             self._publish(CallUpdated(now, call.snapshot(), ("state",)))
             return
-        interface = peer.agent or self._model._interface_of(peer.channel)
+        interface = peer.agent or self._model.interface_of(peer.channel)
         self._model.agent_connected(
             call.caller_leg, call.queue, interface, agent_uniqueid=peer.uniqueid, at=now
         )
