@@ -22,6 +22,7 @@ from callserver.core.events import (
     CallEnded,
     CallEvent,
     CallHeld,
+    CallQueued,
     CallStarted,
     CallTransferred,
     CallUpdated,
@@ -205,3 +206,43 @@ def test_agent_complete_without_the_callers_fields_is_handled_and_counted(
     assert w.translator.bad == 0 and w.translator.agent_complete_without_caller == 51
     lines = [r for r in caplog.records if "without the caller" in r.getMessage()]
     assert len(lines) == 2 and all(r.levelno < logging.WARNING for r in lines)
+
+
+def test_waiting_callers_restored_after_a_restart_keep_their_place_and_wait() -> None:
+    """Restart while two callers wait: the real QueueStatus reply of that moment (ActionID
+    qs-both-waiting in the capture) and the stored calls rebuild the queue without a second
+    CallQueued; the rest of the capture then answers both with Asterisk's waits."""
+    name = "ami-queue-two-callers.txt"
+    before, msgs, reply = World(), stream(name), []
+    for msg in msgs:
+        before.translator.handle(msg)
+        if msg.action_id == "qs-both-waiting" and msg.kind == "event":
+            reply.append(msg)
+        if msg.name == "QueueStatusComplete":
+            break
+    listed = channel_list(
+        core_show_channel(Channel="PJSIP/trunk-0000001a", Uniqueid="1796162554.34",
+                          Linkedid="1796162554.34", Context="route-inbound", Duration="00:00:03"),
+        core_show_channel(Channel="PJSIP/op101-0000001c", Uniqueid="1796162556.36",
+                          Linkedid="1796162554.34", ChannelStateDesc="Ringing", CallerIDNum="101",
+                          Context="operators", Application="AppQueue", Duration="00:00:01"),
+        core_show_channel(Channel="PJSIP/trunk-0000001b", Uniqueid="1796162555.35",
+                          Linkedid="1796162555.35", Context="route-inbound", Duration="00:00:02"),
+    )  # fmt: skip
+    after = World()
+    now = float(text(reply[-1].fields, "Timestamp") or "1796162558.5")
+    apply_resync(after.model, listed, reply, now, stored=stored(before))
+    assert after.count(CallStarted) == 0 and after.count(CallQueued) == 0
+    waiting = after.model.queues(now)["reception"].waiting
+    assert [(w.uniqueid, w.position) for w in waiting] == [
+        (text(m.fields, "Uniqueid"), int(text(m.fields, "Position")))
+        for m in reply if m.name == "QueueEntry"
+    ]  # fmt: skip
+    assert [w.joined_at for w in waiting] == [
+        c.queued_at for c in sorted(before.model.calls(), key=lambda c: c.started_at)]
+    for msg in msgs:
+        after.translator.handle(msg)
+    answered = [e for e in after.events if isinstance(e, CallAnswered)]
+    assert [(e.call.caller, e.wait_seconds) for e in answered] == [
+        ("79161234567", 3.0), ("79035550101", 15.0)]
+    assert after.count(CallEnded) == 2 and after.model.calls() == []
