@@ -290,7 +290,9 @@ class ModelBase:
         """End the open agent turn (if any) at ``at``; its agent is free of this call."""
         turn = call.open_turn()
         if turn is not None:
-            turn.close(at, end)
+            turn.close(at, end)  # an open hold ends with the turn
+            if call.state == "on_hold":
+                call.state = "answered"
             self._agent_changed(self._agents.call_finished(turn.agent, call.id), at)
 
     def end_call(self, call: Call, at: float, *, cause: str = "") -> None:
