@@ -42,6 +42,7 @@ from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migrat
 from callserver.store.call_writer import CallWriter
 from callserver.store.live_state import RedisLiveState
 from callserver.store.migrate import core_sources
+from callserver.store.open_calls import PgOpenCalls
 from callserver.web.app import build_web_app
 from callserver.web.auth import token_authenticator
 from callserver.web.calls import calls_routes
@@ -72,6 +73,7 @@ class CallServer:
         self.database = database
         self.pool = pool
         self.writer = CallWriter(config.database.dsn, config.database)
+        self.open_calls = PgOpenCalls(pool)
         self.redis = aioredis.from_url(
             config.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
@@ -148,9 +150,16 @@ class CallServer:
     async def _resync(self) -> None:
         """After every AMI (re)login: rebuild the live model from Asterisk's own lists."""
         try:
-            await resync(self.ami, self.model, timeout=self.config.ami.action_timeout)
+            await resync(
+                self.ami, self.model, timeout=self.config.ami.action_timeout,
+                store=self.open_calls,
+            )  # fmt: skip
         except Exception as exc:  # the connection logs and retries; the model stays as it was
             log.warning("live model resync failed: %s", exc)
+
+    async def _resync_if_connected(self) -> None:
+        if self.config.ami.enabled and self.ami.state == "connected":
+            await self._resync()
 
     def snapshot(self) -> dict[str, Any]:
         return self.model.to_dict(time.time())
@@ -189,6 +198,9 @@ class CallServer:
 
     async def _start(self) -> None:
         self.database.on_ready(self.writer.start)
+        # calls open in PostgreSQL that ended while we were down are closed by resync: run it
+        # again once the schema is there, in case PostgreSQL was not at the first AMI login
+        self.database.on_ready(self._resync_if_connected)
         for contribution in self.contributions:
             for component in contribution.after_database:
                 self.database.on_ready(functools.partial(self._start_component, component))

@@ -33,6 +33,11 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
         "AMI events dropped as malformed",
         lambda: server.translator.bad,
     )
+    m.counter(
+        "callserver_ami_agent_complete_without_caller_total",
+        "AgentComplete events without the caller's fields (the call found from the agent)",
+        lambda: server.translator.agent_complete_without_caller,
+    )
     m.gauge(
         "callserver_live_calls",
         "live calls by state",

@@ -17,11 +17,14 @@ Hangup                 ``channel_hungup`` (Cause-txt)
 DialEnd                ``dial_ended`` (DestUniqueid, DialStatus)
 QueueCallerJoin        ``caller_joined_queue`` (Queue, Position)
 QueueCallerLeave       ``caller_left_queue``
-QueueCallerAbandon     ``caller_abandoned`` (Position, HoldTime seconds)
+QueueCallerAbandon     ``caller_abandoned`` (Position, HoldTime: seconds waited)
 AgentCalled            ``agent_called`` (Interface, MemberName, DestUniqueid, DestChannel)
 AgentRingNoAnswer      ``agent_ring_no_answer`` (RingTime: **milliseconds**, app_queue ``rna``)
-AgentConnect           ``agent_connected`` (HoldTime, RingTime: seconds)
-AgentComplete          ``agent_completed`` (TalkTime seconds, Reason caller/agent/transfer)
+AgentConnect           ``agent_connected`` (HoldTime: seconds waited, RingTime: seconds)
+AgentComplete          ``agent_completed`` (TalkTime seconds, Reason caller/agent/transfer);
+                       without the caller's fields (Asterisk sends some under load) the call is
+                       found from DestUniqueid, counted in ``agent_complete_without_caller``
+Bridge*, Hold, Unhold, BlindTransfer, AttendedTransfer: see ``ami_flows``
 QueueMemberStatus      ``member_status`` (Status is the numeric device state)
 QueueMemberAdded       ``member_status``
 QueueMemberRemoved     ``member_removed``
@@ -43,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from callserver.asterisk.ami_codec import AmiMessage, Fields
+from callserver.asterisk.ami_flows import FlowHandlers
 from callserver.core.model import LiveModel, MemberInfo
 from callserver.core.phone import mask
 from callserver.core.text import clean_text
@@ -75,6 +79,8 @@ MAX_CALLER_NAME = 200
 MAX_CALLER_NUM = 80
 MAX_VALUE = 1000
 """Characters kept of a kept channel variable's value (``ROUTE_REASON`` lists reasons)."""
+PARTIAL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about AgentComplete events without the caller's fields."""
 
 
 class BadField(ValueError):
@@ -163,6 +169,10 @@ class AmiTranslator:
         self._last_at = 0.0
         self.bad = 0
         """Events dropped because a field was missing or malformed."""
+        self.agent_complete_without_caller = 0
+        """AgentComplete events without the caller's fields (handled through the agent leg)."""
+        self._partial_unlogged = 0
+        self._partial_logged_at: float | None = None
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "VarSet": self._varset,
             "Newchannel": self._newchannel,
@@ -181,6 +191,7 @@ class AmiTranslator:
             "QueueMemberAdded": self._member_status,
             "QueueMemberRemoved": self._member_removed,
             "QueueMemberPause": self._member_pause,
+            **FlowHandlers(model, self._at, need, text).handlers(),
         }
 
     def handle(self, msg: AmiMessage) -> None:
@@ -311,7 +322,7 @@ class AmiTranslator:
             need(f, "Uniqueid"),
             text(f, "Queue"),
             position=count(f, "Position"),
-            hold_seconds=number(f, "HoldTime"),
+            wait_seconds=number(f, "HoldTime"),
             at=self._at(f),
         )
 
@@ -346,21 +357,40 @@ class AmiTranslator:
             need(f, "Interface"),
             member_name=text(f, "MemberName"),
             agent_uniqueid=text(f, "DestUniqueid"),
-            hold_seconds=number(f, "HoldTime"),
+            wait_seconds=number(f, "HoldTime"),
             ring_seconds=number(f, "RingTime"),
             at=self._at(f),
         )
 
     def _agent_complete(self, msg: AmiMessage) -> None:
         f = msg.fields
+        uniqueid, agent_uniqueid = text(f, "Uniqueid"), text(f, "DestUniqueid")
+        if not uniqueid:
+            self._without_caller()
         self._model.agent_completed(
-            need(f, "Uniqueid"),
+            uniqueid,
             text(f, "Queue"),
             need(f, "Interface"),
             talk_seconds=number(f, "TalkTime"),
             reason=text(f, "Reason"),
+            agent_uniqueid=agent_uniqueid,
             at=self._at(f),
         )
+
+    def _without_caller(self) -> None:
+        """Count an AgentComplete without the caller's fields; log at most once a minute."""
+        self.agent_complete_without_caller += 1
+        self._partial_unlogged += 1
+        now = self._clock()
+        last = self._partial_logged_at
+        if last is None or now - last >= PARTIAL_LOG_INTERVAL or now < last:
+            log.info(
+                "AMI AgentComplete without the caller's fields: %d since the last report "
+                "(%d in all); the call is taken from the agent's channel",
+                self._partial_unlogged,
+                self.agent_complete_without_caller,
+            )
+            self._partial_logged_at, self._partial_unlogged = now, 0
 
     # ---- members ----------------------------------------------------------------------------
 

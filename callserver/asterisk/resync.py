@@ -1,10 +1,12 @@
 """Resynchronise the live model from Asterisk after every (re)login.
 
-``resync(client, model)`` asks for ``CoreShowChannels`` (every live channel) and ``QueueStatus``
-(every queue's members and waiting callers) and hands the parsed lists to ``LiveModel.resync``:
-calls that ended while we were disconnected are closed exactly once, live channels we missed are
-created, nothing is duplicated, members' states are refreshed. ``apply_resync`` is the pure half
-(AMI event lists in, model updated), tested without sockets.
+``resync(client, model, store=…)`` reads the calls PostgreSQL holds as open (``OpenCallsStore``),
+asks for ``CoreShowChannels`` (every live channel) and ``QueueStatus`` (every queue's members and
+waiting callers) and hands all three to ``LiveModel.resync``: calls that ended while we were
+disconnected (or down: ``kill -9``) are closed exactly once and emitted as CallEnded, live
+channels we missed are created (a stored call keeps its identity and facts), nothing is
+duplicated, members' states are refreshed. ``apply_resync`` is the pure half (AMI event lists
+in, model updated), tested without sockets.
 
 Field names are Asterisk 22's: CoreShowChannel (Channel, Uniqueid, Linkedid, CallerIDNum,
 CallerIDName, Context, Exten, ChannelStateDesc, BridgeId, Application, Duration ``HH:MM:SS``),
@@ -30,7 +32,8 @@ from callserver.asterisk.ami_translate import (
     need,
     text,
 )
-from callserver.core.model import ChannelInfo, LiveModel, MemberInfo, QueueEntryInfo
+from callserver.core.model import ChannelInfo, LiveModel, MemberInfo, QueueEntryInfo, StoredCall
+from callserver.errors import CallserverError
 from callserver.logs import escape_control
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,14 @@ class ListActionClient(Protocol):
         *,
         timeout: float,  # noqa: ASYNC109 - per-action deadline, as AmiClient's
     ) -> list[AmiMessage]: ...
+
+
+class OpenCallsStore(Protocol):
+    """Where the calls still open (no end recorded) are kept: ``callserver.store.open_calls.
+    PgOpenCalls``. Raises a ``CallserverError`` (e.g. ``StoreUnavailable``) when it cannot
+    answer; ``open_calls`` is bounded by the store's own deadline."""
+
+    async def open_calls(self) -> Sequence[StoredCall]: ...
 
 
 MAX_DURATION = 366 * 86400.0
@@ -141,14 +152,16 @@ def apply_resync(
     now: float,
     *,
     mark: int | None = None,
+    stored: Sequence[StoredCall] = (),
 ) -> None:
     """Parse the two lists' events and resync ``model`` at ``now`` (POSIX seconds).
 
     ``mark``: ``model.resync_mark()`` taken before the lists were requested (legs and queue
-    entries the model learnt after it are kept). Malformed items are logged and skipped.
+    entries the model learnt after it are kept); ``stored``: the calls PostgreSQL holds as open
+    (restored when listed, closed once when not). Malformed items are logged and skipped.
     """
     channels, entries, members = _parse_lists(channel_events, queue_events)
-    model.resync(channels, entries, members, now, mark=mark)
+    model.resync(channels, entries, members, now, mark=mark, stored=stored)
 
 
 async def resync(
@@ -157,22 +170,38 @@ async def resync(
     *,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-action deadline
     clock: Callable[[], float] = time.time,
+    store: OpenCallsStore | None = None,
 ) -> None:
-    """Fetch CoreShowChannels and QueueStatus and resync ``model``.
+    """Read the open calls from ``store``, fetch CoreShowChannels and QueueStatus and resync
+    ``model``.
 
     ``clock`` gives ``now`` in POSIX seconds: it must agree with Asterisk's event ``Timestamp``
     clock (same host or NTP), since closed calls' talk time and adopted calls' start times are
     measured against it. Each list action has ``timeout`` seconds; errors of the client
     (``AmiTimeout``, ``AmiConnectionError``, ``AmiActionError``) propagate and leave the model
-    untouched.
+    untouched. A store that cannot answer is logged and the resync goes on with the lists
+    alone (the writer's merge still keeps stored facts); its stale calls are closed at a later
+    resync.
     """
     mark = model.resync_mark()
+    stored = await _open_calls(store)
     channel_events = await client.send_list_action("CoreShowChannels", timeout=timeout)
     queue_events = await client.send_list_action("QueueStatus", timeout=timeout)
-    apply_resync(model, channel_events, queue_events, clock(), mark=mark)
+    apply_resync(model, channel_events, queue_events, clock(), mark=mark, stored=stored)
     log.info(
-        "AMI resync: %d channels, %d queue items, %d live calls",
+        "AMI resync: %d channels, %d queue items, %d stored open calls, %d live calls",
         len(channel_events),
         len(queue_events),
+        len(stored),
         len(model),
     )
+
+
+async def _open_calls(store: OpenCallsStore | None) -> Sequence[StoredCall]:
+    if store is None:
+        return ()
+    try:
+        return await store.open_calls()
+    except CallserverError as exc:
+        log.warning("resync without the stored open calls (%s): facts kept by the writer", exc)
+        return ()

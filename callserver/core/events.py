@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 CallState = Literal[
-    "ringing", "routing", "queued", "agent_ringing", "answered", "abandoned", "ended"
+    "ringing", "routing", "queued", "agent_ringing", "answered", "on_hold", "abandoned", "ended"
 ]
 Direction = Literal["inbound", "outbound", "internal"]
 
@@ -26,6 +26,31 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name[0] != "_")
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTurn:
+    """One agent's part of a call: from when the caller was connected to them until they left
+    (transfer, hangup). ``talk_seconds`` excludes ``hold_seconds`` (the caller on hold);
+    together they make the agent's connected time (Asterisk's AgentComplete ``TalkTime``
+    counts both). Durations are seconds, ``None`` while the turn is still open."""
+
+    agent: str
+    """Queue member interface, e.g. ``PJSIP/op101``."""
+    agent_name: str
+    connected_at: float
+    ended_at: float | None = None
+    talk_seconds: float | None = None
+    hold_seconds: float = 0.0
+    via: str = "queue"
+    """How the agent got the call: ``queue`` (AgentConnect), ``blind``/``attended`` transfer."""
+    end: str = ""
+    """Why the turn ended: ``transfer``, ``caller``, ``agent`` or empty (call ended/unknown)."""
+    held_since: float | None = None
+    """When the hold in progress began (``None``: not on hold)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +67,32 @@ class CallSnapshot:
     ad_source: str
     queue: str
     agent: str
+    """The call's current (at the end: final) agent."""
     agent_name: str
     started_at: float
     queued_at: float | None = None
     answered_at: float | None = None
     ended_at: float | None = None
     wait_seconds: float | None = None
+    """Seconds waiting in the queue (AgentConnect / QueueCallerAbandon ``HoldTime``)."""
     talk_seconds: float | None = None
+    """Seconds talking with agents, every turn summed, time on hold excluded."""
     hold_seconds: float | None = None
+    """Seconds the caller was on hold (Hold … Unhold) while connected to an agent."""
     abandon_position: int | None = None
     hangup_by: str = ""
     hangup_cause: str = ""
     variables: tuple[tuple[str, str], ...] = ()
     """Routing-relevant channel variables seen on the call (ROUTE_*, campaign …)."""
+    agents: tuple[AgentTurn, ...] = ()
+    """Every agent who talked to the caller, in order (transfers add turns)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (``variables`` as a dict). Built field by field:
         ``dataclasses.asdict`` deep-copies and was the pipeline's largest CPU cost."""
         d = {name: getattr(self, name) for name in _field_names(type(self))}
         d["variables"] = dict(self.variables)
+        d["agents"] = [t.to_dict() for t in self.agents]
         return d
 
 
@@ -152,8 +184,46 @@ class CallAnswered(CallEvent):
 @dataclass(frozen=True, slots=True)
 class CallAbandoned(CallEvent):
     queue: str = ""
-    hold_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    """Seconds waited in the queue before hanging up (QueueCallerAbandon ``HoldTime``)."""
     position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallHeld(CallEvent):
+    """The caller was put on hold (AMI ``Hold`` on a leg of an answered call)."""
+
+    agent: str = ""
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallUnheld(CallEvent):
+    """The caller is back from hold; ``held_seconds`` is how long this hold lasted."""
+
+    agent: str = ""
+    held_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(CallEvent):
+    """An agent transferred the caller. ``kind`` ``blind`` (to ``target``, an extension, the
+    new agent not known yet: TransferAnswered follows when someone answers) or ``attended``
+    (``to_agent`` known: the consulted agent now talks with the caller)."""
+
+    kind: str = ""
+    from_agent: str = ""
+    to_agent: str = ""
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAnswered(CallEvent):
+    """The target of a blind transfer answered and now talks with the caller."""
+
+    agent: str = ""
+    agent_name: str = ""
+    from_agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +235,8 @@ class CallEnded(CallEvent):
 
     talk_seconds: float | None = None
     hangup_by: str = ""
-    """``caller``, ``agent``, ``transfer`` or empty when unknown."""
+    """``caller``, ``agent`` or empty when unknown (a transfer is no hang-up: the call goes on
+    with the next agent, see ``call.agents``)."""
     cause: str = ""
 
 

@@ -24,6 +24,7 @@ RECENT_FIELDS = (
     "linkedid",
     "direction",
     "caller",
+    "caller_e164",
     "did",
     "ad_source",
     "queue",
@@ -34,11 +35,12 @@ RECENT_FIELDS = (
     "ended_at",
     "wait_seconds",
     "talk_seconds",
+    "hold_seconds",
 )
 
 _RECENT_SQL = (
-    "SELECT id, id AS linkedid, direction, caller, did, ad_source, queue, agent, state,"
-    " started_at, answered_at, ended_at, wait_seconds, talk_seconds"
+    "SELECT id, id AS linkedid, direction, caller, caller_e164, did, ad_source, queue, agent,"
+    " state, started_at, answered_at, ended_at, wait_seconds, talk_seconds, hold_seconds"
     " FROM calls ORDER BY started_at DESC, id DESC LIMIT $1"
 )
 _GET_SQL = "SELECT *, id AS linkedid FROM calls WHERE id = $1"
@@ -55,11 +57,13 @@ def _jsonable(value: Any) -> Any:
 
 def _row_dict(row: asyncpg.Record) -> dict[str, Any]:
     out = {key: _jsonable(value) for key, value in row.items()}
-    if isinstance(out.get("variables"), str):
-        out["variables"] = json.loads(out["variables"])
-    if isinstance(out.get("payload"), str):
-        out["payload"] = json.loads(out["payload"])
+    for key in _JSON_COLUMNS:
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
     return out
+
+
+_JSON_COLUMNS = ("variables", "agents", "payload")
 
 
 class CallRepository:
@@ -87,8 +91,9 @@ class CallRepository:
 
     async def get(self, call_id: str) -> dict[str, Any] | None:
         """Every column of one call plus ``linkedid`` and ``events``: its timeline, oldest first,
-        each ``{"type", "at", "payload"}``. ``None`` when there is no such call (also for an id
-        no stored call can have: NUL, a lone surrogate, more than ``MAX_ID`` characters)."""
+        each ``{"type", "at", "payload"}``; ``agents`` lists each agent's turn (talk and hold
+        seconds per agent). ``None`` when there is no such call (also for an id no stored call
+        can have: NUL, a lone surrogate, more than ``MAX_ID`` characters)."""
         if len(call_id) > MAX_ID or text_problem(call_id) is not None:
             return None
         with store_errors("get call"):

@@ -3,6 +3,11 @@
 A batch is written with two statements whatever its size: one ``INSERT … SELECT FROM unnest(…)
 ON CONFLICT DO UPDATE`` for the latest snapshot of each call and one ``… ON CONFLICT DO NOTHING``
 for the event rows. Times travel as POSIX seconds (``float8``) and become ``timestamptz`` in SQL.
+
+The upsert *merges*: a newer snapshot never replaces a stored fact with less (``MERGE_RULES``).
+A model that rebuilt a call from Asterisk's channel list alone (after a restart, PostgreSQL
+unreachable at the resync) knows no DID, queue or routing variables and may see the operator's
+channel as the caller; what was stored before is kept, new facts are added.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from callserver.core.events import CallEvent, CallSnapshot
+from callserver.core.phone import try_normalize
 from callserver.core.text import clean_text
 
 MAX_TEXT = 4000
@@ -24,6 +30,7 @@ CALL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "text"),
     ("direction", "text"),
     ("caller", "text"),
+    ("caller_e164", "text"),
     ("caller_name", "text"),
     ("did", "text"),
     ("ad_source", "text"),
@@ -42,8 +49,30 @@ CALL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hangup_by", "text"),
     ("hangup_cause", "text"),
     ("variables", "jsonb"),
+    ("agents", "jsonb"),
     ("updated_at", "ts"),
 )
+
+_KEEP_TEXT = "COALESCE(NULLIF(EXCLUDED.{0}, ''), calls.{0})"
+_EARLIEST = "LEAST(calls.{0}, EXCLUDED.{0})"
+_KNOWN = "COALESCE(EXCLUDED.{0}, calls.{0})"
+MERGE_RULES: dict[str, str] = {
+    **{name: _KEEP_TEXT for name in ("caller", "caller_e164", "caller_name", "did",
+                                      "ad_source", "queue", "agent", "agent_name")},
+    "direction": "CASE WHEN calls.direction = 'inbound' THEN 'inbound' ELSE EXCLUDED.{0} END",
+    "started_at": _EARLIEST,
+    "queued_at": _EARLIEST,
+    "answered_at": _EARLIEST,
+    **{name: _KNOWN for name in ("wait_seconds", "talk_seconds", "hold_seconds",
+                                 "abandon_position")},
+    "variables": "calls.{0} || EXCLUDED.{0}",
+    "agents": "CASE WHEN jsonb_array_length(EXCLUDED.{0}) >= jsonb_array_length(calls.{0})"
+              " THEN EXCLUDED.{0} ELSE calls.{0} END",
+}  # fmt: skip
+"""Column → SQL of its merged value; columns not named take the newer snapshot's value
+(state, end, who hung up: a newer snapshot knows better). Text facts are never emptied, a
+call that arrived inbound stays inbound, the earliest known times win, numbers are never
+nulled, variables are merged (newer values win), the longer agent history wins."""
 
 
 def _array_type(kind: str) -> str:
@@ -62,7 +91,9 @@ def _upsert_calls_sql() -> str:
     names = [name for name, _ in CALL_COLUMNS]
     arrays = ", ".join(f"${i}::{_array_type(k)}" for i, (_, k) in enumerate(CALL_COLUMNS, 1))
     select = ", ".join(_select_expr(n, k) for n, k in CALL_COLUMNS)
-    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
+    updates = ", ".join(
+        f"{n} = {MERGE_RULES.get(n, 'EXCLUDED.{0}').format(n)}" for n in names if n != "id"
+    )
     return (
         f"INSERT INTO calls ({', '.join(names)})\n"
         f"SELECT {select}\n"
@@ -122,6 +153,7 @@ def call_arrays(latest: Sequence[tuple[CallSnapshot, float]]) -> list[list[Any]]
     for snapshot, updated_at in latest:
         row = snapshot.to_dict()
         row["updated_at"] = updated_at
+        row["caller_e164"] = try_normalize(snapshot.caller) or ""
         for column, (name, kind) in zip(columns, CALL_COLUMNS, strict=True):
             value = row[name]
             if kind == "jsonb":

@@ -150,7 +150,9 @@ async def test_abandoned_call_is_recorded_as_abandoned(
         assert row["caller"] == "79035550101"
         assert row["ad_source"] == "source-b"
         assert row["queue"] == "reception"
-        assert row["hold_seconds"] == pytest.approx(9, abs=1)
+        assert row["wait_seconds"] == pytest.approx(9, abs=1)  # the queue wait (issue 15.6)
+        assert row["hold_seconds"] is None  # never answered, never on hold
+        assert row["caller_e164"] == "+79035550101"
         assert row["answered_at"] is None
         types = await event_types(fresh_pg_dsn, row["id"])
         assert "CallAbandoned" in types and "CallAnswered" not in types

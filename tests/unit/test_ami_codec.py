@@ -40,7 +40,7 @@ def only(name: str, event: str) -> AmiMessage:
 
 
 def test_all_ami_transcripts_are_covered() -> None:
-    assert len(AMI_FILES) == 7
+    assert len(AMI_FILES) == 11  # 7 of 2026-11-23, 4 of 2026-12-01 (transfers, hold, 2 callers)
 
 
 @pytest.mark.parametrize("name", AMI_FILES)

@@ -40,6 +40,10 @@ AMI_TRANSCRIPTS = [
     "ami-originate.txt",
     "ami-during-ari-call.txt",
     "ami-local-member-cyrillic.txt",
+    "ami-blind-transfer.txt",
+    "ami-attended-transfer.txt",
+    "ami-hold-unhold.txt",
+    "ami-queue-two-callers.txt",
 ]
 ANSWERED_TIMELINE = ["CallStarted", "CallQueued", "AgentRinging", "CallAnswered", "CallEnded"]
 TIMELINE = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallAbandoned, CallEnded)
@@ -149,7 +153,7 @@ def test_abandoned_call_facts_and_timeline() -> None:
     ]  # fmt: skip
     abandoned = r.one(CallAbandoned)
     assert isinstance(abandoned, CallAbandoned)
-    assert abandoned.hold_seconds == 9.0
+    assert abandoned.wait_seconds == 9.0  # QueueCallerAbandon HoldTime: the queue wait
     assert abandoned.position == 1
     assert abandoned.queue == "reception"
     call = r.one(CallEnded).call
@@ -157,7 +161,8 @@ def test_abandoned_call_facts_and_timeline() -> None:
     assert call.ad_source == "source-b"
     assert call.did == "74957654321"
     assert call.state == "abandoned"
-    assert call.hold_seconds == 9.0 and call.abandon_position == 1
+    assert call.wait_seconds == 9.0 and call.abandon_position == 1
+    assert call.hold_seconds is None  # never on hold: never answered
     assert call.agent == "" and call.answered_at is None and call.talk_seconds is None
     assert call.hangup_by == "caller"
     assert len(r.model) == 0
@@ -287,11 +292,14 @@ HANDLED = [
     "VarSet", "Newchannel", "Newstate", "NewCallerid", "Hangup", "DialEnd", "QueueCallerJoin",
     "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
     "AgentComplete", "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
-    "QueueMemberPause",
+    "QueueMemberPause", "BridgeEnter", "BridgeLeave", "HangupRequest", "Hold", "Unhold",
+    "BlindTransfer", "AttendedTransfer",
 ]  # fmt: skip
 KEYS = [
     "Uniqueid", "Linkedid", "Channel", "Queue", "Interface", "Position", "HoldTime", "TalkTime",
     "RingTime", "Status", "Paused", "Variable", "Value", "Timestamp", "DestUniqueid", "CallsTaken",
+    "BridgeUniqueid", "TransfererUniqueid", "TransfereeUniqueid", "OrigTransfererUniqueid",
+    "Result", "Reason", "Extension",
 ]  # fmt: skip
 
 
@@ -301,7 +309,10 @@ KEYS = [
     values=st.lists(
         st.dictionaries(
             st.sampled_from(KEYS),
-            st.one_of(st.sampled_from(["1.1", "1.2", "q", "PJSIP/a", "DID", "1", ""]), st.text()),
+            st.one_of(
+                st.sampled_from(["1.1", "1.2", "q", "PJSIP/a", "DID", "1", "", "Success", "b1"]),
+                st.text(),
+            ),
         ),
         min_size=1,
         max_size=30,

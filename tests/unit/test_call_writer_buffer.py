@@ -25,7 +25,7 @@ from callserver.core.events import (
     CallSnapshot,
     CallStarted,
 )
-from callserver.store.call_rows import UPSERT_CALLS
+from callserver.store.call_rows import CALL_COLUMNS, UPSERT_CALLS
 from callserver.store.call_writer import CallWriter, WriterTimeouts
 
 T0 = 1_790_000_000.0
@@ -111,7 +111,8 @@ class FakePool:
         states: dict[str, str] = {}
         for sql, args in self.committed:
             if sql == UPSERT_CALLS:
-                states.update(zip(args[0], args[9], strict=True))
+                state = [name for name, _ in CALL_COLUMNS].index("state")
+                states.update(zip(args[0], args[state], strict=True))
         return states
 
 

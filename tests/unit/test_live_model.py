@@ -118,7 +118,7 @@ def test_abandon_computes_hold_time_when_asterisk_gives_none(r: Recorder) -> Non
     m.caller_joined_queue("1.1", "1.1", "q", 2, at=T0 + 1)
     m.caller_abandoned("1.1", "q", position=2, at=T0 + 31)
     ab = r.of(CallAbandoned)[0]
-    assert isinstance(ab, CallAbandoned) and (ab.hold_seconds, ab.position) == (30.0, 2)
+    assert isinstance(ab, CallAbandoned) and (ab.wait_seconds, ab.position) == (30.0, 2)
     assert m.counts_by_state()["abandoned"] == 1
 
 
@@ -216,3 +216,20 @@ def test_thousand_live_calls_fit_the_memory_budget() -> None:
         tracemalloc.stop()
     assert len(m) == 1000
     assert used < 10 * 1024 * 1024, f"live model uses {used / 1e6:.1f} MB for 1,000 calls"
+
+
+def test_agent_complete_finds_the_call_from_the_agent_when_no_leg_names_it(r: Recorder) -> None:
+    """AgentComplete naming neither the caller's leg nor the agent's: the one call the agent
+    talks on is the one (its TalkTime still counts)."""
+    m = r.model
+    inbound(m, "1.1")
+    m.caller_joined_queue("1.1", "1.1", "q", 1, at=T0 + 1)
+    m.channel_created("1.2", "1.1", "PJSIP/op101-0002", at=T0 + 1)
+    m.agent_connected("1.1", "q", "PJSIP/op101", agent_uniqueid="1.2", at=T0 + 2)
+    m.agent_completed("", "q", "PJSIP/op101", talk_seconds=7.0, reason="agent", at=T0 + 9)
+    m.channel_hungup("1.2", at=T0 + 10)
+    m.channel_hungup("1.1", at=T0 + 10)
+    [end] = r.of(CallEnded)
+    assert isinstance(end, CallEnded)
+    assert (end.talk_seconds, end.hangup_by) == (7.0, "agent")
+    assert [(t.agent, t.end) for t in end.call.agents] == [("PJSIP/op101", "agent")]

@@ -11,6 +11,7 @@ from callserver.core.model.records import (
     MemberInfo,
     QueueEntryInfo,
     QueueSnapshot,
+    StoredCall,
     WaitingCaller,
 )
 from callserver.core.model.resyncer import RESYNC_CAUSE
@@ -22,5 +23,6 @@ __all__ = [
     "MemberInfo",
     "QueueEntryInfo",
     "QueueSnapshot",
+    "StoredCall",
     "WaitingCaller",
 ]

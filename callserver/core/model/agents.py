@@ -148,6 +148,10 @@ class AgentBook:
                 return info.name
         return ""
 
+    def calls_of(self, interface: str) -> frozenset[str]:
+        """Ids of the calls ``interface`` talks on (as far as this model knows)."""
+        return frozenset(self._active.get(interface, ()))
+
     def interfaces(self) -> list[str]:
         return list(self._members)
 

@@ -35,8 +35,10 @@ LIVE_STATES: tuple[CallState, ...] = (
     "queued",
     "agent_ringing",
     "answered",
+    "on_hold",
     "abandoned",
 )
+TALKING: frozenset[str] = frozenset({"answered", "on_hold"})
 RECENTLY_ENDED_MAX = 10_000
 """How many hung-up channel ids are remembered so a late resync list never revives them."""
 
@@ -55,6 +57,8 @@ class ModelBase:
         self._queues: dict[str, dict[str, QueueEntry]] = {}
         self._agents = AgentBook()
         self._ended: dict[str, None] = {}
+        self._ended_calls: dict[str, None] = {}
+        """Ids of calls that ended here recently (a stored open copy must not end them again)."""
         self._seq = 0
         self._agent_seq: dict[str, int] = {}
         """Interface → model seq of its latest live membership change (resync keeps newer)."""
@@ -156,11 +160,14 @@ class ModelBase:
             call.ringing.pop(leg.agent, None)
         if cause and (uniqueid == call.caller_leg or not call.hangup_cause):
             call.hangup_cause = cause
-        if call.state == "answered" and not call.hangup_by:
+        turn = call.open_turn()
+        if call.state in TALKING and not call.hangup_by:
             if uniqueid == call.caller_leg:
                 call.hangup_by = "caller"
-            elif leg.agent and leg.agent == call.agent:
+            elif turn is not None and leg.agent and leg.agent == turn.agent:
                 call.hangup_by = "agent"
+        if turn is not None and leg.agent and leg.agent == turn.agent:
+            self._close_turn(call, at, call.hangup_by or "agent")
         if not call.legs:
             self._end(call, at)
 
@@ -234,9 +241,18 @@ class ModelBase:
         left = False
         for entries in self._queues.values():
             if entries.pop(uniqueid, None) is not None:
+                self._renumber(entries)
                 left = True
         if left:
             self._left_queue(uniqueid)
+
+    def _renumber(self, entries: dict[str, QueueEntry]) -> None:
+        """Positions 1..n in queue order, as app_queue renumbers when a caller leaves."""
+        for position, entry in enumerate(sorted(entries.values(), key=lambda e: e.position), 1):
+            entry.position = position
+            call = self._calls.get(entry.call_id)
+            if call is not None and call.caller_leg == entry.uniqueid:
+                call.position = position
 
     def _left_queue(self, uniqueid: str) -> None:
         """Stamp the leg: a resync list taken before this leave must not re-queue it."""
@@ -262,22 +278,44 @@ class ModelBase:
         if len(self._ended) > RECENTLY_ENDED_MAX:
             del self._ended[next(iter(self._ended))]
 
+    def call_ended_recently(self, call_id: str) -> bool:
+        """The call (Linkedid) ended here recently (a stored open copy is stale)."""
+        return call_id in self._ended_calls
+
     def ended_recently(self, uniqueid: str) -> bool:
         """The channel hung up recently (resync must not revive it from a stale list)."""
         return uniqueid in self._ended
 
+    def _close_turn(self, call: Call, at: float, end: str) -> None:
+        """End the open agent turn (if any) at ``at``; its agent is free of this call."""
+        turn = call.open_turn()
+        if turn is not None:
+            turn.close(at, end)  # an open hold ends with the turn
+            if call.state == "on_hold":
+                call.state = "answered"
+            self._agent_changed(self._agents.call_finished(turn.agent, call.id), at)
+
+    def end_call(self, call: Call, at: float, *, cause: str = "") -> None:
+        """End ``call`` (a record of this model's, e.g. restored by resync) at ``at``:
+        CallEnded, then it leaves the model."""
+        self._calls[call.id] = call
+        self._end(call, at, cause=cause)
+
     def _end(self, call: Call, at: float, *, cause: str = "") -> None:
         call.ended_at = at
         call.hangup_cause = call.hangup_cause or cause
+        call.transfer_pending = ""
         if call.state != "abandoned":
             call.state = "ended"
-        if call.answered_at is not None and call.talk_seconds is None:
+        self._close_turn(call, at, call.hangup_by)
+        if not call.turns and call.answered_at is not None and call.talk_seconds is None:
             call.talk_seconds = at - call.answered_at
-        if call.agent:
-            self._agent_changed(self._agents.call_finished(call.agent, call.id), at)
         for uniqueid in call.legs:
             self._legs.pop(uniqueid, None)
             self._leave_queues(uniqueid)
         del self._calls[call.id]
+        self._ended_calls[call.id] = None
+        if len(self._ended_calls) > RECENTLY_ENDED_MAX:
+            del self._ended_calls[next(iter(self._ended_calls))]
         snap = call.snapshot()
         self._publish(CallEnded(at, snap, snap.talk_seconds, call.hangup_by, call.hangup_cause))

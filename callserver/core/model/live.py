@@ -12,13 +12,18 @@ Timeline of a queued call and the events it emits::
     agent_called         -> AgentRinging     (agent_ringing: which agent)
     agent_ring_no_answer -> AgentRingNoAnswer
     agent_connected      -> CallAnswered     (answered: by whom, wait seconds, ring seconds)
-    caller_abandoned     -> CallAbandoned    (abandoned: hold seconds, position)
+    caller_abandoned     -> CallAbandoned    (abandoned: seconds waited, position)
+    channel_held         -> CallHeld         (on_hold) … channel_unheld -> CallUnheld (answered)
+    call_transferred     -> CallTransferred  (the agent's turn ends; attended: the target's
+                                              starts) … leg_bridged -> TransferAnswered (blind)
     channel_hungup (last leg) -> CallEnded   (talk seconds, who hung up), then the call is dropped
 
 A call that ended abandoned keeps ``state == "abandoned"`` in its CallEnded snapshot; every other
 call ends with ``state == "ended"``.
 
-Channel handling and direction rules live in ``base.ModelBase``.
+Channel handling and direction rules live in ``base.ModelBase``, bridges, hold and transfers in
+``flows.FlowModel``. Queue positions are renumbered 1..n whenever a caller joins or leaves, as
+app_queue does (QueueStatus then lists the same positions).
 
 Times are POSIX seconds (Asterisk's clock); durations are seconds. No method raises on unknown
 channels or calls: events for channels the model never saw are ignored (resync repairs gaps).
@@ -38,15 +43,17 @@ from callserver.core.events import (
     CallQueued,
     CallSnapshot,
 )
-from callserver.core.model.base import LIVE_STATES, ModelBase
-from callserver.core.model.records import MemberInfo, QueueEntry, QueueSnapshot
+from callserver.core.model.base import LIVE_STATES
+from callserver.core.model.flows import FlowModel
+from callserver.core.model.records import MemberInfo, QueueEntry, QueueSnapshot, StoredCall
 from callserver.core.model.resyncer import Resyncer
 from callserver.core.model.views import queue_snapshots
 
-HANGUP_BY = {"caller": "caller", "agent": "agent", "transfer": "transfer"}
+HANGUP_BY = {"caller": "caller", "agent": "agent"}
+"""AgentComplete ``Reason`` → who hung up. ``transfer`` is no hang-up: the call goes on."""
 
 
-class LiveModel(ModelBase):
+class LiveModel(FlowModel):
     """Live calls, queues and agents; publishes domain events on ``bus``.
 
     ``inbound_contexts``: dialplan contexts where carrier calls arrive (direction ``inbound``).
@@ -71,9 +78,14 @@ class LiveModel(ModelBase):
         call.caller_leg = uniqueid
         self._update_caller(call, caller, caller_name, at, publish=False)
         self._seq += 1
-        self._queues.setdefault(queue, {})[uniqueid] = QueueEntry(
-            uniqueid, call.id, position, at, self._seq
-        )
+        entries = self._queues.setdefault(queue, {})
+        entries.pop(uniqueid, None)
+        for entry in entries.values():  # app_queue inserts: the callers behind move back
+            if entry.position >= position:
+                entry.position += 1
+        entries[uniqueid] = QueueEntry(uniqueid, call.id, position, at, self._seq)
+        self._renumber(entries)
+        position = entries[uniqueid].position
         call.state, call.queue, call.position = "queued", queue, position
         if call.queued_at is None:
             call.queued_at = at
@@ -84,6 +96,7 @@ class LiveModel(ModelBase):
         entries = self._queues.get(queue)
         if entries is None or entries.pop(uniqueid, None) is None:
             return
+        self._renumber(entries)
         self._left_queue(uniqueid)
         call = self._call_of(uniqueid)
         if call is not None and call.state == "queued":
@@ -95,21 +108,22 @@ class LiveModel(ModelBase):
         queue: str,
         *,
         position: int,
-        hold_seconds: float | None = None,
+        wait_seconds: float | None = None,
         at: float,
     ) -> None:
-        """The caller hung up while waiting (CallAbandoned)."""
+        """The caller hung up while waiting ``wait_seconds`` (QueueCallerAbandon ``HoldTime``;
+        measured from the join when None): CallAbandoned."""
         call = self._call_of(uniqueid)
         if call is None:
             return
         self._leave_queues(uniqueid)
         call.ringing.clear()
-        if hold_seconds is None:
-            hold_seconds = at - call.queued_at if call.queued_at is not None else 0.0
+        if wait_seconds is None:
+            wait_seconds = at - call.queued_at if call.queued_at is not None else 0.0
         call.state, call.queue = "abandoned", queue or call.queue
         call.hangup_by = "caller"
-        call.hold_seconds, call.abandon_position = hold_seconds, position
-        self._publish(CallAbandoned(at, call.snapshot(), call.queue, hold_seconds, position))
+        call.wait_seconds, call.abandon_position = wait_seconds, position
+        self._publish(CallAbandoned(at, call.snapshot(), call.queue, wait_seconds, position))
 
     # ------------------------------------------------------------------ agents on calls
 
@@ -162,11 +176,13 @@ class LiveModel(ModelBase):
         *,
         member_name: str = "",
         agent_uniqueid: str = "",
-        hold_seconds: float | None = None,
+        wait_seconds: float | None = None,
         ring_seconds: float | None = None,
         at: float,
     ) -> None:
-        """``interface`` answered (CallAnswered). Asterisk's hold/ring seconds win when given."""
+        """``interface`` answered (CallAnswered) and its turn starts. Asterisk's wait
+        (AgentConnect ``HoldTime``) and ring seconds win when given; a call queued again after
+        a transfer adds its second wait."""
         call = self._call_of(uniqueid)
         if call is None:
             return
@@ -174,25 +190,24 @@ class LiveModel(ModelBase):
         call.ringing.clear()
         if ring_seconds is None:
             ring_seconds = at - started if started is not None else 0.0
-        if hold_seconds is None:
-            hold_seconds = at - call.queued_at if call.queued_at is not None else 0.0
-        self._mark_agent_leg(agent_uniqueid, interface)
+        if wait_seconds is None:
+            wait_seconds = at - call.queued_at if call.queued_at is not None else 0.0
         self._leave_queues(uniqueid)
-        call.state, call.queue, call.agent = "answered", queue or call.queue, interface
-        call.agent_name = member_name or self._agents.name_of(interface)
-        call.answered_at, call.wait_seconds = at, hold_seconds
-        self._agent_changed(self._agents.call_started(interface, call.id), at)
+        call.queue = queue or call.queue
+        if call.answered_at is None:
+            call.answered_at = at
+        earlier_wait = (call.wait_seconds or 0.0) if call.turns else 0.0
+        call.wait_seconds = earlier_wait + wait_seconds
+        call.state = "answered"
+        self._start_turn(
+            call, interface, self._legs.get(agent_uniqueid), via="queue", at=at, name=member_name
+        )
         self._publish(
             CallAnswered(
-                at,
-                call.snapshot(),
-                call.queue,
-                interface,
-                call.agent_name,
-                hold_seconds,
+                at, call.snapshot(), call.queue, interface, call.agent_name, wait_seconds,
                 ring_seconds,
             )
-        )
+        )  # fmt: skip
 
     def agent_completed(
         self,
@@ -202,17 +217,33 @@ class LiveModel(ModelBase):
         *,
         talk_seconds: float | None = None,
         reason: str = "",
+        agent_uniqueid: str = "",
         at: float,
     ) -> None:
-        """The agent's conversation ended; ``reason`` ``caller``/``agent``/``transfer``."""
-        call = self._call_of(uniqueid)
+        """The agent's part ended; ``reason`` ``caller``/``agent``/``transfer``.
+
+        ``talk_seconds`` (AgentComplete ``TalkTime``: talk and hold together, whole seconds)
+        becomes the turn's connected time. The call is found from the caller's ``uniqueid``, or
+        when Asterisk sent the event without the caller's fields from the agent's leg
+        (``agent_uniqueid``), or else as the one call the agent talks on.
+        """
+        call = self._call_of(uniqueid) or self._call_of(agent_uniqueid)
+        if call is None:  # no leg named: the one call this agent talks on
+            talking = self._agents.calls_of(interface)
+            call = self._calls.get(next(iter(talking))) if len(talking) == 1 else None
         if call is None:
             return
-        if talk_seconds is None and call.answered_at is not None:
-            talk_seconds = at - call.answered_at
-        call.talk_seconds = talk_seconds
-        call.hangup_by = HANGUP_BY.get(reason, call.hangup_by)
-        self._agent_changed(self._agents.call_finished(interface, call.id), at)
+        turn = call.turn_of(interface)
+        if turn is None:
+            return
+        if turn.ended_at is None:
+            if reason == "transfer":
+                call.hangup_by = ""
+            else:
+                call.hangup_by = HANGUP_BY.get(reason, call.hangup_by)
+            self._close_turn(call, at, reason if reason in ("transfer", *HANGUP_BY) else "")
+        if talk_seconds is not None:
+            turn.duration = talk_seconds
 
     # ------------------------------------------------------------------ members
 
@@ -291,15 +322,19 @@ class LiveModel(ModelBase):
         now: float,
         *,
         mark: int | None = None,
+        stored: Sequence[StoredCall] = (),
     ) -> None:
         """Rebuild from Asterisk's lists after a (re)connect (see ``resyncer.Resyncer``).
 
-        ``channels``: ChannelInfo; ``queue_entries``: QueueEntryInfo; ``members``: MemberInfo.
-        Calls whose every leg is gone are closed (CallEnded exactly once), unknown live channels
-        are created, queue entries and members are replaced; ModelResynced is published last.
+        ``channels``: ChannelInfo; ``queue_entries``: QueueEntryInfo; ``members``: MemberInfo;
+        ``stored``: the calls PostgreSQL holds as open (their facts are restored for listed
+        calls this model does not know, e.g. after a restart; those Asterisk no longer has are
+        closed). Calls whose every leg is gone are closed (CallEnded exactly once), unknown
+        live channels are created, queue entries and members are replaced; ModelResynced is
+        published last.
         """
         Resyncer(self, self._bus.publish, self._calls, self._legs, self._queues, self._agents).run(
-            channels, queue_entries, members, now, self._seq if mark is None else mark
+            channels, queue_entries, members, now, self._seq if mark is None else mark, stored
         )
 
     def _mark_agent_leg(self, agent_uniqueid: str, interface: str) -> None:

@@ -12,7 +12,13 @@ channels, QueueStatus for queue entries and members) say what is true *now*:
 4. memberships are replaced by the list (AgentStatusChanged for agents that changed);
 5. a call still marked queued/ringing that is no longer in any queue was answered (its customer
    leg is bridged: CallAnswered, agent guessed from the bridged leg's channel name) or went back
-   to the dialplan (state ``routing``).
+   to the dialplan (state ``routing``);
+6. ``stored`` calls (open in PostgreSQL: the facts of a previous process, e.g. before a
+   ``kill -9``) keep their identity: a listed call this model does not know is restored from
+   its stored snapshot (caller, DID, source, queue, routing variables, agent turns: no second
+   CallStarted, one CallUpdated ``("restored",)``); a stored call Asterisk no longer has is
+   closed once (CallEnded, cause ``RESYNC_CAUSE``, ended at the time of its latest stored
+   event, the best end time known).
 
 Legs and queue entries created after ``mark`` (events that arrived while the lists were in
 flight) are newer than the lists and kept; a leg that left its queue after ``mark`` is not put
@@ -35,6 +41,7 @@ from callserver.core.model.records import (
     MemberInfo,
     QueueEntry,
     QueueEntryInfo,
+    StoredCall,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +68,7 @@ class Resyncer:
         self._legs = legs
         self._queues = queues
         self._agents = agents
+        self._restored: dict[str, Call] = {}
 
     def run(
         self,
@@ -69,33 +77,41 @@ class Resyncer:
         members: Sequence[MemberInfo],
         now: float,
         mark: int,
+        stored: Sequence[StoredCall] = (),
     ) -> None:
         before = set(self._calls)
+        facts = {s.call.id: s for s in stored}
         self._drop_vanished({c.uniqueid for c in channels}, now, mark)
-        self._adopt(channels, now)
+        self._adopt(channels, now, facts)
         self._sync_entries(entries, now, mark)
         fresh = self._model.agents_changed_after(mark)
         listed = [m for m in members if m.interface not in fresh]
         for snap in self._agents.replace_all(listed, keep=fresh):
             self._publish(AgentStatusChanged(now, snap))
+        for call in self._restored.values():
+            self._settle_restored(call, now)
         for call in list(self._calls.values()):
             self._reconcile(call, now)
-        closed = tuple(sorted(before - set(self._calls)))
-        self._publish(ModelResynced(now, closed, len(self._calls)))
+        closed = (before - set(self._calls)) | self._close_stale(facts)
+        self._publish(ModelResynced(now, tuple(sorted(closed)), len(self._calls)))
 
     def _drop_vanished(self, listed: set[str], now: float, mark: int) -> None:
         for uniqueid, leg in list(self._legs.items()):
             if uniqueid not in listed and leg.seq <= mark:
                 self._model.channel_hungup(uniqueid, cause=RESYNC_CAUSE, at=now)
 
-    def _adopt(self, channels: Sequence[ChannelInfo], now: float) -> None:
+    def _adopt(
+        self, channels: Sequence[ChannelInfo], now: float, facts: dict[str, StoredCall]
+    ) -> None:
         model = self._model
-        # Oldest first, so the first channel of a call (the customer's) starts it.
-        for info in sorted(channels, key=lambda c: -c.duration):
+        # A call's first channel (Uniqueid = Linkedid: the customer's) starts it, whatever the
+        # durations say; then oldest first.
+        for info in sorted(channels, key=_first_channel_first):
             leg = self._legs.get(info.uniqueid)
             if leg is None:
                 if model.ended_recently(info.uniqueid):
                     continue
+                self._restore(info.linkedid or info.uniqueid, facts)
                 model.channel_created(
                     info.uniqueid,
                     info.linkedid,
@@ -113,6 +129,42 @@ class Resyncer:
             if info.state and leg.state != info.state:
                 model.channel_state(info.uniqueid, info.state, at=now)
 
+    def _restore(self, call_id: str, facts: dict[str, StoredCall]) -> None:
+        """A call unknown here but stored as open: bring it back with its stored facts."""
+        stored = facts.get(call_id)
+        if stored is None or call_id in self._calls or self._model.call_ended_recently(call_id):
+            return
+        call = Call.restore(stored.call)
+        self._calls[call_id] = self._restored[call_id] = call
+
+    def _settle_restored(self, call: Call, now: float) -> None:
+        """After its legs are adopted: the customer leg, the agent's leg, the agent busy."""
+        if call.caller_leg not in call.legs and call.legs:
+            call.caller_leg = next(iter(call.legs))
+        turn = call.open_turn()
+        if turn is not None:
+            for leg in call.legs.values():
+                if leg.uniqueid != call.caller_leg and (
+                    self._model.interface_of(leg.channel) == turn.agent
+                ):
+                    leg.agent = turn.agent
+            snap = self._agents.call_started(turn.agent, call.id)
+            if snap is not None:
+                self._publish(AgentStatusChanged(now, snap))
+        self._publish(CallUpdated(now, call.snapshot(), ("restored",)))
+
+    def _close_stale(self, facts: dict[str, StoredCall]) -> set[str]:
+        """Close the stored open calls Asterisk no longer has (each once); their ids."""
+        closed: set[str] = set()
+        for call_id, stored in sorted(facts.items(), key=lambda kv: kv[1].updated_at):
+            if call_id in self._calls or self._model.call_ended_recently(call_id):
+                continue
+            call = Call.restore(stored.call)
+            call.hangup_cause = RESYNC_CAUSE
+            self._model.end_call(call, max(stored.updated_at, call.started_at), cause=RESYNC_CAUSE)
+            closed.add(call_id)
+        return closed
+
     def _sync_entries(self, entries: Sequence[QueueEntryInfo], now: float, mark: int) -> None:
         wanted = {(e.queue, e.uniqueid) for e in entries}
         for queue, current in list(self._queues.items()):
@@ -124,6 +176,12 @@ class Resyncer:
             leg = self._legs.get(e.uniqueid)
             if known is not None:
                 known.position = e.position
+            elif leg is not None and leg.call_id in self._restored:  # queued before the restart
+                call = self._restored[leg.call_id]
+                joined = call.queued_at if call.queued_at is not None else now - max(0.0, e.wait)
+                self._queues.setdefault(e.queue, {})[e.uniqueid] = QueueEntry(
+                    e.uniqueid, call.id, e.position, joined
+                )
             elif leg is not None and leg.left_queue_seq <= mark:  # else: left after the list
                 self._model.caller_joined_queue(
                     e.uniqueid,
@@ -156,16 +214,11 @@ class Resyncer:
             call.state = "routing"
             self._publish(CallUpdated(now, call.snapshot(), ("state",)))
             return
-        interface = peer.agent or self._guess_interface(peer.channel)
+        interface = peer.agent or self._model.interface_of(peer.channel)
         self._model.agent_connected(
             call.caller_leg, call.queue, interface, agent_uniqueid=peer.uniqueid, at=now
         )
 
-    def _guess_interface(self, channel: str) -> str:
-        """``PJSIP/op101-00000005`` → the member ``PJSIP/op101``; ``Local/x@ctx-0000;1`` →
-        ``Local/x@ctx/n``. Falls back to the channel name without its sequence suffix."""
-        base = channel.rsplit("-", 1)[0]
-        for interface in self._agents.interfaces():
-            if interface == base or interface.startswith(base + "/"):
-                return interface
-        return base
+
+def _first_channel_first(info: ChannelInfo) -> tuple[int, float]:
+    return (0 if info.uniqueid == (info.linkedid or info.uniqueid) else 1, -info.duration)
