@@ -15,7 +15,8 @@ from callserver.core.bus import EventBus
 from callserver.core.model import LiveModel
 from callserver.metrics import Metrics
 from callserver.web.app import build_web_app
-from callserver.web.live import LiveHub, live_routes
+from callserver.web.auth import token_authenticator
+from callserver.web.live import LIVE_WS_PATH, LiveHub, live_routes
 from tests.transcripts import from_asterisk
 
 TOKEN = "flows-token"
@@ -26,9 +27,10 @@ async def test_transfer_and_hold_reach_the_websocket_and_the_live_snapshot() -> 
     model = LiveModel(bus)
     translator = AmiTranslator(model)
     bus.subscribe(hub.publish)
-    routes = live_routes(hub, model.to_dict)
+    routes = live_routes(hub, model.to_dict, TOKEN)
     app = build_web_app(
-        api_token=TOKEN, health_checks={}, metrics=Metrics(), routes=routes, on_shutdown=[hub.close]
+        authenticators=[token_authenticator(TOKEN)], health_checks={}, metrics=Metrics(),
+        routes=routes, public_paths=[LIVE_WS_PATH], on_shutdown=[hub.close],
     )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with TestClient(TestServer(app)) as c:
