@@ -19,7 +19,7 @@ from typing import Any
 
 from callserver.core.events import CallEvent, CallSnapshot
 from callserver.core.phone import try_normalize
-from callserver.core.text import clean_text
+from callserver.core.text import clean_text, text_problem
 
 MAX_TEXT = 4000
 """Characters kept of any one text value in a row (the AMI edge already limits caller names)."""
@@ -127,7 +127,12 @@ def clean(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(clean(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON that PostgreSQL's jsonb takes. The AMI edge cleans Asterisk's text already,
+    so the text is checked once as a whole and cleaned value by value only when it needs it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if "\\u0000" in text or text_problem(text) is not None:
+        text = json.dumps(clean(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    return text
 
 
 def event_fields(event: CallEvent) -> dict[str, Any]:

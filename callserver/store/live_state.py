@@ -66,6 +66,9 @@ class LiveStateSettings:
     live_ttl: int = 6 * 3600
     retry_min: float = 0.2
     retry_max: float = 5.0
+    flush_interval: float = 0.05
+    """Seconds the first pending event waits for others: a call's and an agent's successive
+    states within it are written once (one HSET, not one per event), in one round trip."""
 
 
 def _dumps(value: Any) -> str:
@@ -204,6 +207,10 @@ class RedisLiveState(BufferedWorker):
 
     def _has_work(self) -> bool:
         return bool(self._outbox or self._calls or self._agents or self._closed_calls)
+
+    async def _wait_for_batch(self) -> None:
+        if not self._closing and len(self._outbox) < self._s.batch_size:
+            await asyncio.sleep(self._s.flush_interval)
 
     async def _probe(self) -> bool:
         try:

@@ -66,12 +66,8 @@ class LiveHub:
         self._clients.add(queue)
         reader = asyncio.create_task(self._drain_incoming(ws, queue))
         try:
-            while not ws.closed:
-                text = await queue.get()
-                if text is None:
-                    break
-                async with asyncio.timeout(SEND_TIMEOUT):
-                    await ws.send_str(text)
+            while not ws.closed and await self._send_burst(ws, queue):
+                pass
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -79,6 +75,20 @@ class LiveHub:
             await cancel_and_wait(reader)
             await ws.close()
         return ws
+
+    @staticmethod
+    async def _send_burst(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> bool:
+        """Send what is queued now (at least one frame) under one deadline of ``SEND_TIMEOUT``
+        seconds; False when the client is to be closed."""
+        burst = [await queue.get()]
+        while not queue.empty() and len(burst) < 256:
+            burst.append(queue.get_nowait())
+        async with asyncio.timeout(SEND_TIMEOUT):
+            for text in burst:
+                if text is None:
+                    return False
+                await ws.send_str(text)
+        return True
 
     @staticmethod
     async def _drain_incoming(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
