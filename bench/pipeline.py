@@ -233,6 +233,8 @@ def main() -> None:
     print(f"offered {args.rate:g} calls/s; window {window.seconds:.1f} s; {window.calls} calls "
           f"ended; callserver CPU {window.cpu:.2f} s = {100 * window.cpu / window.seconds:.0f}% "
           f"of a core; AMI events seen {final.get('callserver_ami_events_total', 0):.0f}")
+    per_call = final.get("callserver_domain_events_total", 0) / max(1, ended)
+    print(f"domain events per call (whole run): {per_call:.1f}")
     for name in DROP_METRICS:
         print(f"  {name} = {final.get(name, 0):.0f}")
     if args.profile:

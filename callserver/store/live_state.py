@@ -2,7 +2,10 @@
 
 Writes (one owned task, never on the caller's path):
 
-* every domain event as JSON (``event.to_dict()``) on channel ``{prefix}events``;
+* every domain event as JSON (``event.to_json()``) on channel ``{prefix}events``: one message
+  per round trip holding that batch's events as JSON lines (split on ``\n``; JSON text never
+  contains a raw newline), oldest first — one PUBLISH per event cost more than the rest of
+  the pipeline;
 * ``{prefix}call:{id}``: hash of the call's latest snapshot (``json``, ``state``, ``queue``,
   ``agent``, ``updated_at``), member of the set ``{prefix}calls`` while live; when the call ends
   (state ``ended``/``abandoned``) it leaves the set and the hash expires after ``ended_ttl``
@@ -253,8 +256,8 @@ class RedisLiveState(BufferedWorker):
         closed: set[str],
     ) -> Pipeline:
         p, pipe = self._prefix, self._redis.pipeline(transaction=False)
-        for event in events:
-            pipe.publish(self.channel, event.to_json())
+        if events:  # one message per round trip: the events as JSON lines, oldest first
+            pipe.publish(self.channel, "\n".join(event.to_json() for event in events))
         for call_id, (snap, at) in calls.items():
             key = f"{p}call:{call_id}"
             pipe.hset(key, mapping=_call_fields(snap, at))

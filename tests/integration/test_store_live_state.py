@@ -54,7 +54,7 @@ async def test_events_are_published_and_live_hashes_follow_the_call(
     while len(received) < 3:
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
         assert msg is not None, "published event not received"
-        received.append(json.loads(msg["data"]))
+        received.extend(json.loads(line) for line in msg["data"].splitlines())
     assert [m["type"] for m in received] == ["CallStarted", "CallQueued", "AgentRinging"]
     assert received[2]["call_id"] == "live-1" and received[2]["agent"] == "PJSIP/op101"
     assert received[2]["call"]["caller_name"] == "Иванова Мария"
