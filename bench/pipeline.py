@@ -9,7 +9,8 @@ warm-up, a window of ``--seconds`` is measured:
 
   calls_per_s       calls ended in the window (CallEnded frames on the live WebSocket)
   cpu_ms_per_call   callserver's CPU time (user + system, /proc/PID/stat) in the window ÷ calls
-  write_lag_p99_ms  p99 of ``callserver_db_write_lag_seconds`` sampled every 100 ms
+  write_lag_p99_ms  p99 of ``callserver_db_write_lag_seconds`` sampled every 500 ms (each
+                    sample is a /metrics request the server answers: sampled sparingly)
   dropped           events or calls callserver dropped (writer, CRM queue, Redis, bad AMI),
                     plus calls seen ending on the WebSocket that PostgreSQL lacks after the drain
 
@@ -171,7 +172,7 @@ async def _measure(
         c0, cpu0, t0 = ended[0], cpu_seconds(pid), time.monotonic()
         while time.monotonic() - t0 < seconds:
             w.lags.append((await _metrics(session, port)).get("callserver_db_write_lag_seconds", 0))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
         w.calls, w.cpu, w.seconds = ended[0] - c0, cpu_seconds(pid) - cpu0, time.monotonic() - t0
         await asyncio.sleep(3.0)  # let the writer and the outbox drain
         final = await _metrics(session, port)

@@ -19,7 +19,7 @@ from callserver.core.tasks import cancel_and_wait
 from callserver.errors import CallserverError, ErrorCategory
 from callserver.store.call_repository import CallRepository
 from callserver.store.migrate import MigrationError, MigrationSource, apply_migrations
-from callserver.store.postgres import create_pool, ping
+from callserver.store.postgres import NoResetConnection, create_pool, ping
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ class Database:
         components that need it can be built while PostgreSQL is still down."""
         if self.pool is None:
             self.pool = await asyncpg.create_pool(
-                self._config.dsn, min_size=0, max_size=10, timeout=5.0, command_timeout=10.0
-            )
+                self._config.dsn, min_size=0, max_size=10, timeout=5.0, command_timeout=10.0,
+                connection_class=NoResetConnection,
+            )  # fmt: skip
         return self.pool
 
     async def start(self) -> None:
