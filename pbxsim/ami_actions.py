@@ -12,7 +12,7 @@ from pbxsim.ami_server import Session
 from pbxsim.dialplan import Dialplan
 from pbxsim.engine import Engine
 from pbxsim.originate import OriginatePolicy, OriginateRequest, originate, parse_callerid
-from pbxsim.queue_call import agent_status
+from pbxsim.queue_events import agent_status
 from pbxsim.queues import Member
 from pbxsim.wire import every, first, message
 

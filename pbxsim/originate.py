@@ -25,7 +25,7 @@ from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbou
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
-from pbxsim.queue_call import agent_status
+from pbxsim.queue_events import agent_status
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
