@@ -55,7 +55,11 @@ class Pbx:
         self.opts = opts
         self.clock = Clock(opts.speed)
         cfg = EngineConfig(
-            agi_host=opts.agi_host, agi_port=opts.agi_port, agi_timeout_s=opts.agi_timeout_s
+            agi_host=opts.agi_host,
+            agi_port=opts.agi_port,
+            agi_timeout_s=opts.agi_timeout_s,
+            queue_options=scenario.queue_options,
+            bridge_peer_rounds=scenario.bridge_peer_rounds,
         )
         self.server = AmiServer(AmiCredentials(opts.ami_user, opts.ami_secret), self._dispatch)
         self.engine = Engine(self.server.broadcast, self.clock, cfg, seed=opts.seed)
@@ -90,7 +94,9 @@ class Pbx:
             for endpoint, penalty in members:
                 member_agent = eng.agents.get(endpoint)
                 if member_agent is not None:
-                    q.members.append(Member(member_agent, penalty, ringinuse=q.ringinuse))
+                    paused = endpoint in qs.paused
+                    m = Member(member_agent, penalty, paused=paused, ringinuse=q.ringinuse)
+                    q.members.append(m)
             eng.queues[q.name] = q
         if sc.stasis_builtin:
             eng.stasis.register(eng.config.stasis_app, LabDtmfApp())

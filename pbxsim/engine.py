@@ -56,6 +56,30 @@ class EngineConfig:
     """Wall-clock deadline for the whole FastAGI exchange of one call."""
     stasis_app: str = "callserver"
     uptime_s: int = 163
+    queue_options: str = "r"
+    """Options of the dialplan's ``Queue()`` (the lab's 2026-12-01 dialplan uses ``rt``)."""
+    bridge_peer_rounds: int = 3
+    """BRIDGEPEER/BRIDGEPVTCALLID rounds when two SIP legs are bridged: each re-INVITE the
+    phones exchange re-announces the peers (the 2026-11-23 lab SIPp operators: 3; the
+    2026-12-01 ones, which answer the connected-line re-INVITE differently: 1)."""
+
+
+@dataclass(frozen=True)
+class MidCall:
+    """What the operator does during a connected queue call (scenario seconds after the
+    answer). Scripted per call or drawn by the traffic model; AMI actions do the same."""
+
+    hold_after_s: float | None = None
+    """Put the caller on hold this long after the answer (None: never)."""
+    hold_s: float = 0.0
+    transfer: str = ""
+    """``blind`` | ``attended`` | "" (none)."""
+    transfer_to: str = ""
+    """Extension in ``transfer_context`` (``102`` rings ``PJSIP/op102``)."""
+    transfer_context: str = "operators"
+    transfer_after_s: float = 0.0
+    transferer_hangup_s: float = 3.0
+    """Attended: the transferer hangs up this long after the target answered."""
 
 
 @dataclass(eq=False)
@@ -74,6 +98,18 @@ class Call:
     """Name of the last channel dialled for this call (Cdr DestinationChannel)."""
     peer_hangup: bool = False
     """AMI Hangup hit the connected operator's leg, not the caller."""
+    plan: MidCall = field(default_factory=MidCall)
+    transfer_request: tuple[str, str, str] | None = None
+    """(kind, exten, context) from AMI BlindTransfer/Atxfer on the operator's leg."""
+    held_s: float = 0.0
+    """Seconds the caller spent on hold (counted as talk by app_queue)."""
+    held_since: float | None = None
+    connected_at: float = 0.0
+    """Scenario time the caller was connected to the (first) operator."""
+    talks: list[tuple[str, float]] = field(default_factory=list)
+    """(agent interface, seconds) of every conversation, in order."""
+    transfers: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, from extension, to extension) of every transfer."""
 
 
 class Engine:
@@ -202,13 +238,16 @@ class Engine:
         key = name.lstrip("_")
         ch.variables[key] = value
         if name.startswith("__") and key not in ch.inheritable:
-            ch.inheritable.append(key)
+            ch.inheritable.insert(0, key)  # Asterisk's varshead: set → head
         self.emit(ev.varset(ch, name, value))
 
     def inherit(self, parent: Channel, child: Channel) -> None:
-        """Copy ``__VAR`` variables like Asterisk's channel inheritance (emits VarSet)."""
-        for key in parent.inheritable[::-1]:
+        """Copy ``__VAR`` variables like ``ast_channel_inherit_variables`` (emits VarSet):
+        in the parent's list order, which is newest-set first, inherited ones after."""
+        for key in list(parent.inheritable):
             self.setvar(child, "__" + key, parent.variables[key])
+            child.inheritable.remove(key)  # inherited variables are appended at the tail
+            child.inheritable.append(key)
 
     def exten(self, ch: Channel, priority: int, app: str, data: str = "") -> None:
         """Run dialplan priority ``priority`` of ``ch``: emit Newexten."""
@@ -309,6 +348,16 @@ class Engine:
             call.hangup_cause = cause
         call.interrupted.set()
         self._wake_queues()
+        return True
+
+    def request_transfer(self, name: str, kind: str, exten: str, context: str) -> bool:
+        """AMI BlindTransfer/Atxfer of a connected operator leg: interrupt the conversation
+        so the call flow performs the transfer; False if ``name`` is no connected leg."""
+        call = self.leg_of.get(name)
+        if call is None or call.transfer_request is not None:
+            return False
+        call.transfer_request = (kind, exten, context)
+        call.interrupted.set()
         return True
 
     def request_redirect(self, name: str, target: tuple[str, str, int]) -> bool:

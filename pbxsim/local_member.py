@@ -103,6 +103,7 @@ async def talk_local(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) 
     eng.exten(two, 4, "Hangup", "")
     talked = eng.clock.now() - start
     q.record_talk(talked)
+    call.talks.append((leg.member.agent.interface, talked))
     eng.emit(ev.soft_hangup_request(two, 16))
     eng.emit(ev.hangup_request(one, 16))
     agent = leg.member.agent

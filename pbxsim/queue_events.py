@@ -110,3 +110,29 @@ def call_times(eng: Engine, ch: Channel, ring: float, talked: float) -> None:
         ("DIALEDTIME_MS", int((talked + ring) * 1000)),
     ):
         eng.setvar(ch, k, str(v))
+
+
+def release_member(eng: Engine, q: Queue, member: Member) -> None:
+    """The member's call ended: counters, device state, wrap-up then available again."""
+    agent = member.agent
+    member.in_call = False
+    member.calls_taken += 1
+    member.last_call = int(eng.clock.wall())
+    agent.calls_taken += 1
+    agent.last_call = member.last_call
+    q.completed += 1
+    eng.emit(ev.device_state(agent.interface, "NOT_INUSE"))
+    wrap = agent.profile.wrapup_s
+    if wrap <= 0:
+        agent.state = "idle"
+        agent_status(eng, agent)
+        return
+    agent.state = "wrapup"
+    agent_status(eng, agent)
+
+    def back() -> None:
+        if agent.state == "wrapup":
+            agent.state = "idle"
+            agent_status(eng, agent)
+
+    eng.later(wrap, back)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pbxsim import ami_events as ev
 from pbxsim.engine import Call, Engine
+from pbxsim.midcall import converse
 from pbxsim.model import Bridge, Channel
 from pbxsim.queue_events import (
     Fields,
@@ -19,13 +20,13 @@ from pbxsim.queue_events import (
     drop_leg,
     left_queue,
     member_vars,
+    release_member,
     setvars,
 )
+from pbxsim.transfer import transfer
 
 if TYPE_CHECKING:
-    from pbxsim.queues import Entry, Member, Queue
-
-RTCP_EVERY_S = 5.0
+    from pbxsim.queues import Entry, Queue
 
 
 def _answered(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg, hold: int) -> None:
@@ -73,7 +74,7 @@ def _bridge(eng: Engine, ch: Channel, lc: Channel, leg: Leg) -> Bridge:
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", f"{ch.uniqueid}-pvt")
         return br
-    for _ in range(3):
+    for _ in range(eng.config.bridge_peer_rounds):
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", ch.variables.get("PVTCALLID", ch.uniqueid))
         eng.setvar(lc, "BRIDGEPEER", ch.name)
@@ -93,22 +94,6 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
     return _bridge(eng, ch, lc, leg), hold
 
 
-async def _converse(eng: Engine, call: Call, seconds: float) -> bool:
-    """Talk for ``seconds`` (RTCPSent every 5 s on SIP legs); False if interrupted by AMI."""
-    ch = call.channel
-    end = eng.clock.now() + seconds
-    packets = 0
-    while True:
-        step = min(RTCP_EVERY_S, end - eng.clock.now())
-        if step <= 0:
-            return True
-        if await eng.clock.wait_event(call.interrupted, step):
-            return False
-        if step >= RTCP_EVERY_S and ch.name.startswith("PJSIP/"):
-            packets += 250
-            eng.emit(ev.rtcp_sent(ch, hash(ch.uniqueid) & 0xFFFFFFFF, packets))
-
-
 def _unbridge(eng: Engine, ch: Channel, lc: Channel) -> None:
     for target in (ch, lc):
         eng.setvar(target, "BRIDGEPEER", "")
@@ -126,14 +111,19 @@ async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str
     if call.agent_ends is not None:
         agent_ends = call.agent_ends
     start = eng.clock.now()
+    call.connected_at = start
     eng.leg_of[lc.name] = call
-    interrupted = not await _converse(eng, call, seconds)
+    outcome = await converse(eng, call, lc, seconds)
+    if outcome == "transfer":
+        return await transfer(eng, call, q, br, leg, hold, start)
+    interrupted = outcome == "interrupted"
     agent_ends = agent_ends and not interrupted
     if call.peer_hangup:  # AMI Hangup of the operator's leg: the operator "hung up"
         call.peer_hangup, agent_ends = False, True
         call.interrupted.clear()
     talked = eng.clock.now() - start
     q.record_talk(talked)
+    call.talks.append((agent.interface, talked))
     fields: Fields = (
         ("Queue", q.name),
         ("Interface", agent.interface),
@@ -165,7 +155,7 @@ def _agent_ends(
     eng.emit(ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, ("Reason", "agent")))
     eng.rtp_qos(lc, None)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
+    release_member(eng, q, leg.member)
     ch.set_connected("<unknown>", "<unknown>")
 
 
@@ -192,33 +182,7 @@ def _caller_ends(
     eng.rtp_qos(lc, None)
     eng.device_down(ch.device)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
-
-
-def _release(eng: Engine, q: Queue, member: Member) -> None:
-    """The member's call ended: counters, device state, wrap-up then available again."""
-    agent = member.agent
-    member.in_call = False
-    member.calls_taken += 1
-    member.last_call = int(eng.clock.wall())
-    agent.calls_taken += 1
-    agent.last_call = member.last_call
-    q.completed += 1
-    eng.emit(ev.device_state(agent.interface, "NOT_INUSE"))
-    wrap = agent.profile.wrapup_s
-    if wrap <= 0:
-        agent.state = "idle"
-        agent_status(eng, agent)
-        return
-    agent.state = "wrapup"
-    agent_status(eng, agent)
-
-    def back() -> None:
-        if agent.state == "wrapup":
-            agent.state = "idle"
-            agent_status(eng, agent)
-
-    eng.later(wrap, back)
+    release_member(eng, q, leg.member)
 
 
 def _local_caller_ends(
@@ -245,4 +209,4 @@ def _local_caller_ends(
     eng.emit(ev.bridge_destroy(br))
     eng.rtp_qos(lc, None)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
+    release_member(eng, q, leg.member)
