@@ -20,6 +20,7 @@ from pbxsim.breaks import take_breaks
 from pbxsim.clock import Clock
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
 from pbxsim.engine import Engine, EngineConfig
+from pbxsim.ledger import Ledger
 from pbxsim.queues import Member, Queue
 from pbxsim.scenario import Scenario
 from pbxsim.stasis_lab import LabDtmfApp
@@ -45,6 +46,8 @@ class PbxOptions:
     agi_timeout_s: float = 5.0
     drain_grace_s: float = 120.0
     """Wall seconds ``run_scenario`` waits for running calls after the last arrival."""
+    ledger_path: str = ""
+    """JSON-lines ground-truth ledger of every generated call ("": none)."""
 
 
 class Pbx:
@@ -62,7 +65,10 @@ class Pbx:
             bridge_peer_rounds=scenario.bridge_peer_rounds,
         )
         self.server = AmiServer(AmiCredentials(opts.ami_user, opts.ami_secret), self._dispatch)
-        self.engine = Engine(self.server.broadcast, self.clock, cfg, seed=opts.seed)
+        self.ledger = Ledger(opts.ledger_path) if opts.ledger_path else None
+        self.engine = Engine(
+            self.server.broadcast, self.clock, cfg, seed=opts.seed, ledger=self.ledger
+        )
         self.dialplan = Dialplan(
             dict(scenario.dids), set(scenario.stasis_dids), scenario.default_queue
         )
@@ -163,3 +169,5 @@ class Pbx:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.engine.aclose()
         await self.server.aclose()
+        if self.ledger is not None:
+            self.ledger.close()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pbxsim import ami_events as ev
 from pbxsim.agi_client import AgiRequest, AgiSession
 from pbxsim.engine import Call, Engine, MidCall
+from pbxsim.ledger import record as ledger_record
 from pbxsim.queue_call import queue_app
 from pbxsim.stasis_run import run_stasis
 from pbxsim.stasis_session import PLAYBACK_SECONDS
@@ -85,6 +86,17 @@ async def run_inbound(eng: Engine, dp: Dialplan, spec: InboundCall) -> None:
     )
     call = eng.register_call(ch)
     call.talk_s, call.agent_ends, call.plan = spec.talk_s, spec.agent_ends, spec.plan
+    call.started_at = eng.clock.wall()
+    try:
+        await _from_trunk(eng, dp, call, spec)
+    finally:
+        if eng.ledger is not None and ch.hungup:  # not when pbxsim stops mid-call
+            eng.ledger.write(ledger_record(call, spec.did))
+
+
+async def _from_trunk(eng: Engine, dp: Dialplan, call: Call, spec: InboundCall) -> None:
+    """``[from-trunk]``: the DID's ad source, then route-inbound or Stasis."""
+    ch = call.channel
     eng.setvar(ch, "SIPDOMAIN", "127.0.0.1")
     source = dp.dids.get(spec.did)
     if source is None:

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pbxsim import ami_events as ev
 from pbxsim.agents import Agent
@@ -44,6 +44,12 @@ _QOS_VALUES = (
     f"   minrxmes=088.087887;   maxrxmes=088.087887;   avgrxmes=088.087887;   stdevrxmes={_Z};"
     f"   mintxmes={_Z};   maxtxmes={_Z};   avgtxmes={_Z};   stdevtxmes={_Z};",
 )
+
+
+class CallLog(Protocol):
+    """Sink of ledger records (``pbxsim.ledger.Ledger`` writes JSON lines)."""
+
+    def write(self, record: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,16 @@ class Call:
     """(agent interface, seconds) of every conversation, in order."""
     transfers: list[tuple[str, str, str]] = field(default_factory=list)
     """(kind, from extension, to extension) of every transfer."""
+    queue: str = ""
+    """The queue the caller joined (last one)."""
+    started_at: float = 0.0
+    """``clock.wall()`` when the call arrived."""
+    wait_s: int | None = None
+    """AgentConnect's or QueueCallerAbandon's HoldTime (seconds)."""
+    answered_at: float | None = None
+    """``clock.wall()`` of the first AgentConnect."""
+    abandoned_at: float | None = None
+    """``clock.wall()`` of QueueCallerAbandon (also a queue timeout)."""
 
 
 class Engine:
@@ -124,8 +140,11 @@ class Engine:
         clock: Clock,
         config: EngineConfig | None = None,
         seed: int = 1,
+        ledger: CallLog | None = None,
     ) -> None:
         self.sink = sink
+        self.ledger = ledger
+        """Where each generated call's ground-truth record goes when it ends (``--ledger``)."""
         self.clock = clock
         self.config = config or EngineConfig()
         self.rng = random.Random(seed)
@@ -296,6 +315,7 @@ class Engine:
         if ch.hungup:
             return
         ch.hungup = True
+        ch.cause, ch.ended = cause, self.clock.wall()
         self.emit(ev.hangup(ch, cause))
         self.channels.pop(ch.name, None)
         self.calls.pop(ch.name, None)

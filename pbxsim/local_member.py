@@ -61,6 +61,9 @@ def open_local_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel
 def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple[Bridge, int]:
     ch, one, agent = call.channel, leg.channel, leg.member.agent
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s = hold
+    if call.answered_at is None:
+        call.answered_at = eng.clock.wall()
     eng.emit(ev.dial("DialEnd", ch, one, ("DialStatus", "ANSWER")))
     mvars = member_vars(leg)
     setvars(eng, ch, mvars)

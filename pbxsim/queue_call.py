@@ -41,6 +41,7 @@ async def queue_app(
     entry = Entry(ch, eng.clock.now(), 0, ch.variables.get("ROUTE_AGENT", ""))
     entry.prio = int(prio) if prio.lstrip("-").isdigit() else 0
     entry.original_position = q.insert(entry)
+    call.queue = q.name
     if len(q.entries) == 1:
         eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
     pos, n = entry.original_position, len(q.entries)
@@ -193,7 +194,7 @@ def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | 
     for var, val in (("DIALEDTIME_MS", ms), ("ANSWEREDTIME", "0"), ("ANSWEREDTIME_MS", "0")):
         eng.setvar(ch, var, val)
     eng.setvar(ch, "ABANDONED", "TRUE")
-    _record_abandoned(eng, ch, q, entry)
+    _record_abandoned(eng, call, q, entry)
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     for m, leg in legs or []:
@@ -201,13 +202,15 @@ def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | 
         m.agent.state = "idle"
 
 
-def _record_abandoned(eng: Engine, ch: Channel, q: Queue, entry: Entry) -> None:
+def _record_abandoned(eng: Engine, call: Call, q: Queue, entry: Entry) -> None:
     """app_queue's record_abandoned(): QUEUE* variables, then the counter and the event."""
+    ch = call.channel
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     q.abandoned += 1
     where = (("Position", q.position(entry)), ("OriginalPosition", entry.original_position))
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s, call.abandoned_at = hold, eng.clock.wall()
     eng.emit(
         ev.queue_caller("QueueCallerAbandon", ch, ("Queue", q.name), *where, ("HoldTime", hold))
     )
@@ -222,7 +225,7 @@ def _leave(
     if abandoned and not redirect:
         _abandon_vars(eng, call, q, entry, legs)
     elif not redirect:  # queue_exec's EXITWITHTIMEOUT: record_abandoned(), set_queue_variables()
-        _record_abandoned(eng, ch, q, entry)
+        _record_abandoned(eng, call, q, entry)
         for k, v in q.queue_vars():
             eng.setvar(ch, k, v)
     pos = q.position(entry)

@@ -86,6 +86,9 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
     """From the member's answer to both channels in a bridge; returns (bridge, hold)."""
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s = hold
+    if call.answered_at is None:
+        call.answered_at = eng.clock.wall()
     _answered(eng, call, q, entry, leg, hold)
     left_queue(eng, call.channel, q, entry, hold)
     fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))

@@ -41,11 +41,13 @@ async def transfer(
     talked = eng.clock.now() - start
     q.record_talk(talked)
     call.talks.append((leg.member.agent.interface, talked))
-    call.transfers.append((kind, leg.member.agent.ext, exten))
     agent = find_agent(eng, exten)
+    if kind == "attended" and agent is None:  # to nobody: ends like a blind one to nobody
+        kind = "blind"
+    call.transfers.append((kind, leg.member.agent.ext, exten))
     if kind == "attended" and agent is not None:
         await attended(eng, call, q, br, leg, hold, agent, context)
-    else:  # an attended transfer to nobody ends like a blind one to nobody
+    else:
         await blind(eng, call, q, br, leg, hold, exten, context)
     return "GONE"
 
