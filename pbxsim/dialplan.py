@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from pbxsim import ami_events as ev
 from pbxsim.agi_client import AgiRequest, AgiSession
-from pbxsim.engine import Call, Engine, MidCall
+from pbxsim.engine import Call, Engine
 from pbxsim.ledger import record as ledger_record
+from pbxsim.plan import MidCall
 from pbxsim.queue_call import queue_app
 from pbxsim.stasis_run import run_stasis
 from pbxsim.stasis_session import PLAYBACK_SECONDS

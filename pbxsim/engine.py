@@ -20,6 +20,7 @@ from pbxsim import ami_events as ev
 from pbxsim.agents import Agent
 from pbxsim.clock import Clock
 from pbxsim.model import Bridge, Channel, Ids
+from pbxsim.plan import MidCall
 from pbxsim.queues import Queue
 from pbxsim.stasis import StasisRegistry
 
@@ -68,24 +69,6 @@ class EngineConfig:
     """BRIDGEPEER/BRIDGEPVTCALLID rounds when two SIP legs are bridged: each re-INVITE the
     phones exchange re-announces the peers (the 2026-11-23 lab SIPp operators: 3; the
     2026-12-01 ones, which answer the connected-line re-INVITE differently: 1)."""
-
-
-@dataclass(frozen=True)
-class MidCall:
-    """What the operator does during a connected queue call (scenario seconds after the
-    answer). Scripted per call or drawn by the traffic model; AMI actions do the same."""
-
-    hold_after_s: float | None = None
-    """Put the caller on hold this long after the answer (None: never)."""
-    hold_s: float = 0.0
-    transfer: str = ""
-    """``blind`` | ``attended`` | "" (none)."""
-    transfer_to: str = ""
-    """Extension in ``transfer_context`` (``102`` rings ``PJSIP/op102``)."""
-    transfer_context: str = "operators"
-    transfer_after_s: float = 0.0
-    transferer_hangup_s: float = 3.0
-    """Attended: the transferer hangs up this long after the target answered."""
 
 
 @dataclass(eq=False)

@@ -44,10 +44,8 @@ async def queue_app(
     call.queue = q.name
     if len(q.entries) == 1:
         eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
-    pos, n = entry.original_position, len(q.entries)
-    eng.emit(
-        ev.queue_caller("QueueCallerJoin", ch, ("Queue", q.name), ("Position", pos), ("Count", n))
-    )
+    join = (("Queue", q.name), ("Position", entry.original_position), ("Count", len(q.entries)))
+    eng.emit(ev.queue_caller("QueueCallerJoin", ch, *join))
     give_up = entry.joined + max_wait
     if patience is not None:
         give_up = min(give_up, entry.joined + patience)

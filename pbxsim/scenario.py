@@ -15,7 +15,7 @@ Keys (all optional unless noted; times in scenario seconds):
 ``local`` (Local-channel members ``exten@context``, e.g. the lab's ``op-bot@lab-local``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
 ``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``;
-what the operator does once connected (``pbxsim.engine.MidCall``): ``hold_after_s``,
+what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s``,
 ``hold_s``, ``transfer`` (``blind``/``attended``), ``transfer_to``, ``transfer_context``,
 ``transfer_after_s``, ``transferer_hangup_s``.
 ``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
@@ -31,8 +31,8 @@ from typing import Any
 
 from pbxsim.agents import AgentProfile
 from pbxsim.dialplan import InboundCall
-from pbxsim.engine import MidCall
 from pbxsim.originate import OriginatePolicy
+from pbxsim.plan import MidCall
 from pbxsim.traffic import TrafficConfig
 from pbxsim.wire import PbxsimError
 

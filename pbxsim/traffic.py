@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
-from pbxsim.engine import Engine, MidCall
+from pbxsim.engine import Engine
+from pbxsim.plan import MidCall
 
 DATA_DIR = Path(__file__).parent / "data"
 FLAT = (1.0,) * 24

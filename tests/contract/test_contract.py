@@ -159,6 +159,18 @@ async def _replay(
         writer.write(_action(golden, t, seen))
 
 
+async def _until_quiet(reader: asyncio.StreamReader, quiet_s: float = 0.6) -> bytes:
+    """Everything read until nothing arrived for ``quiet_s`` wall seconds."""
+    data = b""
+    while True:
+        try:
+            async with asyncio.timeout(quiet_s):
+                chunk = await reader.read(65536)
+        except TimeoutError:
+            return data
+        data += chunk
+
+
 async def session(
     scenario: str,
     golden: str,
@@ -190,13 +202,7 @@ async def session(
                 assert chunk, "pbxsim closed the AMI connection early"
                 data += chunk
                 await _replay(writer, golden, data, pending, seen, speed)
-            while True:
-                try:
-                    async with asyncio.timeout(0.6):
-                        chunk = await reader.read(65536)
-                except TimeoutError:
-                    break
-                data += chunk
+            data += await _until_quiet(reader)
         writer.write(actions[-1])
         async with asyncio.timeout(10):
             data += await reader.read()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pbxsim.dialplan import Dialplan, InboundCall
-from pbxsim.engine import MidCall
+from pbxsim.plan import MidCall
 from pbxsim.scenario import ScenarioError, load
 from pbxsim.traffic import Traffic, TrafficConfig
 
