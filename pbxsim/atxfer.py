@@ -275,12 +275,14 @@ async def attended(
     scripted = call.plan.transfer == "attended"
     wait = call.plan.transferer_hangup_s if scripted else MAX_CONSULT_S
     await eng.clock.wait_event(call.interrupted, wait)
+    caller_gone = call.interrupted.is_set() and not call.peer_hangup  # AMI Hangup of the caller
     call.interrupted.clear()
     call.peer_hangup = False
     _complete(eng, call, q, c, leg, hold)
     seconds = call.talk_s if call.talk_s is not None else agent.draw_talk()[0]
     start = eng.clock.now()
-    await eng.clock.wait_event(call.interrupted, seconds)
+    if not caller_gone:
+        await eng.clock.wait_event(call.interrupted, seconds)
     talked = eng.clock.now() - start
     call.talks.append((agent.interface, talked))
     _caller_hangs_up(eng, call, q, c, leg, eng.clock.now() - call.connected_at)

@@ -91,7 +91,9 @@ async def converse(eng: Engine, call: Call, op: Channel, seconds: float) -> str:
             if call.transfer_request is not None:
                 call.interrupted.clear()
                 return "transfer"
-            end_hold(eng, call)
+            if call.held_since is not None:  # the call ends on hold: the music stops
+                eng.emit(ev.chan_event("MusicOnHoldStop", "call", call.channel))
+                end_hold(eng, call)
             return "interrupted"
         if what == "hold":
             hold(eng, call, op)
