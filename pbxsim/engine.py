@@ -103,6 +103,8 @@ class Call:
     """The queue the caller joined (last one)."""
     started_at: float = 0.0
     """``clock.wall()`` when the call arrived."""
+    outcome: str = ""
+    """Trunk originates: ``answer`` | ``machine`` | ``noanswer`` | ``busy`` | … (ledger)."""
     wait_s: int | None = None
     """AgentConnect's or QueueCallerAbandon's HoldTime (seconds)."""
     answered_at: float | None = None
@@ -145,6 +147,8 @@ class Engine:
         self.events_emitted = 0
         self._device_use: dict[str, int] = {}
         self.global_vars: dict[str, str] = {}
+        self.dialled: dict[str, int] = {}
+        """Originates per trunk number (which of its audio files the next answer says)."""
         self.queues: dict[str, Queue] = {}
         self.agents: dict[str, Agent] = {}
         self.calls_started = 0

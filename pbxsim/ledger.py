@@ -33,6 +33,7 @@ def record(call: Call, did: str) -> dict[str, Any]:
     for interface, seconds in call.talks:
         agents[interface] = round(agents.get(interface, 0.0) + seconds, 3)
     return {
+        "direction": "inbound",
         "uniqueid": ch.uniqueid,
         "linkedid": ch.linkedid,
         "caller": ch.cid_num,

@@ -19,7 +19,10 @@ what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s`
 ``hold_s``, ``transfer`` (``blind``/``attended``), ``transfer_to``, ``transfer_context``,
 ``transfer_after_s``, ``transferer_hangup_s``.
 ``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
-``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``).
+``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``):
+``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
+``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
+list of WAV paths), ``machine_audio`` (see ``pbxsim.patients``).
 """
 
 from __future__ import annotations
@@ -176,13 +179,9 @@ def _midcall(c: dict[str, Any]) -> MidCall:
     )
 
 
-def _build(raw: dict[str, Any], stem: str) -> Scenario:
-    pbx = raw.get("pbx", {})
-    agents = raw.get("agents", {})
-    reg = agents.get("registered")
-    orig = raw.get("originate", {})
+def _policy(orig: dict[str, Any]) -> OriginatePolicy:
     d = OriginatePolicy()
-    policy = OriginatePolicy(
+    return OriginatePolicy(
         answer=float(orig.get("answer", d.answer)),
         noanswer=float(orig.get("noanswer", d.noanswer)),
         busy=float(orig.get("busy", d.busy)),
@@ -190,7 +189,18 @@ def _build(raw: dict[str, Any], stem: str) -> Scenario:
         ring_s=_pair(orig.get("ring_s", d.ring_s)),
         talk_s=_pair(orig.get("talk_s", d.talk_s)),
         numbers={str(k): str(v) for k, v in orig.get("numbers", {}).items()},
+        machine=float(orig.get("machine", d.machine)),
+        machine_s=_pair(orig.get("machine_s", d.machine_s)),
+        audio={str(k): tuple(str(x) for x in v) for k, v in orig.get("audio", {}).items()},
+        machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
     )
+
+
+def _build(raw: dict[str, Any], stem: str) -> Scenario:
+    pbx = raw.get("pbx", {})
+    agents = raw.get("agents", {})
+    reg = agents.get("registered")
+    policy = _policy(raw.get("originate", {}))
     return Scenario(
         name=str(raw.get("name", stem)),
         description=str(raw.get("description", "")),
