@@ -40,7 +40,7 @@ def only(name: str, event: str) -> AmiMessage:
 
 
 def test_all_ami_transcripts_are_covered() -> None:
-    assert len(AMI_FILES) == 7
+    assert len(AMI_FILES) == 11
 
 
 @pytest.mark.parametrize("name", AMI_FILES)
