@@ -53,6 +53,7 @@ class Consult:
     two: Channel
     bridge: Bridge
     target: Dialled | None = None
+    """Set once the target answered."""
 
 
 def _dtmf(eng: Engine, op: Channel, digits: str) -> None:
@@ -121,8 +122,8 @@ def _consult_peers(
         eng.setvar(op, "BRIDGEPVTCALLID", "")
 
 
-def _target_rings(eng: Engine, c: Consult, agent: Agent, exten: str) -> None:
-    """;2 dials the target; ;1 shows it ringing to the operator."""
+def _target_rings(eng: Engine, c: Consult, agent: Agent, exten: str) -> Channel:
+    """;2 dials the target; ;1 shows it ringing to the operator. Returns the target's leg."""
     leg = open_target(eng, c.two, agent, exten)
     c.op.set_connected(agent.ext, agent.name)
     eng.emit(ev.new_connected_line(c.op))
@@ -132,12 +133,11 @@ def _target_rings(eng: Engine, c: Consult, agent: Agent, exten: str) -> None:
     eng.emit(ev.dial("DialState", None, c.one, ("DialStatus", "RINGING")))
     eng.emit(ev.device_state(c.one.device, "INUSE"))
     _consult_peers(eng, c.caller, c.op, c.one)
-    c.target = Dialled(leg, agent, Bridge(), 0.0)
+    return leg
 
 
-def _target_answers(eng: Engine, c: Consult, ring_s: float) -> None:
-    assert c.target is not None
-    leg, agent = c.target.leg, c.target.agent
+def _target_answers(eng: Engine, c: Consult, leg: Channel, agent: Agent, ring_s: float) -> None:
+    """The target answered ;2's Dial: its bridge with ;2; ;1 reports the answer."""
     br = target_answered(eng, c.two, leg, agent, enter_caller=False)
     eng.set_state(c.two, 6)
     eng.emit(ev.device_state(c.one.device, "INUSE"))
@@ -267,11 +267,11 @@ async def attended(
     call.interrupted.clear()
     _feature_code(eng, call, leg.channel, agent.ext, ctx)
     c = _open_consultation(eng, call, leg, br, agent.ext, ctx)
-    _target_rings(eng, c, agent, agent.ext)
+    target_leg = _target_rings(eng, c, agent, agent.ext)
     ring_s = agent.draw_ring()
     ring_s = min(DIAL_TIMEOUT_S, ring_s if ring_s is not None else agent.profile.ring_s[1])
     await eng.clock.sleep(ring_s)
-    _target_answers(eng, c, ring_s)
+    _target_answers(eng, c, target_leg, agent, ring_s)
     scripted = call.plan.transfer == "attended"
     wait = call.plan.transferer_hangup_s if scripted else MAX_CONSULT_S
     await eng.clock.wait_event(call.interrupted, wait)
