@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.ari import AriConfig, start_ari
+from pbxsim.ledger import LedgerError
 from pbxsim.scenario import ScenarioError, load
 
 log = logging.getLogger("pbxsim")
@@ -54,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--keep-running", action="store_true", help="stay up after the scenario's calls ended"
     )
+    p.add_argument(
+        "--ledger", default="", metavar="PATH", help="append a JSON line per ended call here"
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -81,8 +85,13 @@ async def _run(args: argparse.Namespace) -> int:
         speed=args.speed,
         seed=args.seed,
         wait_for_ami=args.wait_for_ami,
+        ledger_path=args.ledger,
     )
-    pbx = Pbx(scenario, opts)
+    try:
+        pbx = Pbx(scenario, opts)
+    except LedgerError as exc:
+        print(f"pbxsim: {exc.message}", file=sys.stderr)
+        return 2
     await pbx.start()
     try:
         ari_cfg = AriConfig(

@@ -12,7 +12,7 @@ from pbxsim.ami_server import Session
 from pbxsim.dialplan import Dialplan
 from pbxsim.engine import Engine
 from pbxsim.originate import OriginatePolicy, OriginateRequest, originate, parse_callerid
-from pbxsim.queue_call import agent_status
+from pbxsim.queue_events import agent_status
 from pbxsim.queues import Member
 from pbxsim.wire import every, first, message
 
@@ -41,6 +41,8 @@ class Actions:
             "queueadd": self.queue_add,
             "queueremove": self.queue_remove,
             "queuepause": self.queue_pause,
+            "blindtransfer": lambda a, h: self.transfer(a, h, "blind"),
+            "atxfer": lambda a, h: self.transfer(a, h, "attended"),
         }
 
     def _emit_later(self, data: bytes) -> None:
@@ -134,6 +136,25 @@ class Actions:
         if ch is None or not self.eng.request_hangup(ch.name, cause):
             return [_error(head, "No such channel")]
         return [message([("Response", "Success"), *head, ("Message", "Channel Hungup")])]
+
+    def transfer(self, a: Pairs, head: list[tuple[str, object]], kind: str) -> list[bytes]:
+        """BlindTransfer / Atxfer of an operator's channel connected to a queue caller
+        (``ami-blind-transfer.txt``, ``ami-attended-transfer.txt``). Other channels (the
+        caller's, a ringing one): ``Transfer failed`` — pbxsim models the operator side."""
+        name, exten = first(a, "Channel"), first(a, "Exten")
+        if not name:
+            return [_error(head, "No channel specified")]
+        if not exten:
+            return [_error(head, "No extension specified")]
+        ch = self.eng.find(name)
+        if ch is None:
+            missing = "No such channel" if kind == "blind" else "Channel specified does not exist"
+            return [_error(head, missing)]
+        context = first(a, "Context") or ch.variables.get("TRANSFER_CONTEXT", "operators")
+        if not self.eng.request_transfer(ch.name, kind, exten, context):
+            return [_error(head, "Transfer failed")]
+        text = "Transfer succeeded" if kind == "blind" else "Atxfer successfully queued"
+        return [message([("Response", "Success"), *head, ("Message", text)])]
 
     def redirect(self, a: Pairs, head: list[tuple[str, object]]) -> list[bytes]:
         ch = self.eng.find(first(a, "Channel"))

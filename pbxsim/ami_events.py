@@ -231,3 +231,41 @@ def rtcp_sent(ch: Channel, ssrc: int, packets: int) -> bytes:
         ("Report0DLSR", "0.0000"),
     )
     return _ev("RTCPSent", "reporting", ch.block() + body)
+
+
+def blind_transfer(
+    transferer: Channel, transferee: Channel, br: Bridge, ctx: str, exten: str
+) -> bytes:
+    """BlindTransfer (``ami-blind-transfer.txt``): an AMI-requested transfer is external."""
+    body = (
+        "Result: Success\r\n"
+        + transferer.block("Transferer")
+        + transferee.block("Transferee")
+        + br.block()
+        + _kv(("IsExternal", "Yes"), ("Context", ctx), ("Extension", exten))
+    )
+    return _ev("BlindTransfer", "call", body)
+
+
+def _prefixed_bridge(br: Bridge, prefix: str) -> str:
+    return "".join(f"{prefix}{line}\r\n" for line in br.block().split("\r\n") if line)
+
+
+def attended_transfer(
+    transferer: Channel, orig: Bridge, second: Bridge, transferee: Channel, dest: Bridge
+) -> bytes:
+    """AttendedTransfer with DestType Bridge (``ami-attended-transfer.txt``)."""
+    body = (
+        "Result: Success\r\n"
+        + transferer.block("OrigTransferer")
+        + _prefixed_bridge(orig, "Orig")
+        + transferer.block("SecondTransferer")
+        + _prefixed_bridge(second, "Second")
+        + transferee.block("Transferee")
+        + _kv(("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", dest.uniqueid))
+    )
+    return _ev("AttendedTransfer", "call", body)
+
+
+def bridge_merge(to: Bridge, frm: Bridge) -> bytes:
+    return _ev("BridgeMerge", "call", _prefixed_bridge(to, "To") + _prefixed_bridge(frm, "From"))

@@ -43,12 +43,20 @@ def _member(q: Queue, m: Member, head: Head) -> bytes:
     ])  # fmt: skip
 
 
+def _or_unknown(value: str) -> str:
+    """app_queue's ``S_OR(value, "unknown")``: an unset id is ``unknown`` without brackets
+    (``ami-queue-two-callers.txt``), unlike the channel snapshots' ``<unknown>``."""
+    return "unknown" if value in ("", "<unknown>") else value
+
+
 def _entry(q: Queue, pos: int, e: Entry, now: float, head: Head) -> bytes:
     ch = e.channel
     return message([
         ("Event", "QueueEntry"), ("Queue", q.name), ("Position", pos), ("Channel", ch.name),
-        ("Uniqueid", ch.uniqueid), ("CallerIDNum", ch.cid_num), ("CallerIDName", ch.cid_name),
-        ("ConnectedLineNum", ch.conn_num), ("ConnectedLineName", ch.conn_name),
+        ("Uniqueid", ch.uniqueid), ("CallerIDNum", _or_unknown(ch.cid_num)),
+        ("CallerIDName", _or_unknown(ch.cid_name)),
+        ("ConnectedLineNum", _or_unknown(ch.conn_num)),
+        ("ConnectedLineName", _or_unknown(ch.conn_name)),
         ("Wait", int(now - e.joined)), ("Priority", e.prio), *head,
     ])  # fmt: skip
 

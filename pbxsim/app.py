@@ -20,6 +20,7 @@ from pbxsim.breaks import take_breaks
 from pbxsim.clock import Clock
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
 from pbxsim.engine import Engine, EngineConfig
+from pbxsim.ledger import Ledger
 from pbxsim.queues import Member, Queue
 from pbxsim.scenario import Scenario
 from pbxsim.stasis_lab import LabDtmfApp
@@ -45,6 +46,8 @@ class PbxOptions:
     agi_timeout_s: float = 5.0
     drain_grace_s: float = 120.0
     """Wall seconds ``run_scenario`` waits for running calls after the last arrival."""
+    ledger_path: str = ""
+    """JSON-lines ground-truth ledger of every generated call ("": none)."""
 
 
 class Pbx:
@@ -55,10 +58,17 @@ class Pbx:
         self.opts = opts
         self.clock = Clock(opts.speed)
         cfg = EngineConfig(
-            agi_host=opts.agi_host, agi_port=opts.agi_port, agi_timeout_s=opts.agi_timeout_s
+            agi_host=opts.agi_host,
+            agi_port=opts.agi_port,
+            agi_timeout_s=opts.agi_timeout_s,
+            queue_options=scenario.queue_options,
+            bridge_peer_rounds=scenario.bridge_peer_rounds,
         )
         self.server = AmiServer(AmiCredentials(opts.ami_user, opts.ami_secret), self._dispatch)
-        self.engine = Engine(self.server.broadcast, self.clock, cfg, seed=opts.seed)
+        self.ledger = Ledger(opts.ledger_path) if opts.ledger_path else None
+        self.engine = Engine(
+            self.server.broadcast, self.clock, cfg, seed=opts.seed, ledger=self.ledger
+        )
         self.dialplan = Dialplan(
             dict(scenario.dids), set(scenario.stasis_dids), scenario.default_queue
         )
@@ -90,7 +100,9 @@ class Pbx:
             for endpoint, penalty in members:
                 member_agent = eng.agents.get(endpoint)
                 if member_agent is not None:
-                    q.members.append(Member(member_agent, penalty, ringinuse=q.ringinuse))
+                    paused = endpoint in qs.paused
+                    m = Member(member_agent, penalty, paused=paused, ringinuse=q.ringinuse)
+                    q.members.append(m)
             eng.queues[q.name] = q
         if sc.stasis_builtin:
             eng.stasis.register(eng.config.stasis_app, LabDtmfApp())
@@ -157,3 +169,5 @@ class Pbx:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.engine.aclose()
         await self.server.aclose()
+        if self.ledger is not None:
+            self.ledger.close()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pbxsim import ami_events as ev
 from pbxsim.agi_client import AgiRequest, AgiSession
 from pbxsim.engine import Call, Engine
+from pbxsim.ledger import record as ledger_record
+from pbxsim.plan import MidCall
 from pbxsim.queue_call import queue_app
 from pbxsim.stasis_run import run_stasis
 from pbxsim.stasis_session import PLAYBACK_SECONDS
@@ -41,6 +43,8 @@ class InboundCall:
     """Digits the caller presses in Stasis: (seconds after Stasis start, digit)."""
     stasis_hold_s: float = 30.0
     """How long the caller stays in Stasis before hanging up by itself."""
+    plan: MidCall = field(default_factory=MidCall)
+    """Hold / transfer by the operator once connected."""
 
 
 @dataclass
@@ -82,7 +86,18 @@ async def run_inbound(eng: Engine, dp: Dialplan, spec: InboundCall) -> None:
         "PJSIP/trunk", context="from-trunk", exten=spec.did, state=4, cid=(spec.caller, name)
     )
     call = eng.register_call(ch)
-    call.talk_s, call.agent_ends = spec.talk_s, spec.agent_ends
+    call.talk_s, call.agent_ends, call.plan = spec.talk_s, spec.agent_ends, spec.plan
+    call.started_at = eng.clock.wall()
+    try:
+        await _from_trunk(eng, dp, call, spec)
+    finally:
+        if eng.ledger is not None and ch.hungup:  # not when pbxsim stops mid-call
+            eng.ledger.write(ledger_record(call, spec.did))
+
+
+async def _from_trunk(eng: Engine, dp: Dialplan, call: Call, spec: InboundCall) -> None:
+    """``[from-trunk]``: the DID's ad source, then route-inbound or Stasis."""
+    ch = call.channel
     eng.setvar(ch, "SIPDOMAIN", "127.0.0.1")
     source = dp.dids.get(spec.did)
     if source is None:
@@ -172,9 +187,10 @@ async def run_queue(
     patience: float | None,
     max_wait_s: float = QUEUE_TIMEOUT_S,
 ) -> None:
-    """``Queue(${ROUTE_QUEUE},r,,,45)`` and what follows it in route-inbound."""
+    """``Queue(${ROUTE_QUEUE},r,,,45)`` (options from the engine config) and what
+    follows it in route-inbound."""
     ch = call.channel
-    eng.exten(ch, prio, "Queue", f"{queue},r,,,{int(max_wait_s)}")
+    eng.exten(ch, prio, "Queue", f"{queue},{eng.config.queue_options},,,{int(max_wait_s)}")
     q = eng.queues.get(queue)
     if q is None:
         status = "UNKNOWN"

@@ -14,12 +14,13 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pbxsim import ami_events as ev
 from pbxsim.agents import Agent
 from pbxsim.clock import Clock
 from pbxsim.model import Bridge, Channel, Ids
+from pbxsim.plan import MidCall
 from pbxsim.queues import Queue
 from pbxsim.stasis import StasisRegistry
 
@@ -46,6 +47,12 @@ _QOS_VALUES = (
 )
 
 
+class CallLog(Protocol):
+    """Sink of ledger records (``pbxsim.ledger.Ledger`` writes JSON lines)."""
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Where the simulated Asterisk reaches out, and its static identity."""
@@ -56,6 +63,12 @@ class EngineConfig:
     """Wall-clock deadline for the whole FastAGI exchange of one call."""
     stasis_app: str = "callserver"
     uptime_s: int = 163
+    queue_options: str = "r"
+    """Options of the dialplan's ``Queue()`` (the lab's 2026-12-01 dialplan uses ``rt``)."""
+    bridge_peer_rounds: int = 3
+    """BRIDGEPEER/BRIDGEPVTCALLID rounds when two SIP legs are bridged: each re-INVITE the
+    phones exchange re-announces the peers (the 2026-11-23 lab SIPp operators: 3; the
+    2026-12-01 ones, which answer the connected-line re-INVITE differently: 1)."""
 
 
 @dataclass(eq=False)
@@ -74,6 +87,30 @@ class Call:
     """Name of the last channel dialled for this call (Cdr DestinationChannel)."""
     peer_hangup: bool = False
     """AMI Hangup hit the connected operator's leg, not the caller."""
+    plan: MidCall = field(default_factory=MidCall)
+    transfer_request: tuple[str, str, str] | None = None
+    """(kind, exten, context) from AMI BlindTransfer/Atxfer on the operator's leg."""
+    held_s: float = 0.0
+    """Seconds the caller spent on hold (counted as talk by app_queue)."""
+    held_since: float | None = None
+    connected_at: float = 0.0
+    """Scenario time the caller was connected to the (first) operator."""
+    talks: list[tuple[str, float]] = field(default_factory=list)
+    """(agent interface, seconds) of every conversation, in order."""
+    transfers: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, from extension, to extension) of every transfer."""
+    queue: str = ""
+    """The queue the caller joined (last one)."""
+    started_at: float = 0.0
+    """``clock.wall()`` when the call arrived."""
+    outcome: str = ""
+    """Trunk originates: ``answer`` | ``machine`` | ``noanswer`` | ``busy`` | … (ledger)."""
+    wait_s: int | None = None
+    """AgentConnect's or QueueCallerAbandon's HoldTime (seconds)."""
+    answered_at: float | None = None
+    """``clock.wall()`` of the first AgentConnect."""
+    abandoned_at: float | None = None
+    """``clock.wall()`` of QueueCallerAbandon (also a queue timeout)."""
 
 
 class Engine:
@@ -88,8 +125,11 @@ class Engine:
         clock: Clock,
         config: EngineConfig | None = None,
         seed: int = 1,
+        ledger: CallLog | None = None,
     ) -> None:
         self.sink = sink
+        self.ledger = ledger
+        """Where each generated call's ground-truth record goes when it ends (``--ledger``)."""
         self.clock = clock
         self.config = config or EngineConfig()
         self.rng = random.Random(seed)
@@ -107,6 +147,8 @@ class Engine:
         self.events_emitted = 0
         self._device_use: dict[str, int] = {}
         self.global_vars: dict[str, str] = {}
+        self.dialled: dict[str, int] = {}
+        """Originates per trunk number (which of its audio files the next answer says)."""
         self.queues: dict[str, Queue] = {}
         self.agents: dict[str, Agent] = {}
         self.calls_started = 0
@@ -202,13 +244,16 @@ class Engine:
         key = name.lstrip("_")
         ch.variables[key] = value
         if name.startswith("__") and key not in ch.inheritable:
-            ch.inheritable.append(key)
+            ch.inheritable.insert(0, key)  # Asterisk's varshead: set → head
         self.emit(ev.varset(ch, name, value))
 
     def inherit(self, parent: Channel, child: Channel) -> None:
-        """Copy ``__VAR`` variables like Asterisk's channel inheritance (emits VarSet)."""
-        for key in parent.inheritable[::-1]:
+        """Copy ``__VAR`` variables like ``ast_channel_inherit_variables`` (emits VarSet):
+        in the parent's list order, which is newest-set first, inherited ones after."""
+        for key in list(parent.inheritable):
             self.setvar(child, "__" + key, parent.variables[key])
+            child.inheritable.remove(key)  # inherited variables are appended at the tail
+            child.inheritable.append(key)
 
     def exten(self, ch: Channel, priority: int, app: str, data: str = "") -> None:
         """Run dialplan priority ``priority`` of ``ch``: emit Newexten."""
@@ -257,6 +302,7 @@ class Engine:
         if ch.hungup:
             return
         ch.hungup = True
+        ch.cause, ch.ended = cause, self.clock.wall()
         self.emit(ev.hangup(ch, cause))
         self.channels.pop(ch.name, None)
         self.calls.pop(ch.name, None)
@@ -309,6 +355,16 @@ class Engine:
             call.hangup_cause = cause
         call.interrupted.set()
         self._wake_queues()
+        return True
+
+    def request_transfer(self, name: str, kind: str, exten: str, context: str) -> bool:
+        """AMI BlindTransfer/Atxfer of a connected operator leg: interrupt the conversation
+        so the call flow performs the transfer; False if ``name`` is no connected leg."""
+        call = self.leg_of.get(name)
+        if call is None or call.transfer_request is not None:
+            return False
+        call.transfer_request = (kind, exten, context)
+        call.interrupted.set()
         return True
 
     def request_redirect(self, name: str, target: tuple[str, str, int]) -> bool:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from pbxsim import ami_events as ev
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Bridge, Channel
+from pbxsim.queue_events import Leg, agent_status, call_times, left_queue, member_vars, setvars
 from pbxsim.stasis_session import PLAYBACK_SECONDS
-from pbxsim.talk import Leg, _left_queue, _member_vars, _setvars, _times
 
 if TYPE_CHECKING:
     from pbxsim.queues import Entry, Member, Queue
@@ -59,21 +59,22 @@ def open_local_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel
 
 
 def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple[Bridge, int]:
-    from pbxsim.queue_call import agent_status
-
     ch, one, agent = call.channel, leg.channel, leg.member.agent
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s = hold
+    if call.answered_at is None:
+        call.answered_at = eng.clock.wall()
     eng.emit(ev.dial("DialEnd", ch, one, ("DialStatus", "ANSWER")))
-    mvars = _member_vars(q, leg)
-    _setvars(eng, ch, mvars)
-    _setvars(eng, one, mvars)
+    mvars = member_vars(leg)
+    setvars(eng, ch, mvars)
+    setvars(eng, one, mvars)
     for target in (ch, one):
         eng.setvar(target, "QEHOLDTIME", str(hold))
         eng.setvar(target, "QEORIGINALPOS", str(entry.original_position))
     q.record_answer(hold)
-    _setvars(eng, ch, q.queue_vars())
-    _setvars(eng, one, q.queue_vars())
-    _left_queue(eng, call, q, entry, hold)
+    setvars(eng, ch, q.queue_vars())
+    setvars(eng, one, q.queue_vars())
+    left_queue(eng, call.channel, q, entry, hold)
     fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))
     times = (("HoldTime", hold), ("RingTime", 0))
     eng.emit(ev.agent_event("AgentConnect", ch, one.block("Dest"), *fields, *times))
@@ -93,8 +94,6 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
 
 async def talk_local(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str:
     """The bot plays, waits and hangs up; the caller's Local pair goes with it. ``GONE``."""
-    from pbxsim.queue_call import agent_status
-
     ch, one = call.channel, leg.channel
     two = eng.local_pairs.pop(one.name)
     br, hold = _connect(eng, call, q, entry, leg)
@@ -107,6 +106,7 @@ async def talk_local(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) 
     eng.exten(two, 4, "Hangup", "")
     talked = eng.clock.now() - start
     q.record_talk(talked)
+    call.talks.append((leg.member.agent.interface, talked))
     eng.emit(ev.soft_hangup_request(two, 16))
     eng.emit(ev.hangup_request(one, 16))
     agent = leg.member.agent
@@ -135,9 +135,9 @@ async def talk_local(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) 
 def _caller_follows(eng: Engine, call: Call, q: Queue, leg: Leg, talked: float) -> None:
     """The Local caller (;2) and its ;1 half hang up after the member left."""
     ch = call.channel
-    _setvars(eng, ch, q.queue_vars())
-    _times(eng, ch, leg.ring, talked)
-    _setvars(eng, ch, q.queue_vars())
+    setvars(eng, ch, q.queue_vars())
+    call_times(eng, ch, leg.ring, talked)
+    setvars(eng, ch, q.queue_vars())
     eng.emit(ev.soft_hangup_request(ch, 16))
     one = eng.channels.get(ch.name[:-1] + "1") if ch.name.endswith(";2") else None
     if one is not None:

@@ -81,6 +81,10 @@ class Channel:
     variables: dict[str, str] = field(default_factory=dict)
     inheritable: list[str] = field(default_factory=list)
     hungup: bool = False
+    cause: int = 0
+    """Hangup cause once hung up."""
+    ended: float = 0.0
+    """``clock.wall()`` of the Hangup."""
     app: str = ""
     app_data: str = ""
     bridge_id: str = ""

@@ -25,10 +25,12 @@ from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbou
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
-from pbxsim.queue_call import agent_status
+from pbxsim.patients import outbound_record, pick_audio, stasis_patient
+from pbxsim.queue_events import agent_status
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
+    "machine": (4, "ANSWER", 16, "ANSWERED"),
     "noanswer": (3, "NOANSWER", 19, "NO ANSWER"),
     "busy": (5, "BUSY", 17, "BUSY"),
     "congestion": (8, "CONGESTION", 34, "FAILED"),
@@ -46,6 +48,13 @@ class OriginatePolicy:
     ring_s: tuple[float, float] = (3.0, 12.0)
     talk_s: tuple[float, float] = (30.0, 120.0)
     numbers: dict[str, str] = field(default_factory=dict)
+    machine: float = 0.0
+    """Weight of an answering machine picking up (see ``pbxsim.patients``)."""
+    machine_s: tuple[float, float] = (8.0, 20.0)
+    """How long the machine's greeting lasts before it hangs up."""
+    audio: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Number (or ``*``) → WAV files the patient "says" on successive answered calls."""
+    machine_audio: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,11 @@ async def originate(
     if req.channel.startswith("Local/"):
         await _local(eng, dp, req)
     else:
-        await _outbound(eng, policy, req)
+        started = eng.clock.wall()
+        call = await _outbound(eng, policy, req)
+        if eng.ledger is not None and call is not None and call.channel.hungup:
+            number = req.channel.partition("/")[2].partition("@")[0]
+            eng.ledger.write(outbound_record(call, number, call.outcome, started))
 
 
 def _app_seconds(req: OriginateRequest, default: float) -> float:
@@ -229,7 +242,9 @@ def _decide(
         return outcome, ring if ring is not None else req.timeout_s, agent.draw_talk()[0]
     outcome = policy.numbers.get(endpoint) or _draw(eng, policy)
     ring, talk = eng.rng.uniform(*policy.ring_s), eng.rng.uniform(*policy.talk_s)
-    if outcome == "noanswer" or (outcome == "answer" and ring >= req.timeout_s):
+    if outcome == "machine":
+        talk = eng.rng.uniform(*policy.machine_s)
+    if outcome == "noanswer" or (outcome in ("answer", "machine") and ring >= req.timeout_s):
         return "noanswer", req.timeout_s, talk  # rings until the Originate's Timeout: Reason 3
     return outcome, ring, talk
 
@@ -243,7 +258,9 @@ def _agent_state(eng: Engine, agent: Agent | None, state: str, device: str) -> N
     agent_status(eng, agent)
 
 
-async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest) -> None:
+async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest) -> Call | None:
+    """An originate of a PJSIP channel; returns its call if it went to the trunk (a patient),
+    None for an operator's softphone."""
     tech, _, rest = req.channel.partition("/")
     endpoint, _, host = rest.partition("@")
     agent = eng.agents.get(endpoint)
@@ -258,28 +275,49 @@ async def _outbound(eng: Engine, policy: OriginatePolicy, req: OriginateRequest)
     outcome, ring, talk = _decide(eng, policy, req, agent, endpoint)
     reason, dial_status, cause, disposition = OUTCOMES[outcome]
     call = eng.register_call(ch)  # AMI Hangup reaches it while it rings, too
+    call.outcome = outcome
     wait_s = min(ring, req.timeout_s)
-    if outcome in ("answer", "noanswer") and await _ring_out(eng, call, agent, wait_s):
+    if outcome in ("answer", "machine", "noanswer") and await _ring_out(eng, call, agent, wait_s):
         outcome, reason, dial_status = "noanswer", 1, "CANCEL"  # hung up while ringing
-        cause, disposition = call.hangup_cause or 16, "NO ANSWER"
-    if outcome != "answer":
+        cause, disposition, call.outcome = call.hangup_cause or 16, "NO ANSWER", "cancel"
+    if outcome not in ("answer", "machine"):
         eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", dial_status)))
         eng.cdr(ch, "", disposition)
         eng.hangup(ch, cause)
-        if outcome == "noanswer":
-            _agent_state(eng, agent, "idle", "NOT_INUSE")
-        _response(eng, req, False, reason, None)
-        eng.calls_finished += 1
-        return
+        _not_answered(eng, req, agent, outcome, reason)
+        return call if agent is None else None
     _agent_state(eng, agent, "busy", "INUSE")
+    call.answered_at = eng.clock.wall()
+    if agent is None:
+        _patient_audio(eng, policy, ch, endpoint, outcome == "machine")
     eng.answer(ch)
     eng.emit(ev.dial("DialEnd", None, ch, ("DialStatus", "ANSWER")))
     _response(eng, req, True, 4, ch)
     try:
-        await _after_answer(eng, policy, req, call, talk)
+        await _after_answer(eng, policy, req, call, talk, patient=agent is None)
     finally:
         _agent_state(eng, agent, "idle", "NOT_INUSE")
     finish(eng, call, 16, "ANSWERED")
+    return call if agent is None else None
+
+
+def _not_answered(
+    eng: Engine, req: OriginateRequest, agent: Agent | None, outcome: str, reason: int
+) -> None:
+    if outcome == "noanswer":
+        _agent_state(eng, agent, "idle", "NOT_INUSE")
+    _response(eng, req, False, reason, None)
+    eng.calls_finished += 1
+
+
+def _patient_audio(
+    eng: Engine, policy: OriginatePolicy, ch: Channel, number: str, machine: bool
+) -> None:
+    """``PBXSIM_AUDIO`` of an answered trunk call, unless the Originate set it already."""
+    if "PBXSIM_AUDIO" not in ch.variables:
+        wav = pick_audio(eng, policy.audio, policy.machine_audio, number, machine)
+        if wav:
+            eng.setvar(ch, "PBXSIM_AUDIO", wav)
 
 
 async def _ring_out(eng: Engine, call: Call, agent: Agent | None, wait_s: float) -> bool:
@@ -291,21 +329,38 @@ async def _ring_out(eng: Engine, call: Call, agent: Agent | None, wait_s: float)
 
 
 async def _after_answer(
-    eng: Engine, policy: OriginatePolicy, req: OriginateRequest, call: Call, talk: float
+    eng: Engine,
+    policy: OriginatePolicy,
+    req: OriginateRequest,
+    call: Call,
+    talk: float,
+    patient: bool,
 ) -> None:
+    """Run the Application (Stasis: the hook) or dial ``Exten``; a patient (or machine)
+    hangs up after ``talk`` seconds even if the application would wait longer."""
     ch = call.channel
+    if req.application.lower() == "stasis" and await stasis_patient(eng, call, req.data, talk):
+        return
     if not req.application and is_number(req.exten):
         ch.goto(req.context, req.exten, req.priority)
         callee = req.exten.lstrip("+")
         pinned = policy.numbers.get(callee) or _draw(eng, policy)
         await dial_trunk(eng, call, req.exten, req.priority, pinned, policy)
     else:
-        await eng.clock.wait_event(call.interrupted, _app_seconds(req, talk))
+        seconds = _app_seconds(req, talk)
+        await eng.clock.wait_event(call.interrupted, min(seconds, talk) if patient else seconds)
 
 
 def _draw(eng: Engine, p: OriginatePolicy) -> str:
-    x = eng.rng.random() * (p.answer + p.noanswer + p.busy + p.congestion)
-    for name, w in (("answer", p.answer), ("noanswer", p.noanswer), ("busy", p.busy)):
+    x = eng.rng.random() * (p.answer + p.noanswer + p.busy + p.congestion + p.machine)
+    weights: tuple[tuple[str, float], ...] = (
+        ("answer", p.answer),
+        ("noanswer", p.noanswer),
+        ("busy", p.busy),
+    )
+    if p.machine:  # last, so a scenario without machines draws exactly as before
+        weights = (*weights, ("congestion", p.congestion), ("machine", p.machine))
+    for name, w in weights:
         if x < w:
             return name
         x -= w

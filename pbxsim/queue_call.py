@@ -8,12 +8,12 @@ scenario seconds.
 from __future__ import annotations
 
 from pbxsim import ami_events as ev
-from pbxsim.agents import Agent
 from pbxsim.engine import Call, Engine
 from pbxsim.local_member import open_local_leg, talk_local
 from pbxsim.model import Channel
+from pbxsim.queue_events import Leg, agent_status, drop_leg, member_fields
 from pbxsim.queues import Entry, Member, Queue
-from pbxsim.talk import Leg, talk
+from pbxsim.talk import talk
 
 EMPTY_VARS = (
     "ANSWEREDTIME",
@@ -23,27 +23,6 @@ EMPTY_VARS = (
     "QUEUEWAIT",
     "QUEUEWAIT_MS",
 )
-
-
-def agent_status(eng: Engine, agent: Agent) -> None:
-    """QueueMemberStatus for every queue the agent is in, and wake those queues."""
-    for q in eng.queues.values():
-        m = q.member(agent.interface)
-        if m is not None:
-            eng.emit(ev.queue_member("QueueMemberStatus", m.block(q.name)))
-            _avail_state(eng, q)
-            q.notify()
-
-
-def _avail_state(eng: Engine, q: Queue) -> None:
-    if q.ringinuse:  # members stay available while in use: no Queue:<name>_avail changes
-        return
-    ready = any(m.ready() for m in q.members)
-    want = "NOT_INUSE" if ready else "INUSE"
-    key = f"Queue:{q.name}_avail"
-    if eng.global_vars.get(key, "NOT_INUSE") != want:
-        eng.global_vars[key] = want
-        eng.emit(ev.device_state(key, want))
 
 
 async def queue_app(
@@ -62,12 +41,11 @@ async def queue_app(
     entry = Entry(ch, eng.clock.now(), 0, ch.variables.get("ROUTE_AGENT", ""))
     entry.prio = int(prio) if prio.lstrip("-").isdigit() else 0
     entry.original_position = q.insert(entry)
+    call.queue = q.name
     if len(q.entries) == 1:
         eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
-    pos, n = entry.original_position, len(q.entries)
-    eng.emit(
-        ev.queue_caller("QueueCallerJoin", ch, ("Queue", q.name), ("Position", pos), ("Count", n))
-    )
+    join = (("Queue", q.name), ("Position", entry.original_position), ("Count", len(q.entries)))
+    eng.emit(ev.queue_caller("QueueCallerJoin", ch, *join))
     give_up = entry.joined + max_wait
     if patience is not None:
         give_up = min(give_up, entry.joined + patience)
@@ -107,7 +85,7 @@ def _open_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel:
         .replace(unknown, known)
         .replace("DestExten: s\r\n", f"DestExten: {caller.exten}\r\n")
     )
-    eng.emit(ev.agent_event("AgentCalled", caller, dest, *_member_fields(q, m)))
+    eng.emit(ev.agent_event("AgentCalled", caller, dest, *member_fields(q, m)))
     eng.emit(ev.dial("DialBegin", caller, leg, ("DialString", a.interface)))
     leg.set_state(5)
     leg.set_connected(caller.cid_num, caller.cid_name)
@@ -123,10 +101,6 @@ def _open_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel:
     return leg
 
 
-def _member_fields(q: Queue, m: Member) -> tuple[tuple[str, object], ...]:
-    return (("Queue", q.name), ("Interface", m.agent.interface), ("MemberName", m.agent.name))
-
-
 def _no_answer(eng: Engine, caller: Channel, q: Queue, legs: Legs, window: float) -> None:
     """Nobody answered within ``window`` s: app_queue's ``rna()`` for every member
     (AgentRingNoAnswer, RingTime in ms), DialEnd NOANSWER for all, then ``hangupcalls()``
@@ -134,23 +108,12 @@ def _no_answer(eng: Engine, caller: Channel, q: Queue, legs: Legs, window: float
     ring_ms = int(window * 1000)
     for m, leg in legs:
         dest = leg.block("Dest")
-        fields = (*_member_fields(q, m), ("RingTime", ring_ms))
+        fields = (*member_fields(q, m), ("RingTime", ring_ms))
         eng.emit(ev.agent_event("AgentRingNoAnswer", caller, dest, *fields))
     for _m, leg in legs:
         eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", "NOANSWER")))
     for m, leg in legs:
         drop_leg(eng, caller, m, leg, "CANCEL")
-
-
-def drop_leg(
-    eng: Engine, caller: Channel, m: Member, leg: Channel, status: str, cause: int = 0
-) -> None:
-    """Stop ringing one member (DialEnd ``status``, Hangup ``cause``) and free it."""
-    eng.emit(ev.dial("DialEnd", caller, leg, ("DialStatus", status)))
-    eng.hangup(leg, cause)
-    m.agent.state = "idle"
-    eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
-    agent_status(eng, m.agent)
 
 
 async def _ring(
@@ -229,7 +192,7 @@ def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | 
     for var, val in (("DIALEDTIME_MS", ms), ("ANSWEREDTIME", "0"), ("ANSWEREDTIME_MS", "0")):
         eng.setvar(ch, var, val)
     eng.setvar(ch, "ABANDONED", "TRUE")
-    _record_abandoned(eng, ch, q, entry)
+    _record_abandoned(eng, call, q, entry)
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     for m, leg in legs or []:
@@ -237,13 +200,15 @@ def _abandon_vars(eng: Engine, call: Call, q: Queue, entry: Entry, legs: Legs | 
         m.agent.state = "idle"
 
 
-def _record_abandoned(eng: Engine, ch: Channel, q: Queue, entry: Entry) -> None:
+def _record_abandoned(eng: Engine, call: Call, q: Queue, entry: Entry) -> None:
     """app_queue's record_abandoned(): QUEUE* variables, then the counter and the event."""
+    ch = call.channel
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     q.abandoned += 1
     where = (("Position", q.position(entry)), ("OriginalPosition", entry.original_position))
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s, call.abandoned_at = hold, eng.clock.wall()
     eng.emit(
         ev.queue_caller("QueueCallerAbandon", ch, ("Queue", q.name), *where, ("HoldTime", hold))
     )
@@ -258,7 +223,7 @@ def _leave(
     if abandoned and not redirect:
         _abandon_vars(eng, call, q, entry, legs)
     elif not redirect:  # queue_exec's EXITWITHTIMEOUT: record_abandoned(), set_queue_variables()
-        _record_abandoned(eng, ch, q, entry)
+        _record_abandoned(eng, call, q, entry)
         for k, v in q.queue_vars():
             eng.setvar(ch, k, v)
     pos = q.position(entry)

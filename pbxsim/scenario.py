@@ -3,17 +3,26 @@
 Keys (all optional unless noted; times in scenario seconds):
 
 ``[pbx]``  ``dids`` (DID → ad source), ``stasis_dids`` (list), ``default_queue``,
+``queue_options`` (of ``Queue()``: ``r``; the 2026-12-01 captures used ``rt``),
+``bridge_peer_rounds`` (BRIDGEPEER noise per SIP bridge: 3, or 1 as in the 2026-12-01 captures),
 ``stasis_builtin`` (register the built-in lab app as ``callserver`` when no ARI does).
 ``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
-(endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``).
+(endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``),
+``ringinuse``, ``paused`` (members paused from the start).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
 ``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list),
 ``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``),
 ``local`` (Local-channel members ``exten@context``, e.g. the lab's ``op-bot@lab-local``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
-``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``.
+``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``;
+what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s``,
+``hold_s``, ``transfer`` (``blind``/``attended``), ``transfer_to``, ``transfer_context``,
+``transfer_after_s``, ``transferer_hangup_s``.
 ``[traffic]``  generated calls (see ``pbxsim.traffic.TrafficConfig``).
-``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``).
+``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``):
+``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
+``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
+list of WAV paths), ``machine_audio`` (see ``pbxsim.patients``).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any
 from pbxsim.agents import AgentProfile
 from pbxsim.dialplan import InboundCall
 from pbxsim.originate import OriginatePolicy
+from pbxsim.plan import MidCall
 from pbxsim.traffic import TrafficConfig
 from pbxsim.wire import PbxsimError
 
@@ -44,6 +54,8 @@ class QueueSpec:
     retry: float = 2.0
     members: tuple[tuple[str, int], ...] = ()
     ringinuse: bool = False
+    paused: tuple[str, ...] = ()
+    """Members paused in this queue from the start (the lab paused op102 in reception)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class Scenario:
     dids: dict[str, str] = field(default_factory=dict)
     stasis_dids: tuple[str, ...] = ()
     default_queue: str = "reception"
+    queue_options: str = "r"
+    bridge_peer_rounds: int = 3
     stasis_builtin: bool = False
     queues: tuple[QueueSpec, ...] = ()
     agents: AgentsSpec = field(default_factory=AgentsSpec)
@@ -126,6 +140,7 @@ def _queue(q: dict[str, Any]) -> QueueSpec:
         float(q.get("retry", 2)),
         tuple(members),
         bool(q.get("ringinuse", False)),
+        tuple(str(x) for x in q.get("paused", [])),
     )
 
 
@@ -144,17 +159,29 @@ def _call(c: dict[str, Any]) -> tuple[float, InboundCall]:
         agent_ends,
         dtmf,
         float(c.get("stasis_hold_s", 30.0)),
+        _midcall(c),
     )
     return float(c.get("at", 0.0)), spec
 
 
-def _build(raw: dict[str, Any], stem: str) -> Scenario:
-    pbx = raw.get("pbx", {})
-    agents = raw.get("agents", {})
-    reg = agents.get("registered")
-    orig = raw.get("originate", {})
+def _midcall(c: dict[str, Any]) -> MidCall:
+    kind = str(c.get("transfer", ""))
+    if kind not in ("", "blind", "attended"):
+        raise ValueError(f"calls.transfer: expected blind or attended, got {kind!r}")
+    return MidCall(
+        hold_after_s=float(c["hold_after_s"]) if "hold_after_s" in c else None,
+        hold_s=float(c.get("hold_s", 0.0)),
+        transfer=kind,
+        transfer_to=str(c.get("transfer_to", "")),
+        transfer_context=str(c.get("transfer_context", "operators")),
+        transfer_after_s=float(c.get("transfer_after_s", 0.0)),
+        transferer_hangup_s=float(c.get("transferer_hangup_s", 3.0)),
+    )
+
+
+def _policy(orig: dict[str, Any]) -> OriginatePolicy:
     d = OriginatePolicy()
-    policy = OriginatePolicy(
+    return OriginatePolicy(
         answer=float(orig.get("answer", d.answer)),
         noanswer=float(orig.get("noanswer", d.noanswer)),
         busy=float(orig.get("busy", d.busy)),
@@ -162,13 +189,26 @@ def _build(raw: dict[str, Any], stem: str) -> Scenario:
         ring_s=_pair(orig.get("ring_s", d.ring_s)),
         talk_s=_pair(orig.get("talk_s", d.talk_s)),
         numbers={str(k): str(v) for k, v in orig.get("numbers", {}).items()},
+        machine=float(orig.get("machine", d.machine)),
+        machine_s=_pair(orig.get("machine_s", d.machine_s)),
+        audio={str(k): tuple(str(x) for x in v) for k, v in orig.get("audio", {}).items()},
+        machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
     )
+
+
+def _build(raw: dict[str, Any], stem: str) -> Scenario:
+    pbx = raw.get("pbx", {})
+    agents = raw.get("agents", {})
+    reg = agents.get("registered")
+    policy = _policy(raw.get("originate", {}))
     return Scenario(
         name=str(raw.get("name", stem)),
         description=str(raw.get("description", "")),
         dids={str(k): str(v) for k, v in pbx.get("dids", {}).items()},
         stasis_dids=tuple(str(d) for d in pbx.get("stasis_dids", [])),
         default_queue=str(pbx.get("default_queue", "reception")),
+        queue_options=str(pbx.get("queue_options", "r")),
+        bridge_peer_rounds=int(pbx.get("bridge_peer_rounds", 3)),
         stasis_builtin=bool(pbx.get("stasis_builtin", False)),
         queues=tuple(_queue(q) for q in raw.get("queues", [])),
         agents=AgentsSpec(

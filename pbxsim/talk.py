@@ -6,52 +6,31 @@ variant mirrors it from the other side. Times are scenario seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pbxsim import ami_events as ev
 from pbxsim.engine import Call, Engine
+from pbxsim.midcall import converse
 from pbxsim.model import Bridge, Channel
+from pbxsim.queue_events import (
+    Fields,
+    Leg,
+    agent_status,
+    call_times,
+    drop_leg,
+    left_queue,
+    member_vars,
+    release_member,
+    setvars,
+)
+from pbxsim.transfer import transfer
 
 if TYPE_CHECKING:
-    from pbxsim.queues import Entry, Member, Queue
-
-RTCP_EVERY_S = 5.0
-
-
-@dataclass
-class Leg:
-    """The answering member's channel and how long it rang (seconds)."""
-
-    member: Member
-    channel: Channel
-    ring: float
-    others: list[tuple[Member, Channel]] = field(default_factory=list)
-    """Members rung beside the winner (ringall): cancelled once it answered."""
-
-
-def _member_vars(q: Queue, leg: Leg) -> list[tuple[str, str]]:
-    m = leg.member
-    return [
-        ("MEMBERINTERFACE", m.agent.interface),
-        ("MEMBERNAME", m.agent.name),
-        ("MEMBERCALLS", str(m.calls_taken)),
-        ("MEMBERLASTCALL", str(m.last_call)),
-        ("MEMBERPENALTY", str(m.penalty)),
-        ("MEMBERDYNAMIC", "0" if m.membership == "static" else "1"),
-        ("MEMBERREALTIME", "0"),
-    ]
-
-
-def _setvars(eng: Engine, ch: Channel, pairs: list[tuple[str, str]]) -> None:
-    for k, v in pairs:
-        eng.setvar(ch, k, v)
+    from pbxsim.queues import Entry, Queue
 
 
 def _answered(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg, hold: int) -> None:
     """DialEnd ANSWER and the MEMBER*/QE*/QUEUE* variables app_queue sets on both legs."""
-    from pbxsim.queue_call import agent_status, drop_leg
-
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
     eng.set_state(lc, 6)
     eng.emit(ev.dial("DialEnd", ch, lc, ("DialStatus", "ANSWER")))
@@ -61,36 +40,24 @@ def _answered(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg, hold: i
     eng.emit(ev.new_connected_line(ch))
     for m, other in leg.others:  # try_calling's hangupcalls(): CANCEL again, cause 26
         drop_leg(eng, ch, m, other, "CANCEL", cause=26)
-    mvars = _member_vars(q, leg)
-    _setvars(eng, ch, mvars[:4])
+    mvars = member_vars(leg)
+    setvars(eng, ch, mvars[:4])
     agent.state = "busy"
     local = ch.name.startswith("Local/")
     if not local:  # the device-state thread races app_queue; these are the orders observed
         eng.emit(ev.device_state(agent.interface, "INUSE"))
-    _setvars(eng, ch, mvars[4:])
-    _setvars(eng, lc, mvars)
+    setvars(eng, ch, mvars[4:])
+    setvars(eng, lc, mvars)
     for target in (ch, lc):
         eng.setvar(target, "QEHOLDTIME", str(hold))
         eng.setvar(target, "QEORIGINALPOS", str(entry.original_position))
     q.record_answer(hold)
-    _setvars(eng, ch, q.queue_vars())
+    setvars(eng, ch, q.queue_vars())
     leg.member.in_call = True
     agent_status(eng, agent)
     if local:
         eng.emit(ev.device_state(agent.interface, "INUSE"))
-    _setvars(eng, lc, q.queue_vars())
-
-
-def _left_queue(eng: Engine, call: Call, q: Queue, entry: Entry, hold: int) -> None:
-    ch = call.channel
-    pos = q.position(entry)
-    q.entries.remove(entry)
-    if not q.entries:
-        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
-    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
-    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
-    _setvars(eng, ch, [("QUEUEPOSITION", str(pos)), ("QUEUEWAIT", str(hold))])
-    eng.setvar(ch, "QUEUEWAIT_MS", str(hold * 1000))
+    setvars(eng, lc, q.queue_vars())
 
 
 def _bridge(eng: Engine, ch: Channel, lc: Channel, leg: Leg) -> Bridge:
@@ -107,7 +74,7 @@ def _bridge(eng: Engine, ch: Channel, lc: Channel, leg: Leg) -> Bridge:
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", f"{ch.uniqueid}-pvt")
         return br
-    for _ in range(3):
+    for _ in range(eng.config.bridge_peer_rounds):
         eng.setvar(ch, "BRIDGEPEER", lc.name)
         eng.setvar(ch, "BRIDGEPVTCALLID", ch.variables.get("PVTCALLID", ch.uniqueid))
         eng.setvar(lc, "BRIDGEPEER", ch.name)
@@ -119,47 +86,21 @@ def _connect(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> tuple
     """From the member's answer to both channels in a bridge; returns (bridge, hold)."""
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
     hold = int(eng.clock.now() - entry.joined)
+    call.wait_s = hold
+    if call.answered_at is None:
+        call.answered_at = eng.clock.wall()
     _answered(eng, call, q, entry, leg, hold)
-    _left_queue(eng, call, q, entry, hold)
+    left_queue(eng, call.channel, q, entry, hold)
     fields = (("Queue", q.name), ("Interface", agent.interface), ("MemberName", agent.name))
     times = (("HoldTime", hold), ("RingTime", int(leg.ring)))
     eng.emit(ev.agent_event("AgentConnect", ch, lc.block("Dest"), *fields, *times))
     return _bridge(eng, ch, lc, leg), hold
 
 
-async def _converse(eng: Engine, call: Call, seconds: float) -> bool:
-    """Talk for ``seconds`` (RTCPSent every 5 s on SIP legs); False if interrupted by AMI."""
-    ch = call.channel
-    end = eng.clock.now() + seconds
-    packets = 0
-    while True:
-        step = min(RTCP_EVERY_S, end - eng.clock.now())
-        if step <= 0:
-            return True
-        if await eng.clock.wait_event(call.interrupted, step):
-            return False
-        if step >= RTCP_EVERY_S and ch.name.startswith("PJSIP/"):
-            packets += 250
-            eng.emit(ev.rtcp_sent(ch, hash(ch.uniqueid) & 0xFFFFFFFF, packets))
-
-
 def _unbridge(eng: Engine, ch: Channel, lc: Channel) -> None:
     for target in (ch, lc):
         eng.setvar(target, "BRIDGEPEER", "")
         eng.setvar(target, "BRIDGEPVTCALLID", "")
-
-
-def _times(eng: Engine, ch: Channel, ring: float, talked: float) -> None:
-    for k, v in (
-        ("ANSWEREDTIME", int(talked)),
-        ("ANSWEREDTIME_MS", int(talked * 1000)),
-        ("DIALEDTIME", int(talked + ring)),
-        ("DIALEDTIME_MS", int((talked + ring) * 1000)),
-    ):
-        eng.setvar(ch, k, str(v))
-
-
-Fields = tuple[tuple[str, object], ...]
 
 
 async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str:
@@ -173,14 +114,19 @@ async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str
     if call.agent_ends is not None:
         agent_ends = call.agent_ends
     start = eng.clock.now()
+    call.connected_at = start
     eng.leg_of[lc.name] = call
-    interrupted = not await _converse(eng, call, seconds)
+    outcome = await converse(eng, call, lc, seconds)
+    if outcome == "transfer":
+        return await transfer(eng, call, q, br, leg, hold, start)
+    interrupted = outcome == "interrupted"
     agent_ends = agent_ends and not interrupted
     if call.peer_hangup:  # AMI Hangup of the operator's leg: the operator "hung up"
         call.peer_hangup, agent_ends = False, True
         call.interrupted.clear()
     talked = eng.clock.now() - start
     q.record_talk(talked)
+    call.talks.append((agent.interface, talked))
     fields: Fields = (
         ("Queue", q.name),
         ("Interface", agent.interface),
@@ -207,12 +153,12 @@ def _agent_ends(
     eng.bridge_leave(br, lc)
     eng.bridge_leave(br, ch)
     eng.emit(ev.bridge_destroy(br))
-    _setvars(eng, ch, q.queue_vars())
-    _times(eng, ch, leg.ring, talked)
+    setvars(eng, ch, q.queue_vars())
+    call_times(eng, ch, leg.ring, talked)
     eng.emit(ev.agent_event("AgentComplete", ch, lc.block("Dest"), *fields, ("Reason", "agent")))
     eng.rtp_qos(lc, None)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
+    release_member(eng, q, leg.member)
     ch.set_connected("<unknown>", "<unknown>")
 
 
@@ -227,10 +173,10 @@ def _caller_ends(
     _unbridge(eng, ch, lc)
     br.technology = "native_rtp"
     eng.bridge_leave(br, ch)
-    _setvars(eng, ch, q.queue_vars())
-    _times(eng, ch, leg.ring, talked)
+    setvars(eng, ch, q.queue_vars())
+    call_times(eng, ch, leg.ring, talked)
     eng.bridge_leave(br, lc)
-    _setvars(eng, ch, q.queue_vars())
+    setvars(eng, ch, q.queue_vars())
     eng.emit(ev.bridge_destroy(br))
     eng.emit(ev.soft_hangup_request(ch, 16))
     eng.cdr(ch, lc.name, "ANSWERED")
@@ -239,35 +185,7 @@ def _caller_ends(
     eng.rtp_qos(lc, None)
     eng.device_down(ch.device)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
-
-
-def _release(eng: Engine, q: Queue, member: Member) -> None:
-    """The member's call ended: counters, device state, wrap-up then available again."""
-    from pbxsim.queue_call import agent_status
-
-    agent = member.agent
-    member.in_call = False
-    member.calls_taken += 1
-    member.last_call = int(eng.clock.wall())
-    agent.calls_taken += 1
-    agent.last_call = member.last_call
-    q.completed += 1
-    eng.emit(ev.device_state(agent.interface, "NOT_INUSE"))
-    wrap = agent.profile.wrapup_s
-    if wrap <= 0:
-        agent.state = "idle"
-        agent_status(eng, agent)
-        return
-    agent.state = "wrapup"
-    agent_status(eng, agent)
-
-    def back() -> None:
-        if agent.state == "wrapup":
-            agent.state = "idle"
-            agent_status(eng, agent)
-
-    eng.later(wrap, back)
+    release_member(eng, q, leg.member)
 
 
 def _local_caller_ends(
@@ -284,9 +202,9 @@ def _local_caller_ends(
     eng.device_down(ch.device)
     eng.bridge_leave(br, ch)
     eng.cdr(ch, lc.name, "ANSWERED")
-    _setvars(eng, ch, q.queue_vars())
-    _times(eng, ch, leg.ring, talked)
-    _setvars(eng, ch, q.queue_vars())
+    setvars(eng, ch, q.queue_vars())
+    call_times(eng, ch, leg.ring, talked)
+    setvars(eng, ch, q.queue_vars())
     eng.emit(ev.soft_hangup_request(ch, 16))
     eng.hangup(ch, 16, release_device=False)
     eng.bridge_leave(br, lc)
@@ -294,4 +212,4 @@ def _local_caller_ends(
     eng.emit(ev.bridge_destroy(br))
     eng.rtp_qos(lc, None)
     eng.hangup(lc, 16, release_device=False)
-    _release(eng, q, leg.member)
+    release_member(eng, q, leg.member)

@@ -19,6 +19,7 @@ from typing import Any
 
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
 from pbxsim.engine import Engine
+from pbxsim.plan import MidCall
 
 DATA_DIR = Path(__file__).parent / "data"
 FLAT = (1.0,) * 24
@@ -73,6 +74,19 @@ class TrafficConfig:
     """Override of the agents' talk time (e.g. short calls for the load scenario)."""
     stasis_dtmf: tuple[tuple[float, str], ...] = ((3.0, "1"), (4.5, "2"))
     stasis_hold_s: float = 20.0
+    hold_prob: float = 0.0
+    """Share of calls the operator puts on hold once (``hold_after_s``, ``hold_s`` ranges)."""
+    hold_after_s: tuple[float, float] = (10.0, 60.0)
+    hold_s: tuple[float, float] = (10.0, 60.0)
+    blind_transfer_prob: float = 0.0
+    """Share of calls the operator blind-transfers to one of ``transfer_to``."""
+    attended_transfer_prob: float = 0.0
+    """Share of calls the operator transfers attended (consults the target first)."""
+    transfer_to: tuple[str, ...] = ()
+    """Target extensions in ``transfer_context`` (``102`` rings ``PJSIP/op102``)."""
+    transfer_context: str = "operators"
+    transfer_after_s: tuple[float, float] = (20.0, 90.0)
+    transferer_hangup_s: tuple[float, float] = (3.0, 15.0)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrafficConfig:
@@ -84,8 +98,11 @@ class TrafficConfig:
             )
             if len(kw["profile"]) != 24:
                 raise ValueError("traffic.profile needs 24 hourly multipliers")
-        if "talk_s" in kw:
-            kw["talk_s"] = tuple(kw["talk_s"])
+        for key in ("talk_s", "hold_after_s", "hold_s", "transfer_after_s", "transferer_hangup_s"):
+            if key in kw:
+                kw[key] = tuple(float(x) for x in kw[key])
+        if "transfer_to" in kw:
+            kw["transfer_to"] = tuple(str(x) for x in kw["transfer_to"])
         if "stasis_dtmf" in kw:
             kw["stasis_dtmf"] = tuple((float(t), str(x)) for t, x in kw["stasis_dtmf"])
         return cls(**kw)
@@ -121,6 +138,8 @@ class Traffic:
         self.dids = list(weights)
         self.weights = [weights[d] for d in self.dids]
         self.stasis = set(dp.stasis_dids)
+        self.midcall_rng = random.Random(f"{seed}:midcall")
+        """Hold/transfer draws on their own RNG: enabling them never shifts who calls when."""
 
     def next_arrival(self, t: float) -> float | None:
         """Scenario time of the next call after ``t`` (None: no more arrivals)."""
@@ -148,7 +167,31 @@ class Traffic:
         patience = max(cfg.patience_min_s, rng.expovariate(1.0 / cfg.patience_mean_s))
         talk = rng.uniform(*cfg.talk_s) if cfg.talk_s else None
         dtmf = cfg.stasis_dtmf if did in self.stasis else ()
-        return InboundCall(did, number, name, patience, talk, None, dtmf, cfg.stasis_hold_s)
+        plan = self.draw_midcall()
+        return InboundCall(did, number, name, patience, talk, None, dtmf, cfg.stasis_hold_s, plan)
+
+    def draw_midcall(self) -> MidCall:
+        """Hold and transfer of one call (no draws at all when every probability is 0)."""
+        cfg, rng = self.cfg, self.midcall_rng
+        if not (cfg.hold_prob or cfg.blind_transfer_prob or cfg.attended_transfer_prob):
+            return MidCall()
+        hold_after = rng.uniform(*cfg.hold_after_s) if rng.random() < cfg.hold_prob else None
+        hold_s = rng.uniform(*cfg.hold_s)
+        x, kind = rng.random(), ""
+        if x < cfg.blind_transfer_prob:
+            kind = "blind"
+        elif x < cfg.blind_transfer_prob + cfg.attended_transfer_prob:
+            kind = "attended"
+        target = rng.choice(cfg.transfer_to) if cfg.transfer_to else ""
+        return MidCall(
+            hold_after_s=hold_after,
+            hold_s=hold_s,
+            transfer=kind if target else "",
+            transfer_to=target,
+            transfer_context=cfg.transfer_context,
+            transfer_after_s=rng.uniform(*cfg.transfer_after_s),
+            transferer_hangup_s=rng.uniform(*cfg.transferer_hangup_s),
+        )
 
 
 async def run_traffic(

@@ -64,7 +64,9 @@ async def agi() -> AsyncIterator[FakeAgi]:
     await server.wait_closed()
 
 
-async def start_pbxsim(scenario: str, agi_port: int) -> tuple[asyncio.subprocess.Process, int]:
+async def start_pbxsim(
+    scenario: str, agi_port: int, speed: str = SPEED
+) -> tuple[asyncio.subprocess.Process, int]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -72,7 +74,7 @@ async def start_pbxsim(scenario: str, agi_port: int) -> tuple[asyncio.subprocess
         "--scenario",
         scenario,
         "--speed",
-        SPEED,
+        speed,
         "--ami",
         "127.0.0.1:0",
         "--ari",
@@ -111,11 +113,84 @@ def client_actions(name: str) -> list[bytes]:
     return [s.data for s in segments(name) if not s.from_asterisk and s.data.strip()]
 
 
-async def session(scenario: str, golden: str, agi: FakeAgi) -> bytes:
-    """Replay the golden client side; read until as many Hangups as golden, then quiet."""
+@dataclass(frozen=True)
+class Trigger:
+    """Send the golden's action ``action_id`` ``delay_s`` scenario seconds after the first
+    event named ``event`` with the fields ``match`` (like the capture tool's
+    ``@when EVENT [Header=Value] +SECONDS``); ``fill`` sets an action header from a field
+    of this or an earlier trigger's event: ``("Channel", "AgentConnect.DestChannel")``."""
+
+    event: str
+    action_id: str
+    delay_s: float = 0.0
+    match: tuple[tuple[str, str], ...] = ()
+    fill: tuple[tuple[str, str], ...] = ()
+
+
+def _fired(data: bytes, t: Trigger) -> dict[str, str] | None:
+    for b in events(blocks(data.rsplit(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")):
+        d = dict(b)
+        if d["Event"] == t.event and all(d.get(k, "").startswith(v) for k, v in t.match):
+            return d
+    return None
+
+
+def _action(golden: str, t: Trigger, seen: dict[str, dict[str, str]]) -> bytes:
+    raw = next(a for a in client_actions(golden) if f"ActionID: {t.action_id}\r\n".encode() in a)
+    for key, src in t.fill:
+        event, _, field_name = src.partition(".")
+        raw = re.sub(f"{key}: [^\r]*".encode(), f"{key}: {seen[event][field_name]}".encode(), raw)
+    return raw
+
+
+async def _replay(
+    writer: asyncio.StreamWriter,
+    golden: str,
+    data: bytes,
+    pending: list[Trigger],
+    seen: dict[str, dict[str, str]],
+    speed: str,
+) -> None:
+    """Send every action whose trigger event arrived (after its delay in wall seconds)."""
+    while pending and (d := _fired(data, pending[0])) is not None:
+        t = pending.pop(0)
+        seen[t.event] = d
+        await asyncio.sleep(t.delay_s / float(speed))
+        writer.write(_action(golden, t, seen))
+
+
+async def _until_quiet(reader: asyncio.StreamReader, quiet_s: float = 0.6) -> bytes:
+    """Everything read until nothing arrived for ``quiet_s`` wall seconds."""
+    data = b""
+    while True:
+        try:
+            async with asyncio.timeout(quiet_s):
+                chunk = await reader.read(65536)
+        except TimeoutError:
+            return data
+        data += chunk
+
+
+async def session(
+    scenario: str,
+    golden: str,
+    agi: FakeAgi,
+    triggers: tuple[Trigger, ...] = (),
+    skip: frozenset[str] = frozenset(),
+    speed: str = SPEED,
+) -> bytes:
+    """Replay the golden client side (Login; triggered actions; Logoff); read until as many
+    Hangups as golden, then quiet. Actions in ``skip`` are not sent."""
     want_hangups = sum(1 for b in events(blocks(from_asterisk(golden))) if b[0][1] == "Hangup")
-    actions = client_actions(golden)
-    proc, port = await start_pbxsim(scenario, agi.port)
+    triggered = {t.action_id for t in triggers} | skip
+    actions = [
+        a
+        for a in client_actions(golden)
+        if not any(f"ActionID: {i}\r".encode() in a for i in triggered)
+    ]
+    pending: list[Trigger] = list(triggers)
+    seen: dict[str, dict[str, str]] = {}
+    proc, port = await start_pbxsim(scenario, agi.port, speed)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for act in actions[:-1]:  # login (and Originate); Logoff goes last
@@ -126,13 +201,8 @@ async def session(scenario: str, golden: str, agi: FakeAgi) -> bytes:
                 chunk = await reader.read(65536)
                 assert chunk, "pbxsim closed the AMI connection early"
                 data += chunk
-            while True:
-                try:
-                    async with asyncio.timeout(0.6):
-                        chunk = await reader.read(65536)
-                except TimeoutError:
-                    break
-                data += chunk
+                await _replay(writer, golden, data, pending, seen, speed)
+            data += await _until_quiet(reader)
         writer.write(actions[-1])
         async with asyncio.timeout(10):
             data += await reader.read()
@@ -149,6 +219,44 @@ MIRRORED = [
     ("stasis-dtmf", "ami-during-ari-call.txt"),
     ("local-member", "ami-local-member-cyrillic.txt"),
 ]
+
+
+FLOWS = [
+    ("hold", "ami-hold-unhold.txt", ()),
+    (
+        "two-callers",
+        "ami-queue-two-callers.txt",
+        (
+            Trigger("QueueCallerJoin", "qs-both-waiting", 1.0, (("Position", "2"),)),
+            Trigger("AgentConnect", "qs-second-waiting", 3.0),
+        ),
+    ),
+    ("blind-transfer", "ami-blind-transfer.txt", ()),
+    ("attended-transfer", "ami-attended-transfer.txt", ()),
+]
+"""The 2026-12-01 captures (transfers, hold, two callers). The transfers are scripted in
+the scenarios (the golden's BlindTransfer/Atxfer/Hangup actions are not replayed here;
+``tests/integration/test_pbxsim_transfers.py`` drives the same flows over AMI)."""
+SKIPPED_ACTIONS = frozenset({"blindxfer-1", "atxfer-1", "hangup-op101"})
+
+
+@pytest.mark.parametrize(("scenario", "golden", "triggers"), FLOWS)
+async def test_call_flow_matches_golden_transcript(
+    scenario: str, golden: str, triggers: tuple[Trigger, ...], agi: FakeAgi
+) -> None:
+    # two-callers: QueueStatus 1 s after the 2nd join must come before the 1st answer
+    # (~1.4 s later): a slower clock keeps that margin on a loaded machine
+    speed = "5" if scenario == "two-callers" else SPEED
+    data = await session(scenario, golden, agi, triggers, SKIPPED_ACTIONS, speed)
+    got, want = blocks(data), blocks(from_asterisk(golden))
+    drift = compare(want, got, loose=True)
+    assert not drift, f"pbxsim drifted from {golden}:\n" + "\n\n".join(drift)
+    want_responses = [
+        b for b in want if b[0][0] != "Response" or dict(b).get("ActionID") not in SKIPPED_ACTIONS
+    ]
+    got_responses = [b for b in got if b[0][0] == "Response"]
+    assert responses(got) == responses(want_responses), got_responses
+    assert data.endswith(b"Message: Thanks for all the fish.\r\n\r\n")
 
 
 @pytest.mark.parametrize(("scenario", "golden"), MIRRORED)
@@ -221,3 +329,51 @@ async def test_login_ping_coresettings_queuestatus_shapes(agi: FakeAgi) -> None:
     shape = [tuple(k for k, _ in b) for b in got]
     assert shape == [tuple(k for k, _ in b) for b in golden]
     assert [b[0] for b in got] == [b[0] for b in golden]
+
+
+AMI_FLOWS = [
+    (
+        "blind-transfer",
+        "ami-blind-transfer.txt",
+        (
+            Trigger(
+                "AgentConnect", "blindxfer-1", 4.0, fill=(("Channel", "AgentConnect.DestChannel"),)
+            ),
+        ),
+    ),
+    (
+        "attended-transfer",
+        "ami-attended-transfer.txt",
+        (
+            Trigger(
+                "AgentConnect", "atxfer-1", 4.0, fill=(("Channel", "AgentConnect.DestChannel"),)
+            ),
+            Trigger(
+                "DialEnd",
+                "hangup-op101",
+                3.0,
+                match=(("DestChannel", "PJSIP/op102"), ("DialStatus", "ANSWER")),
+                fill=(("Channel", "AgentConnect.DestChannel"),),
+            ),
+        ),
+    ),
+]
+"""The transfers driven over AMI exactly as the capture client did (``@when AgentConnect
++4`` BlindTransfer/Atxfer of op101's channel; Hangup of op101 3 s after op102 answered),
+on the scenario without its scripted ``transfer_*`` keys."""
+
+
+@pytest.mark.parametrize(("scenario", "golden", "triggers"), AMI_FLOWS)
+async def test_ami_transfer_actions_match_golden_transcript(
+    scenario: str, golden: str, triggers: tuple[Trigger, ...], agi: FakeAgi, tmp_path: Path
+) -> None:
+    text_ = (ROOT / "pbxsim" / "scenarios" / f"{scenario}.toml").read_text(encoding="utf-8")
+    unscripted = tmp_path / f"{scenario}-ami.toml"
+    unscripted.write_text(re.sub(r"(?m)^transfer\w* = .*$", "", text_), encoding="utf-8")
+    data = await session(str(unscripted), golden, agi, triggers)
+    got, want = blocks(data), blocks(from_asterisk(golden))
+    drift = compare(want, got, loose=True)
+    assert not drift, f"pbxsim drifted from {golden}:\n" + "\n\n".join(drift)
+    assert responses(got) == responses(want)
+    messages = [dict(b).get("Message") for b in got if b[0][0] == "Response"]
+    assert ("Transfer succeeded" in messages) or ("Atxfer successfully queued" in messages)
