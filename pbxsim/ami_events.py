@@ -9,6 +9,7 @@ occurred there (AgentRingNoAnswer, QueueMemberPause …) follow Asterisk's docum
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pbxsim.model import Bridge, Channel
 from pbxsim.wire import clean
@@ -26,9 +27,20 @@ CAUSE_TEXT = {
 }
 
 
+_now: Callable[[], float] = time.time
+
+
+def use_clock(now: Callable[[], float]) -> None:
+    """Event ``Timestamp`` headers follow ``now`` (the scenario clock): at ``--speed N`` the
+    durations a client computes from Timestamps then agree with HoldTime/TalkTime and the ledger,
+    as they do on a real Asterisk. One pbxsim per process, so one clock per process."""
+    global _now
+    _now = now
+
+
 def _ev(name: str, privilege: str, body: str) -> bytes:
     return (
-        f"Event: {name}\r\nPrivilege: {privilege},all\r\nTimestamp: {time.time():.6f}\r\n{body}\r\n"
+        f"Event: {name}\r\nPrivilege: {privilege},all\r\nTimestamp: {_now():.6f}\r\n{body}\r\n"
     ).encode()
 
 

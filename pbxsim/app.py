@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pbxsim.agents import Agent, make_agents
 from pbxsim.ami_actions import Actions
+from pbxsim.ami_events import use_clock
 from pbxsim.ami_server import AmiCredentials, AmiServer
 from pbxsim.breaks import take_breaks
 from pbxsim.clock import Clock
@@ -123,6 +124,7 @@ class Pbx:
                 await self.server.logged_in.wait()
         self.clock = Clock(self.opts.speed)
         self.engine.clock = self.clock
+        use_clock(self.clock.wall)
         for agent in self.engine.agents.values():
             if agent.profile.break_every_s > 0:
                 task = asyncio.ensure_future(take_breaks(self.engine, agent))
