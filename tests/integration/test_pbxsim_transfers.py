@@ -84,3 +84,66 @@ async def test_hangup_during_transfer_or_hold_leaves_nothing_behind(
     assert data.count(b"Event: Newchannel\r\n") == data.count(b"Event: Hangup\r\n")
     if scenario == "hold":  # the music on hold always stops
         assert data.count(b"Event: MusicOnHoldStart") == data.count(b"Event: MusicOnHoldStop")
+
+
+async def test_transfer_actions_errors_and_a_transfer_to_nobody() -> None:
+    """BlindTransfer/Atxfer answers like manager.c for bad requests; only the operator's
+    leg of a connected queue call can be transferred; a target that does not exist ends
+    the call (the caller's Dial fails: DIALSTATUS CHANUNAVAIL, then Hangup)."""
+    pbx = Pbx(load("hold"), PbxOptions(ami_port=0, agi_port=1, speed=20, agi_timeout_s=0.3))
+    await pbx.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    buf = b""
+
+    async def until(marker: bytes) -> str:
+        nonlocal buf
+        while marker not in buf:
+            buf += await reader.read(65536)
+        at = buf.index(marker)
+        start = buf.rfind(b"\r\n\r\n", 0, at) + 4 if b"\r\n\r\n" in buf[:at] else 0
+        end = buf.index(b"\r\n\r\n", at)
+        text, buf = buf[start : end + 4].decode(), buf[end + 4 :]
+        return text
+
+    def send(i: str, action: str, **fields: str) -> None:
+        lines = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+        writer.write(f"Action: {action}\r\nActionID: {i}\r\n{lines}\r\n".encode())
+
+    run = asyncio.create_task(pbx.run_scenario())
+    try:
+        await reader.readline()
+        writer.write(b"Action: Login\r\nUsername: callserver\r\nSecret: callserver\r\n\r\n")
+        async with asyncio.timeout(20):
+            connect = await until(b"Event: AgentConnect")
+            op = connect.split("DestChannel: ", 1)[1].split("\r\n", 1)[0]
+            caller = connect.split("\r\nChannel: ", 1)[1].split("\r\n", 1)[0]
+            send("e1", "BlindTransfer", Exten="102")
+            send("e2", "Atxfer", Channel=op)
+            send("e3", "BlindTransfer", Channel="PJSIP/nobody-00000099", Exten="102")
+            send("e4", "Atxfer", Channel="PJSIP/nobody-00000099", Exten="102")
+            send("e5", "BlindTransfer", Channel=caller, Exten="102")
+            replies = [await until(f"ActionID: e{n}".encode()) for n in range(1, 6)]
+            send("ok", "BlindTransfer", Channel=op, Exten="999", Context="operators")
+            ok = await until(b"ActionID: ok")
+            blind = await until(b"Event: BlindTransfer")
+            status = await until(b"Value: CHANUNAVAIL")
+            await until(b"Event: Hangup\r\nPrivilege: call,all\r\nTimestamp")
+            await run
+    finally:
+        writer.close()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await pbx.aclose()
+    messages = [r.split("Message: ", 1)[1].split("\r\n", 1)[0] for r in replies]
+    assert messages == [
+        "No channel specified",
+        "No extension specified",
+        "No such channel",
+        "Channel specified does not exist",
+        "Transfer failed",
+    ]
+    assert all("Response: Error" in r for r in replies)
+    assert "Message: Transfer succeeded" in ok
+    assert "Extension: 999" in blind and "Context: operators" in blind
+    assert "Variable: DIALSTATUS" in status
+    assert pbx.engine.channels == {}
