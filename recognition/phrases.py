@@ -44,7 +44,7 @@ PHRASES: dict[str, dict[Intent, tuple[str, ...]]] = {
         ),
         "yes": ("yes", "yeah", "yes please", "correct", "that is right", "sure", "right", "okay"),
         "no": ("no", "nope", "no thanks", "no thank you", "wrong", "that is wrong", "not right"),
-        "repeat": ("repeat", "repeat that", "say that again", "again", "pardon", "what"),
+        "repeat": ("repeat", "repeat that", "say that again", "can you repeat that"),
     },
     "ru": {
         "book": (
@@ -113,6 +113,6 @@ FILLER_WORDS = {"en": {"and", "please", "um", "uh"}, "ru": {"и", "пожалу�
 STATE_INTENTS: dict[str, tuple[Intent, ...]] = {
     "main_menu": ("book", "reschedule", "cancel", "operator", "callback", "repeat", "digits"),
     "change": ("reschedule", "cancel", "operator", "callback", "repeat", "digits"),
-    "confirm": ("yes", "no", "operator", "callback", "repeat", "digits"),
+    "confirm": ("yes", "no", "operator", "callback", "repeat"),
 }
 """Which intents each dialog state listens for (its grammar is built from their phrases)."""
