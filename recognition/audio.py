@@ -73,7 +73,8 @@ def ulaw_encode(samples: Int16Array) -> bytes:
     mag = np.minimum(np.abs(x), 32635) + 0x84
     exp = np.clip(np.floor(np.log2(mag)).astype(np.int32) - 7, 0, 7)
     mant = (mag >> (exp + 3)) & 0x0F
-    return (~(sign | (exp << 4) | mant) & 0xFF).astype(np.uint8).tobytes()
+    out: bytes = (~(sign | (exp << 4) | mant) & 0xFF).astype(np.uint8).tobytes()
+    return out
 
 
 def alaw_encode(samples: Int16Array) -> bytes:
@@ -83,7 +84,8 @@ def alaw_encode(samples: Int16Array) -> bytes:
     mag = np.minimum(np.where(x >= 0, x, -x - 1), 32767)
     exp = np.clip(np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 7, 0, 7)
     mant = np.where(exp == 0, mag >> 4, mag >> (exp + 3)) & 0x0F
-    return (((exp << 4) | mant) ^ mask).astype(np.uint8).tobytes()
+    out: bytes = (((exp << 4) | mant) ^ mask).astype(np.uint8).tobytes()
+    return out
 
 
 def slin_encode(samples: Int16Array) -> bytes:
@@ -129,8 +131,9 @@ def lowpass_taps(cutoff: float, taps: int = 48, beta: float = 8.0) -> npt.NDArra
 
     Unity gain at DC. 48 taps at 16 kHz, cutoff 3.7 kHz: ≥ 60 dB down above ~4.3 kHz."""
     n = np.arange(taps) - (taps - 1) / 2.0
-    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, beta)
-    return h / h.sum()
+    h: npt.NDArray[np.float64] = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, beta)
+    out: npt.NDArray[np.float64] = h / h.sum()
+    return out
 
 
 class Resampler:
@@ -145,7 +148,8 @@ class Resampler:
 
     def __init__(self, in_rate: int, out_rate: int, *, taps: int = 48) -> None:
         if (in_rate, out_rate) not in ((8000, 16000), (16000, 8000)) and in_rate != out_rate:
-            raise AudioFormatError(message=f"cannot resample {in_rate} → {out_rate} Hz", field="rate")
+            raise AudioFormatError(message=f"cannot resample {in_rate} → {out_rate} Hz",
+                                   field="rate")
         self.in_rate, self.out_rate = in_rate, out_rate
         self._h = lowpass_taps(3700.0 / 16000.0, taps)
         self._phases = (self._h[0::2] * 2.0, self._h[1::2] * 2.0)

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 from recognition.backends import Grammar
 from recognition.phrases import (
-    FILLER_WORDS, HUNDREDS, INTENTS, PHRASES, STATE_INTENTS, TEENS, TENS, UNITS, Intent,
+    FILLER_WORDS,
+    HUNDREDS,
+    INTENTS,
+    PHRASES,
+    STATE_INTENTS,
+    TEENS,
+    TENS,
+    UNITS,
+    Intent,
 )
 
 _NOT_WORD = re.compile(r"[^\w' ]+")
