@@ -7,7 +7,8 @@ Policy (bounded delay): a frame is released as soon as it is the next expected o
 next expected frame is missing, the buffer waits until ``depth`` frames beyond the gap have
 arrived (``depth × frame`` of added delay, 60 ms at the default 3 × 20 ms), then declares the
 missing frame lost and fills it with the previous frame (once; "repeat") or with silence.
-A packet older than the next expected one is late and dropped; a duplicate is dropped. A jump of
+The stream starts at the first packet received. A packet older than the next expected one
+is late and dropped; a duplicate is dropped. A jump of
 more than ``max_jump`` frames either way (a new stream, a clock reset) resets the buffer.
 """
 
