@@ -130,7 +130,7 @@ class VoskStream:
             self._done.append(_parse(self._rec.Result(), final=True))
             return None
         partial = _parse(self._rec.PartialResult(), final=False)
-        if partial.text == self._partial:
+        if not partial.text or partial.text == self._partial:
             return None
         self._partial = partial.text
         return partial

@@ -6,10 +6,25 @@ import pytest
 
 from ivr.dialog import Dialog
 from ivr.models import (
-    Answered, CreateCallbackJob, DialogSettings, Dtmf, Hangup, HangUp, OperatorFreed,
-    PlayPrompts, PromptFinished, RecognitionLost, ReturnToQueue, SendAppointmentRequest,
-    SilenceTimeout, SpeechStarted, StartRecognition, StartSilenceTimer, StopPlayback,
-    StopRecognition, Utterance,
+    Answered,
+    CreateCallbackJob,
+    DialogSettings,
+    Dtmf,
+    HangUp,
+    Hangup,
+    OperatorFreed,
+    PlayPrompts,
+    PromptFinished,
+    RecognitionLost,
+    ReturnToQueue,
+    SendAppointmentRequest,
+    SilenceTimeout,
+    SpeechStarted,
+    StartRecognition,
+    StartSilenceTimer,
+    StopPlayback,
+    StopRecognition,
+    Utterance,
 )
 from ivr.prompts import PROMPTS
 

@@ -6,8 +6,20 @@ import numpy as np
 import pytest
 
 from recognition.audio import (
-    ALAW_TABLE, ULAW_TABLE, NoiseFill, Resampler, alaw_decode, alaw_encode, decode, resample,
-    slin_decode, slin_encode, to_float, to_int16, ulaw_decode, ulaw_encode,
+    ALAW_TABLE,
+    ULAW_TABLE,
+    NoiseFill,
+    Resampler,
+    alaw_decode,
+    alaw_encode,
+    decode,
+    resample,
+    slin_decode,
+    slin_encode,
+    to_float,
+    to_int16,
+    ulaw_decode,
+    ulaw_encode,
 )
 from recognition.errors import AudioFormatError
 

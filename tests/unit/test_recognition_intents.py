@@ -1,4 +1,4 @@
-"""Intent matching (synonyms, fuzzy, numbers, ru+en) and per-state grammars (recognition.intents)."""
+"""Intent matching (synonyms, fuzzy, numbers, ru+en) and per-state grammars."""
 
 from __future__ import annotations
 
