@@ -53,17 +53,20 @@ class _Core:
         self.lang = lang
         self.resampler = Resampler(in_rate, out_rate)
         settings = vad or VadSettings()
-        if settings.sample_rate != out_rate:
-            settings = VadSettings(**{**_as_dict(settings), "sample_rate": out_rate})
+        if settings.sample_rate != in_rate:
+            settings = VadSettings(**{**_as_dict(settings), "sample_rate": in_rate})
         self.endpointer = Endpointer(settings)
         self.fill = NoiseFill() if out_rate > in_rate else None
         self.state = "main_menu"
 
     def vad(self, samples: Int16Array) -> list[VadEvent]:
+        """The VAD decides on the audio as received (8 kHz telephone audio is what webrtcvad is
+        best at; on up-sampled noisy audio it took line noise for speech); the events carry the
+        audio at the recogniser's rate."""
         up = self.resampler.process(samples)
         if self.fill is not None:
             up = self.fill.process(up)
-        return self.endpointer.feed(pcm16_bytes(up))
+        return self.endpointer.feed(pcm16_bytes(samples), pcm16_bytes(up))
 
     def result(self, text: str, conf: float, ev: VadEvent, t0: float) -> Recognised:
         intent = match_intent(text, self.lang, STATE_INTENTS[self.state])

@@ -78,6 +78,7 @@ class Endpointer:
         self._vad = _load_vad(s.aggressiveness)
         self._frame_bytes = s.sample_rate * s.frame_ms // 1000 * 2
         self._buf = b""
+        self._carry = b""
         self._t_ms = 0
         self._window: deque[bool] = deque(maxlen=max(1, s.start_window_ms // s.frame_ms))
         self._pre: deque[bytes] = deque(maxlen=max(1, s.pre_roll_ms // s.frame_ms))
@@ -89,16 +90,27 @@ class Endpointer:
         """webrtcvad's verdict on one frame of exactly ``frame_ms``."""
         return bool(self._vad.is_speech(frame, self.settings.sample_rate))  # type: ignore[attr-defined]
 
-    def feed(self, pcm: bytes) -> list[VadEvent]:
-        """Take the next pcm16 chunk (any length); return the events it completes."""
+    def feed(self, pcm: bytes, carry: bytes | None = None) -> list[VadEvent]:
+        """Take the next pcm16 chunk (any length); return the events it completes.
+
+        ``carry``: the same stretch of audio at another rate (e.g. the 16 kHz audio a recogniser
+        wants, while the VAD decides on the original 8 kHz, which webrtcvad handles best); the
+        events then carry it instead of ``pcm``. Its length must be a fixed multiple of
+        ``len(pcm)`` for the whole stream (2× for 8 → 16 kHz)."""
         self._buf += pcm
+        if carry is not None:
+            self._carry += carry
+            ratio = len(carry) // max(1, len(pcm))
         events: list[VadEvent] = []
         audio = bytearray()
         n = self._frame_bytes
         while len(self._buf) >= n:
             frame, self._buf = self._buf[:n], self._buf[n:]
+            out = frame
+            if carry is not None:
+                out, self._carry = self._carry[: n * ratio], self._carry[n * ratio :]
             self._t_ms += self.settings.frame_ms
-            self._step(frame, self.is_speech(frame), events, audio)
+            self._step(out, self.is_speech(frame), events, audio)
         if audio:
             events.append(VadEvent("audio", self._t_ms, bytes(audio)))
         return events
@@ -131,7 +143,7 @@ class Endpointer:
 
     def reset(self) -> None:
         """Forget any utterance in progress (e.g. when the dialog stops listening)."""
-        self._buf = b""
+        self._buf = self._carry = b""
         self._window.clear()
         self._pre.clear()
         self.in_speech = False
