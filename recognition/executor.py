@@ -12,11 +12,30 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from recognition.backends import Backend, Grammar, Recognizer, Result
 
 T = TypeVar("T")
+
+
+class AsyncStream(Protocol):
+    """What the event loop holds for one call leg: ``AsyncRecognizer`` (thread pool) or
+    ``workers.ProcessStream`` (process pool)."""
+
+    sample_rate: int
+
+    async def start(self, grammar: Grammar | None) -> None:
+        """Begin an utterance restricted to ``grammar``."""
+
+    async def accept(self, pcm: bytes) -> Result | None:
+        """Feed pcm16 at ``sample_rate``."""
+
+    async def finish(self) -> Result:
+        """The utterance's final result."""
+
+    async def aclose(self) -> None:
+        """Release the stream."""
 
 
 class RecognitionPool:
