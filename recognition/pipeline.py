@@ -3,7 +3,8 @@ intent. Two faces with the same steps:
 
 * ``Listener``: blocking, for tests, benchmarks and offline use;
 * ``AsyncListener``: for the ARI session; VAD and resampling stay on the loop (µs per 20 ms
-  frame), every recogniser call goes through ``AsyncRecognizer`` (the executor).
+  frame), every recogniser call goes through an ``AsyncStream`` (thread or process pool) in a
+  consumer task, so a busy recogniser never delays the audio path or barge-in.
 
 Audio reaches the recogniser only between the VAD's ``start`` and ``end``: silence costs no
 decoder CPU, which is what lets 40 legs share 2 cores. Events out: ``SpeechStarted`` (the dialog's
@@ -13,11 +14,14 @@ VAD's end of utterance to the final result).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
+from callserver.core.tasks import cancel_and_wait
 from recognition.audio import Int16Array, NoiseFill, Resampler, pcm16_bytes
 from recognition.backends import Recognizer
+from recognition.errors import RecognitionError
 from recognition.executor import AsyncStream
 from recognition.intents import IntentMatch, grammar_for, match_intent
 from recognition.phrases import STATE_INTENTS
@@ -68,8 +72,9 @@ class _Core:
             up = self.fill.process(up)
         return self.endpointer.feed(pcm16_bytes(samples), pcm16_bytes(up))
 
-    def result(self, text: str, conf: float, ev: VadEvent, t0: float) -> Recognised:
-        intent = match_intent(text, self.lang, STATE_INTENTS[self.state])
+    def result(self, text: str, conf: float, ev: VadEvent, t0: float,
+               state: str | None = None) -> Recognised:
+        intent = match_intent(text, self.lang, STATE_INTENTS[state or self.state])
         ms = (time.perf_counter() - t0) * 1000.0
         return Recognised(text, conf, intent, ev.at_ms, ev.reason, ms)
 
@@ -108,11 +113,14 @@ class Listener:
 
 
 class AsyncListener:
-    """The same path for the event loop; recogniser calls run in the executor.
+    """The same path for the event loop, with recognition decoupled from the audio.
 
-    Audio goes to the recogniser in batches of ``batch_ms`` (default 100 ms) rather than per
-    20 ms RTP frame: one executor round trip per batch keeps the loop's per-call overhead low
-    with 40 calls; the final result waits for at most one batch of decoding."""
+    ``feed()`` is synchronous and never waits for a recogniser: it runs the VAD (µs), returns
+    ``SpeechStarted`` at once (barge-in must not queue behind decoding), and queues the
+    recogniser work. A consumer task (``start()``/``aclose()``) sends the audio to the stream in
+    batches of ``batch_ms`` (one executor or worker round trip per batch) and puts each final
+    ``Recognised`` in a queue read by ``next_result()``. ``decode_ms`` runs from the VAD's end of
+    utterance to the final result, queueing included."""
 
     def __init__(self, stream: AsyncStream, *, in_rate: int, lang: str,
                  vad: VadSettings | None = None, batch_ms: int = 100) -> None:
@@ -120,25 +128,72 @@ class AsyncListener:
         self._core = _Core(in_rate, stream.sample_rate, lang, vad)
         self._batch_bytes = stream.sample_rate * 2 * batch_ms // 1000
         self._pending = bytearray()
+        self._work: asyncio.Queue[tuple[str, object, VadEvent | None, float]] = asyncio.Queue()
+        self._results: asyncio.Queue[Recognised | RecognitionError] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
 
     def listen(self, state: str) -> None:
         """Listen with the grammar of dialog ``state`` from the next utterance on."""
         self._core.state = state
 
-    async def feed(self, samples: Int16Array) -> list[SpeechEvent]:
-        """Take decoded int16 samples at ``in_rate``; return the events they complete.
-        Raises ``RecognitionFailed`` when the decoder fails (the dialog goes DTMF-only)."""
-        out: list[SpeechEvent] = []
+    def start(self) -> None:
+        """Start the consumer task (owned by this listener; stopped by ``aclose``)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._consume(),
+                                                                name="asr-listener")
+
+    def feed(self, samples: Int16Array) -> list[SpeechStarted]:
+        """Take decoded int16 samples at ``in_rate``; return speech starts (barge-in) now."""
+        out: list[SpeechStarted] = []
         for ev in self._core.vad(samples):
             if ev.kind == "start":
-                await self.stream.start(grammar_for(self._core.state, self._core.lang))
+                grammar = grammar_for(self._core.state, self._core.lang)
+                self._work.put_nowait(("start", grammar, None, 0.0))
                 out.append(SpeechStarted(ev.at_ms))
-            t0 = time.perf_counter()
             self._pending += ev.audio
             if len(self._pending) >= self._batch_bytes or (ev.kind == "end" and self._pending):
-                await self.stream.accept(bytes(self._pending))
+                self._work.put_nowait(("audio", bytes(self._pending), None, 0.0))
                 self._pending.clear()
             if ev.kind == "end":
-                final = await self.stream.finish()
-                out.append(self._core.result(final.text, final.confidence, ev, t0))
+                self._work.put_nowait(("end", self._core.state, ev, time.perf_counter()))
         return out
+
+    async def next_result(self) -> Recognised:
+        """The next final result. Raises ``RecognitionFailed`` (or another
+        ``RecognitionError``) when the recogniser failed: the dialog goes keypad-only."""
+        item = await self._results.get()
+        if isinstance(item, RecognitionError):
+            raise item
+        return item
+
+    async def _consume(self) -> None:
+        try:
+            while True:
+                op, arg, ev, t0 = await self._work.get()
+                try:
+                    await self._apply(op, arg, ev, t0)
+                finally:
+                    self._work.task_done()
+        except RecognitionError as exc:
+            self._results.put_nowait(exc)
+
+    async def _apply(self, op: str, arg: object, ev: VadEvent | None, t0: float) -> None:
+        if op == "start":
+            await self.stream.start(arg)  # type: ignore[arg-type]
+        elif op == "audio":
+            await self.stream.accept(arg)  # type: ignore[arg-type]
+        elif ev is not None:
+            final = await self.stream.finish()
+            self._results.put_nowait(self._core.result(final.text, final.confidence, ev, t0,
+                                                       str(arg)))
+
+    async def drained(self) -> None:
+        """Wait until every queued recogniser call has been made (tests, benchmarks)."""
+        await self._work.join()
+
+    async def aclose(self) -> None:
+        """Stop the consumer and release the recogniser stream."""
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+        await self.stream.aclose()

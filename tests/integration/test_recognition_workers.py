@@ -16,9 +16,16 @@ pytestmark = pytest.mark.integration
 
 
 async def listen_all(listener: AsyncListener, samples: object) -> list[object]:
+    """Feed in 20 ms frames as RTP would (yielding to the loop between frames); the speech
+    starts, then the finals."""
     events: list[object] = []
+    listener.start()
     for i in range(0, len(samples), 160):  # type: ignore[arg-type]
-        events += await listener.feed(samples[i:i + 160])  # type: ignore[index]
+        events += listener.feed(samples[i:i + 160])  # type: ignore[index]
+        await asyncio.sleep(0)
+    await listener.drained()
+    while not listener._results.empty():
+        events.append(await listener.next_result())
     return events
 
 
@@ -40,8 +47,8 @@ async def test_two_calls_recognised_in_worker_processes_with_barge_in_events() -
             finals = [e for e in events if isinstance(e, Recognised)]
             assert len(finals) == 1 and finals[0].intent.intent == intent
             assert finals[0].reason == "pause" and finals[0].decode_ms < 1000
-        await a.aclose()
-        await b.aclose()
+        await la.aclose()
+        await lb.aclose()
     finally:
         await pool.aclose()
 
