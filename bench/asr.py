@@ -225,6 +225,8 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/callserver-asr")
     args = parser.parse_args()
     items = load_set(Path(args.dir))
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start "
+          "(other jobs share these cores: figures under load are pessimistic)")
     backend = load_backend(RecognitionConfig(backend="pocketsphinx", language="en"))
     rtf, rtf_rec, lat1, acc = single(backend, items)
     audio_s = sum(len(s) for s, _, _ in items) / 8000

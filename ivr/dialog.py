@@ -148,9 +148,11 @@ class Dialog:
         if text and len(self.words) < MAX_WORDS:
             self.words.append(text)
         intent = ev.intent if ev.score >= self.settings.min_score else "unknown"
+        stop: list[Command] = [StopPlayback()] if self.playing else []  # barge-in event missed
+        self.playing = False
         if intent == "digits" and ev.digits:
-            return self._key(ev.digits[0])
-        return self._intent(intent)
+            return stop + self._key(ev.digits[0])
+        return stop + self._intent(intent)
 
     def _dtmf(self, ev: Dtmf) -> list[Command]:
         if self.state not in LISTENING:

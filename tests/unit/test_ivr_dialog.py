@@ -218,3 +218,11 @@ def test_every_prompt_the_dialog_can_play_has_russian_and_english_text() -> None
     assert played >= {"greeting", "main_menu", "confirm_book", "goodbye", "no_input"}
     for pid in played:
         assert PROMPTS[pid]["ru"] and PROMPTS[pid]["en"], pid
+
+
+def test_an_utterance_during_a_prompt_stops_it_even_without_a_speech_start() -> None:
+    d = Dialog(DialogSettings(lang="en"))
+    d.handle(Answered())
+    cmds = d.handle(Utterance("call me back", "callback"))
+    assert cmds[0] == StopPlayback()
+    assert CreateCallbackJob("callback", ("call me back",), "asked") in cmds
