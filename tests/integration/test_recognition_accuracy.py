@@ -30,8 +30,11 @@ FRAME = 160  # 20 ms of 8 kHz µ-law
 
 
 @pytest.fixture(scope="session")
-def utterances(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, object]]]:
-    outdir = Path(request.config.cache.mkdir("speech-utterances"))
+def utterances(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, list[dict[str, object]]]:
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    outdir = (Path(cache.mkdir("speech-utterances")) if cache is not None
+              else tmp_path_factory.mktemp("speech-utterances"))
     return outdir, ensure_utterances(outdir)
 
 
