@@ -39,7 +39,7 @@ class SpeechStarted:
 class Recognised:
     """An utterance's final result: recogniser ``text``/``confidence``, the ``intent`` match,
     why the utterance ended (``pause`` | ``max_length``), and ``decode_ms`` (end of utterance →
-    final result, wall-clock)."""
+    final result, wall-clock). ``reason='overload'``: not decoded (see ``AsyncListener``)."""
 
     text: str
     confidence: float
@@ -73,10 +73,10 @@ class _Core:
         return self.endpointer.feed(pcm16_bytes(samples), pcm16_bytes(up))
 
     def result(self, text: str, conf: float, ev: VadEvent, t0: float,
-               state: str | None = None) -> Recognised:
+               state: str | None = None, reason: str = "") -> Recognised:
         intent = match_intent(text, self.lang, STATE_INTENTS[state or self.state])
         ms = (time.perf_counter() - t0) * 1000.0
-        return Recognised(text, conf, intent, ev.at_ms, ev.reason, ms)
+        return Recognised(text, conf, intent, ev.at_ms, reason or ev.reason, ms)
 
 
 def _as_dict(s: VadSettings) -> dict[str, int]:
@@ -120,13 +120,22 @@ class AsyncListener:
     recogniser work. A consumer task (``start()``/``aclose()``) sends the audio to the stream in
     batches of ``batch_ms`` (one executor or worker round trip per batch) and puts each final
     ``Recognised`` in a queue read by ``next_result()``. ``decode_ms`` runs from the VAD's end of
-    utterance to the final result, queueing included."""
+    utterance to the final result, queueing included.
+
+    Overload: when more than ``max_backlog_ms`` of audio is still waiting for the recogniser as
+    a new utterance starts, that utterance is not decoded: its result (empty text,
+    ``reason='overload'``, so the dialog asks again) follows the results before it in order,
+    without adding its own decoding to a backlog that is already late."""
 
     def __init__(self, stream: AsyncStream, *, in_rate: int, lang: str,
-                 vad: VadSettings | None = None, batch_ms: int = 100) -> None:
+                 vad: VadSettings | None = None, batch_ms: int = 100,
+                 max_backlog_ms: int = 2000) -> None:
         self.stream = stream
         self._core = _Core(in_rate, stream.sample_rate, lang, vad)
         self._batch_bytes = stream.sample_rate * 2 * batch_ms // 1000
+        self._max_backlog = stream.sample_rate * 2 * max_backlog_ms // 1000
+        self._backlog = 0
+        self._skipping = False
         self._pending = bytearray()
         self._work: asyncio.Queue[tuple[str, object, VadEvent | None, float]] = asyncio.Queue()
         self._results: asyncio.Queue[Recognised | RecognitionError] = asyncio.Queue()
@@ -147,16 +156,24 @@ class AsyncListener:
         out: list[SpeechStarted] = []
         for ev in self._core.vad(samples):
             if ev.kind == "start":
-                grammar = grammar_for(self._core.state, self._core.lang)
-                self._work.put_nowait(("start", grammar, None, 0.0))
                 out.append(SpeechStarted(ev.at_ms))
-            self._pending += ev.audio
-            if len(self._pending) >= self._batch_bytes or (ev.kind == "end" and self._pending):
-                self._work.put_nowait(("audio", bytes(self._pending), None, 0.0))
-                self._pending.clear()
+                self._skipping = self._backlog > self._max_backlog
+                if not self._skipping:
+                    grammar = grammar_for(self._core.state, self._core.lang)
+                    self._work.put_nowait(("start", grammar, None, 0.0))
+            if not self._skipping:
+                self._queue_audio(ev)
             if ev.kind == "end":
-                self._work.put_nowait(("end", self._core.state, ev, time.perf_counter()))
+                op = "skip" if self._skipping else "end"
+                self._work.put_nowait((op, self._core.state, ev, time.perf_counter()))
         return out
+
+    def _queue_audio(self, ev: VadEvent) -> None:
+        self._pending += ev.audio
+        if len(self._pending) >= self._batch_bytes or (ev.kind == "end" and self._pending):
+            self._backlog += len(self._pending)
+            self._work.put_nowait(("audio", bytes(self._pending), None, 0.0))
+            self._pending.clear()
 
     async def next_result(self) -> Recognised:
         """The next final result. Raises ``RecognitionFailed`` (or another
@@ -181,7 +198,10 @@ class AsyncListener:
         if op == "start" and isinstance(arg, Grammar):
             await self.stream.start(arg)
         elif op == "audio" and isinstance(arg, bytes):
+            self._backlog -= len(arg)
             await self.stream.accept(arg)
+        elif op == "skip" and ev is not None:
+            self._results.put_nowait(self._core.result("", 0.0, ev, t0, str(arg), "overload"))
         elif ev is not None:
             final = await self.stream.finish()
             self._results.put_nowait(self._core.result(final.text, final.confidence, ev, t0,

@@ -108,3 +108,21 @@ def test_blocking_listener_gives_the_same_answer(yes_audio: np.ndarray) -> None:
     finals = [e for e in events if isinstance(e, Recognised)]
     assert isinstance(events[0], SpeechStarted) and len(finals) == 1
     assert finals[0].intent.intent == "yes"
+
+
+async def test_an_utterance_arriving_over_a_full_backlog_is_shed_not_delayed(
+        yes_audio: np.ndarray) -> None:
+    stream = SlowStream()  # stuck in start(): nothing drains
+    listener = AsyncListener(stream, in_rate=8000, lang="en", max_backlog_ms=500)
+    listener.start()
+    for _ in range(2):  # two answers while the recogniser is stuck
+        for i in range(0, len(yes_audio), 160):
+            listener.feed(yes_audio[i:i + 160])
+        await asyncio.sleep(0)
+    assert stream.calls == ["start en/main_menu"]  # the second answer was never queued
+    stream.release.set()
+    first = await asyncio.wait_for(listener.next_result(), 5.0)
+    second = await asyncio.wait_for(listener.next_result(), 5.0)
+    assert first.reason == "pause" and first.text == "cancel"
+    assert second.reason == "overload" and second.text == "" and second.intent.intent == "unknown"
+    await listener.aclose()
