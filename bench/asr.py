@@ -239,6 +239,8 @@ def main() -> None:
     print(f"pocketsphinx single stream: rtf path={rtf:.4f} (VAD-gated) "
           f"recogniser-alone={rtf_rec:.4f} (whole utterance); final p50={pct(lat1, 50):.1f} ms "
           f"p99={pct(lat1, 99):.1f} ms; intent accuracy={acc:.1%}")
+    print(f"CPU need of {args.streams} calls all talking (path RTF × calls, contention-free "
+          f"measure): {rtf * args.streams:.2f} cores of {os.cpu_count()}")
     results = {}
     for kind in ("thread", "process"):
         lat, late, cores, shed = asyncio.run(load(kind, backend, items, args.streams,
