@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=float, help="override traffic calls/s (load scenario)")
+    p.add_argument(
+        "--burst", type=_burst, action="append", default=[],
+        help="START:SECONDS:RATE extra calls/s on top of the traffic (repeatable)",
+    )  # fmt: skip
     p.add_argument("--duration", type=float, help="override traffic duration (scenario seconds)")
     p.add_argument(
         "--keep-running", action="store_true", help="stay up after the scenario's calls ended"
@@ -68,12 +72,14 @@ async def _run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"pbxsim: {exc.message}", file=sys.stderr)
         return 2
-    if scenario.traffic is not None and (args.rate or args.duration):
+    if scenario.traffic is not None and (args.rate or args.duration or args.burst):
         traffic = scenario.traffic
         if args.rate:
             traffic = dataclasses.replace(traffic, calls_per_s=args.rate)
         if args.duration:
             traffic = dataclasses.replace(traffic, duration_s=args.duration)
+        if args.burst:
+            traffic = dataclasses.replace(traffic, bursts=(*traffic.bursts, *args.burst))
         scenario = dataclasses.replace(scenario, traffic=traffic)
     opts = PbxOptions(
         ami_host=args.ami[0],
@@ -116,6 +122,14 @@ async def _run(args: argparse.Namespace) -> int:
         await ari.aclose()
         await pbx.aclose()
     return 0
+
+
+def _burst(text: str) -> tuple[float, float, float]:
+    try:
+        start, seconds, rate = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:SECONDS:RATE, got {text!r}") from None
+    return start, seconds, rate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,9 @@ class TrafficConfig:
     transfer_context: str = "operators"
     transfer_after_s: tuple[float, float] = (20.0, 90.0)
     transferer_hangup_s: tuple[float, float] = (3.0, 15.0)
+    bursts: tuple[tuple[float, float, float], ...] = ()
+    """Extra arrivals ``(start_s, duration_s, calls_per_s)`` on top of the base rate (a flood
+    of calls for fault and load tests)."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrafficConfig:
@@ -103,21 +106,25 @@ class TrafficConfig:
                 kw[key] = tuple(float(x) for x in kw[key])
         if "transfer_to" in kw:
             kw["transfer_to"] = tuple(str(x) for x in kw["transfer_to"])
+        if "bursts" in kw:
+            kw["bursts"] = tuple((float(a), float(b), float(c)) for a, b, c in kw["bursts"])
         if "stasis_dtmf" in kw:
             kw["stasis_dtmf"] = tuple((float(t), str(x)) for t, x in kw["stasis_dtmf"])
         return cls(**kw)
 
     def rate(self, t: float) -> float:
         """Calls per scenario second at scenario time ``t``."""
+        extra = sum(r for start, length, r in self.bursts if start <= t < start + length)
         if self.calls_per_s > 0:
-            return self.calls_per_s
+            return self.calls_per_s + extra
         hour = int((self.start_hour * 3600 + t) // 3600) % 24
-        return self.calls_per_hour * self.profile[hour] / 3600.0
+        return self.calls_per_hour * self.profile[hour] / 3600.0 + extra
 
     def max_rate(self) -> float:
+        extra = max((r for _, _, r in self.bursts), default=0.0)
         if self.calls_per_s > 0:
-            return self.calls_per_s
-        return self.calls_per_hour * max(self.profile) / 3600.0
+            return self.calls_per_s + extra
+        return self.calls_per_hour * max(self.profile) / 3600.0 + extra
 
 
 def load_patients(path: Path | None = None) -> list[tuple[str, str]]:
