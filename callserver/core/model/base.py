@@ -120,6 +120,8 @@ class ModelBase:
 
     def variable_set(self, uniqueid: str, name: str, value: str, *, at: float) -> None:
         """A routing-relevant variable (``DID``, ``AD_SOURCE``, ``ROUTE_*`` …) on a leg.
+        ``DID`` and ``AD_SOURCE`` publish a CallUpdated; the others are kept quietly and seen
+        in the next event's snapshot.
 
         ``name`` comes without inheritance underscores (``__DID`` → ``DID``).
         """
@@ -141,9 +143,11 @@ class ModelBase:
                 return
             call.ad_source, changed = value, ("ad_source",)
         else:
-            if call.variables.get(name) == value:
-                return
-            call.variables[name], changed = value, (name,)
+            # ROUTE_*, CAMPAIGN …: kept on the call and carried by its next event (the
+            # route script sets 6-9 of them in a burst, then the call queues). An event per
+            # variable was a third of the pipeline's events, each written, published and sent.
+            call.variables[name] = value
+            return
         self._publish(CallUpdated(at, call.snapshot(), changed))
 
     def channel_hungup(self, uniqueid: str, *, cause: str = "", at: float) -> None:
