@@ -98,6 +98,15 @@ class Scheduler:
         for t in list(self._attempts):
             await cancel_and_wait(t)
 
+    async def drain(self) -> None:
+        """Wait until the attempts in flight have finished (tests, a graceful hand-over)."""
+        while self._attempts:
+            await asyncio.gather(*self._attempts, return_exceptions=True)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._attempts)
+
     async def _run(self) -> None:
         while True:
             self._wake.clear()
@@ -123,7 +132,7 @@ class Scheduler:
         for agent in self.free_operators():
             queues = [q for q in agent.queues if not self._s.queues or q in self._s.queues]
             job = await self._store.claim_due(
-                now=now, operator=agent.interface, queues=queues, any_queue=not self._s.queues,
+                now=now, operator=agent.interface, queues=queues, any_queue=False,
                 owner=self._s.owner, lease_until=now + self._s.lease_s,
             )  # fmt: skip
             if job is None:

@@ -209,7 +209,7 @@ class CallbackStore:
                     "state = CASE WHEN $4::float8 IS NULL THEN 'done' ELSE 'open' END, "
                     "next_attempt_at = coalesce($4, next_attempt_at), "
                     "outcome = CASE WHEN $4::float8 IS NULL THEN $5 ELSE outcome END, "
-                    "closed_at = CASE WHEN $4::float8 IS NULL THEN $6 END "
+                    "closed_at = CASE WHEN $4::float8 IS NULL THEN $6::float8 END "
                     "WHERE id = $1 AND state = 'active' AND claimed_by = ''",
                     job_id, counted, result, next_at, outcome, now,
                 )  # fmt: skip
