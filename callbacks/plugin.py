@@ -58,7 +58,7 @@ class CallbacksPlugin:
                             lambda: [a.interface for a in deps.live.agents()])  # fmt: skip
         service = CallbackService(ServiceParts(
             store, policy, deps.clock, notifier, deps.ports.maybe("patient_lookup", PatientLookup),
-            frozenset(cfg.paid_sources), cfg.claim_ttl_s,
+            frozenset(cfg.paid_sources), cfg.claim_ttl_s, ready=deps.database_ready,
         ))  # fmt: skip
         ends = CallEnds()
         dialer = AgentFirstDialer(deps.ami, ends, DialSettings(

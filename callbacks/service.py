@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callbacks.errors import InvalidRequest, JobConflict, JobNotFound
+from callbacks.errors import InvalidRequest, JobConflict, JobNotFound, StoreUnavailable
 from callbacks.models import EXPLICIT_REASONS, OPERATOR_RESULTS, JobSpec, job_dict
 from callbacks.notify import Notifier
 from callbacks.policy import RetryPolicy, priority
@@ -44,6 +44,8 @@ class ServiceParts:
     paid_sources: frozenset[str] = frozenset()
     claim_ttl_s: float = 900.0
     wake: Callable[[], None] = field(default=lambda: None)
+    ready: asyncio.Event | None = None
+    """Set once the schema exists (``PluginDeps.database_ready``); None: always ready."""
 
 
 class CallbackService:
@@ -56,6 +58,9 @@ class CallbackService:
 
     @property
     def store(self) -> CallbackStore:
+        """The store, once the schema exists; raises StoreUnavailable (503) before."""
+        if self._p.ready is not None and not self._p.ready.is_set():
+            raise StoreUnavailable(message="callbacks: database not ready yet (migrations)")
         return self._p.store
 
     async def create_job(
@@ -70,8 +75,10 @@ class CallbackService:
         return await self.submit(spec)
 
     async def submit(self, spec: JobSpec) -> str:
-        p = self._p
-        if spec.reason not in EXPLICIT_REASONS and await p.store.is_dnc(spec.phone):
+        """Create or merge the job (see ``create_job``); raises StoreUnavailable before the
+        schema exists."""
+        p, store = self._p, self.store
+        if spec.reason not in EXPLICIT_REASONS and await store.is_dnc(spec.phone):
             self.skipped_dnc += 1
             log.info("no callback job for %s: do-not-call list", mask(spec.phone))
             return ""
@@ -79,7 +86,7 @@ class CallbackService:
         now = p.clock()
         tz = zone(spec.patient_tz)
         next_at = p.policy.allowed_at(max(now, spec.due_at), tz)
-        job_id, created = await p.store.upsert_job(spec, now=now, next_at=next_at)
+        job_id, created = await self.store.upsert_job(spec, now=now, next_at=next_at)
         if created:
             self.created += 1
         else:
@@ -110,7 +117,7 @@ class CallbackService:
 
     async def close_for_phone(self, phone: str, outcome: str = "patient_called") -> list[str]:
         """Finish every unfinished job of ``phone`` (E.164)."""
-        closed = await self._p.store.close_for_phone(phone, outcome, self._p.clock())
+        closed = await self.store.close_for_phone(phone, outcome, self._p.clock())
         for job_id in closed:
             self.closed_by_call += 1
             log.info("callback job %s closed: %s", job_id, outcome)
@@ -118,21 +125,21 @@ class CallbackService:
         return closed
 
     async def get(self, job_id: str) -> dict[str, Any]:
-        row = await self._p.store.get(job_id)
+        row = await self.store.get(job_id)
         if row is None:
             raise JobNotFound(message=f"no callback job {job_id!r}", job_id=job_id)
         job = job_dict(row)
         job["attempt_log"] = [
             {k: a[k] for k in ("id", "n", "operator", "result", "cause", "started_at", "ended_at",
                                "state")}
-            for a in await self._p.store.attempts_of(job_id)
+            for a in await self.store.attempts_of(job_id)
         ]
         return job
 
     async def claim(self, job_id: str, user: str) -> dict[str, Any]:
         """The operator ``user`` takes the job; raises JobNotFound / JobConflict."""
         until = self._p.clock() + self._p.claim_ttl_s
-        row = await self._p.store.claim_manual(job_id, user, until)
+        row = await self.store.claim_manual(job_id, user, until)
         if row is None:
             await self._conflict(job_id, "taken by someone else, being dialled, or finished")
         await self.publish(job_id)
@@ -145,7 +152,7 @@ class CallbackService:
             raise InvalidRequest(message=f"result must be one of {', '.join(OPERATOR_RESULTS)}",
                                  field="result")  # fmt: skip
         p = self._p
-        current = await p.store.get(job_id)
+        current = await self.store.get(job_id)
         if current is None:
             raise JobNotFound(message=f"no callback job {job_id!r}", job_id=job_id)
         now = p.clock()
@@ -155,7 +162,7 @@ class CallbackService:
                                      zone(current["patient_tz"]))  # fmt: skip
         outcome = result if result in ("reached", "booked", "not_needed") else "max_attempts"
         finished = next_at is None
-        row = await p.store.operator_result(
+        row = await self.store.operator_result(
             job_id, user=user, result=result, note=note[:2000], now=now,
             next_at=None if finished else next_at, outcome=outcome,
         )  # fmt: skip
@@ -166,7 +173,7 @@ class CallbackService:
         return job_dict(row)
 
     async def _conflict(self, job_id: str, why: str) -> None:
-        if await self._p.store.get(job_id) is None:
+        if await self.store.get(job_id) is None:
             raise JobNotFound(message=f"no callback job {job_id!r}", job_id=job_id)
         raise JobConflict(message=f"callback job {job_id}: {why}", job_id=job_id)
 
@@ -174,7 +181,7 @@ class CallbackService:
         """Tell operators' browsers the job changed (``{"type": "callback_job", "job": …}``)."""
         if not self._p.notifier.enabled:
             return
-        row = await self._p.store.get(job_id)
+        row = await self.store.get(job_id)
         if row is not None:
             self._p.notifier.broadcast({"type": "callback_job", "job": job_dict(row)})
 

@@ -29,11 +29,13 @@ class FakeAmi:
         self._response, self._reason, self._ends, self._status = response, reason, ends, status
         self.down = False
 
-    async def send_action(self, action: str, headers: object = None, *, timeout: float) -> AmiMessage:
+    async def send_action(
+        self, action: str, headers: object = None, *, timeout: float  # noqa: ASYNC109
+    ) -> AmiMessage:
         raise NotImplementedError
 
     async def originate(
-        self, headers: Mapping[str, str | Sequence[str]], *, timeout: float
+        self, headers: Mapping[str, str | Sequence[str]], *, timeout: float  # noqa: ASYNC109
     ) -> AmiMessage:
         if self.down:
             raise AmiConnectionError(message="AMI not connected")
