@@ -21,6 +21,11 @@ class DialerPort:
         self._dialer, self._store, self._clock = dialer, store, clock
         self._owner, self._lease_s, self._cid = owner, lease_s, default_cid
 
+    def observe(self, callback: Callable[[str, float], None]) -> None:
+        """Benchmarks and tests: ``callback(attempt_id, wall time)`` as each Originate (the
+        scheduler's and this port's) leaves callserver."""
+        self._dialer.on_originate = callback
+
     async def dial(
         self, *, operator: str, phone: str, caller_id: str, context: dict[str, str],
         timeout: float = 30.0,  # noqa: ASYNC109 - the operator's ring time, as the port says
