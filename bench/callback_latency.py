@@ -25,15 +25,15 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg  # noqa: E402
+import asyncpg
 
-from callserver.app import CallServer  # noqa: E402
-from callserver.config import load_config  # noqa: E402
-from callserver.core.events import CallAbandoned, DomainEvent  # noqa: E402
-from callserver.plugin_api import Contribution, PluginDeps  # noqa: E402
-from callserver.plugins import LoadedPlugin, load_plugins, order  # noqa: E402
-from devtools.services import ensure_services, free_port  # noqa: E402
-from tests.pbxsim_proc import run_pbxsim  # noqa: E402
+from callserver.app import CallServer
+from callserver.config import load_config
+from callserver.core.events import CallAbandoned, DomainEvent
+from callserver.plugin_api import Contribution, PluginDeps
+from callserver.plugins import LoadedPlugin, load_plugins, order
+from devtools.services import ensure_services, free_port
+from tests.pbxsim_proc import run_pbxsim
 
 
 class Observable(Protocol):
@@ -130,7 +130,8 @@ async def run(rate: float, duration: float) -> None:
           f"{jobs} jobs, {len(latency)} first attempts originated")
     print("attempt results: " + ", ".join(f"{r['result'] or 'dialing'}={r['n']}" for r in results))
     if transit:
-        print(f"QueueCallerAbandon → bus (AMI transit + parse) p50_ms={quantile(transit, .5)*1e3:.2f}")
+        ms = quantile(transit, 0.5) * 1e3
+        print(f"QueueCallerAbandon → bus (AMI transit + parse) p50_ms={ms:.2f}")
     if not latency:
         print("callback_latency p50_s=nan p99_s=nan")
         return
