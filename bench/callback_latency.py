@@ -45,7 +45,7 @@ class Capture:
 
     name = "bench-capture"
     config_type = None
-    migrations = None
+    migrations: Path | None = None
     requires: tuple[str, ...] = ("dialer",)
     optional: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
