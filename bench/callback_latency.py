@@ -44,7 +44,7 @@ class Capture:
     """A bench-only plugin: records Originates leaving and abandons arriving."""
 
     name = "bench-capture"
-    config_type = None
+    config_type: type[Any] | None = None
     migrations: Path | None = None
     requires: tuple[str, ...] = ("dialer",)
     optional: tuple[str, ...] = ()
