@@ -68,6 +68,10 @@ class CallbacksConfig:
     form_per_client_window_s: float = 600.0
     form_max_days: int = 14
     """How far ahead a preferred time may be."""
+    vhold_threshold_s: float = 120.0
+    """Virtual hold: offer a callback when the caller's estimated wait exceeds this."""
+    vhold_mean_handle_s: float = 180.0
+    """Mean handle time per call used for the wait estimate."""
 
 
 def _hours(key: str, text: str) -> tuple[int, int]:

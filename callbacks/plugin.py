@@ -28,6 +28,7 @@ from callbacks.ports import OperatorNotify, PatientLookup
 from callbacks.scheduler import Scheduler, SchedulerSettings
 from callbacks.service import CallbackService, ServiceParts
 from callbacks.store import CallbackStore
+from callbacks.vhold_agi import VholdSettings, VirtualHold
 from callbacks.webform import FormSettings, RateLimiter
 from callserver.core.bus import Subscriber
 from callserver.plugin_api import Component, Contribution, Metric, PluginDeps
@@ -82,12 +83,17 @@ class CallbacksPlugin:
             after_hours = AfterHoursCallbacks(decisions, sink, service)
             workers.append(after_hours)
             subscribers.append(after_hours.submit)
+        vhold = VirtualHold(service, deps.live,
+                            VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s))
+        workers.append(vhold)
+        subscribers.append(vhold.submit)
         figures = Figures(store, deps.clock)
         api = CallbacksApi(service, RateLimiter(deps.redis, deps.server.redis_prefix),
                            _form_settings(cfg), deps.clock)  # fmt: skip
         return Contribution(
             routes=callbacks_routes(api),
             public_paths=[FORM_PATH],
+            agi_handlers={"vhold_offer": vhold.offer, "vhold_accept": vhold.accept},
             subscribers=subscribers,
             components=[notifier],
             after_database=[*workers, figures],
