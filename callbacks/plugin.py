@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from callbacks.after_hours import AfterHoursCallbacks, CallbackSink, Decisions
@@ -24,14 +25,13 @@ from callbacks.figures import Figures
 from callbacks.http import FORM_PATH, CallbacksApi, callbacks_routes
 from callbacks.notify import Notifier
 from callbacks.policy import MissRules, RetryPolicy, Window
-from callbacks.ports import OperatorNotify, PatientLookup
+from callbacks.ports import OperatorDirectory, OperatorNotify, PatientLookup
 from callbacks.scheduler import Scheduler, SchedulerSettings
 from callbacks.service import CallbackService, ServiceParts
 from callbacks.store import CallbackStore
 from callbacks.vhold_agi import VholdSettings, VirtualHold
 from callbacks.webform import FormSettings, RateLimiter
-from callserver.core.bus import Subscriber
-from callserver.plugin_api import Component, Contribution, Metric, PluginDeps
+from callserver.plugin_api import Contribution, Metric, PluginDeps
 
 
 def retry_policy(cfg: CallbacksConfig) -> RetryPolicy:
@@ -43,7 +43,7 @@ def retry_policy(cfg: CallbacksConfig) -> RetryPolicy:
 
 class CallbacksPlugin:
     name = "callbacks"
-    config_type = CallbacksConfig
+    config_type: type[Any] | None = CallbacksConfig
     migrations: Path | None = Path(__file__).parent / "migrations"
     requires: tuple[str, ...] = ()
     optional: tuple[str, ...] = ("route_decisions", "crm_requests", "patient_lookup")
@@ -54,39 +54,27 @@ class CallbacksPlugin:
         validate_callbacks(config)
 
     def build(self, config: CallbacksConfig, deps: PluginDeps) -> Contribution:
-        cfg, store, policy = config, CallbackStore(deps.pool), retry_policy(config)
+        cfg, store = config, CallbackStore(deps.pool)
         notifier = Notifier(deps.ports.late("operator_notify", OperatorNotify),
                             lambda: [a.interface for a in deps.live.agents()])  # fmt: skip
+        directory = deps.ports.late("operator_directory", OperatorDirectory)
         service = CallbackService(ServiceParts(
-            store, policy, deps.clock, notifier, deps.ports.maybe("patient_lookup", PatientLookup),
-            frozenset(cfg.paid_sources), cfg.claim_ttl_s, ready=deps.database_ready,
+            store, retry_policy(cfg), deps.clock, notifier,
+            deps.ports.maybe("patient_lookup", PatientLookup), frozenset(cfg.paid_sources),
+            cfg.claim_ttl_s, ready=deps.database_ready, directory=directory,
         ))  # fmt: skip
         ends = CallEnds()
         dialer = AgentFirstDialer(deps.ami, ends, DialSettings(
             cfg.dial_context, cfg.operator_ring_s, cfg.call_max_s))  # fmt: skip
-        scheduler = Scheduler(store, dialer, deps.live, policy, deps.clock, notifier,
-                              SchedulerSettings(deps.server.instance_id, cfg.lease_s,
-                                                cfg.poll_interval_s, cfg.reconcile_gap_s,
-                                                cfg.caller_id, frozenset(cfg.queues),
-                                                cfg.timezone))  # fmt: skip
-        scheduler.ami_ready = lambda: getattr(deps.ami, "state", "connected") == "connected"
-        service._p.wake = scheduler.wake
+        scheduler = _scheduler(cfg, deps, store, dialer, notifier)
+        service.wake_with(scheduler.wake)
         detector = MissDetector(service, MissRules(
             cfg.short_call_s, cfg.busy_wait_s, cfg.ivr_min_s, frozenset(cfg.ignore_modes)),
             cfg.ring_out_s)  # fmt: skip
-        workers: list[Component] = [detector, scheduler]
-        subscribers: list[Subscriber] = [ends.submit, detector.submit, scheduler.submit]
-        decisions = deps.ports.maybe("route_decisions", Decisions)
-        after_hours = None
-        if decisions is not None:
-            sink = deps.ports.maybe("crm_requests", CallbackSink)
-            after_hours = AfterHoursCallbacks(decisions, sink, service)
-            workers.append(after_hours)
-            subscribers.append(after_hours.submit)
         vhold = VirtualHold(service, deps.live,
                             VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s))
-        workers.append(vhold)
-        subscribers.append(vhold.submit)
+        after_hours = _after_hours(deps, service)
+        listeners: list[Any] = [detector, scheduler, vhold, *([after_hours] if after_hours else [])]
         figures = Figures(store, deps.clock)
         api = CallbacksApi(service, RateLimiter(deps.redis, deps.server.redis_prefix),
                            _form_settings(cfg), deps.clock)  # fmt: skip
@@ -94,9 +82,9 @@ class CallbacksPlugin:
             routes=callbacks_routes(api),
             public_paths=[FORM_PATH],
             agi_handlers={"vhold_offer": vhold.offer, "vhold_accept": vhold.accept},
-            subscribers=subscribers,
+            subscribers=[ends.submit, *(x.submit for x in listeners)],
             components=[notifier],
-            after_database=[*workers, figures],
+            after_database=[*listeners, figures],
             metrics=_metrics(service, detector, scheduler, figures, after_hours),
             ports={
                 "callback_jobs": service,
@@ -104,6 +92,26 @@ class CallbacksPlugin:
                                      cfg.lease_s, cfg.caller_id),
             },
         )  # fmt: skip
+
+
+def _scheduler(cfg: CallbacksConfig, deps: PluginDeps, store: CallbackStore,
+               dialer: AgentFirstDialer, notifier: Notifier) -> Scheduler:  # fmt: skip
+    settings = SchedulerSettings(deps.server.instance_id, cfg.lease_s, cfg.poll_interval_s,
+                                 cfg.reconcile_gap_s, cfg.caller_id, frozenset(cfg.queues),
+                                 cfg.timezone)  # fmt: skip
+    scheduler = Scheduler(store, dialer, deps.live, retry_policy(cfg), deps.clock, notifier,
+                          settings)  # fmt: skip
+    # reconcile only with a live AMI view: after a restart the resync shows calls to adopt
+    scheduler.ami_ready = lambda: getattr(deps.ami, "state", "connected") == "connected"
+    return scheduler
+
+
+def _after_hours(deps: PluginDeps, service: CallbackService) -> AfterHoursCallbacks | None:
+    """Calls routing sent to voicemail/callback (needs routing's decision log)."""
+    decisions = deps.ports.maybe("route_decisions", Decisions)
+    if decisions is None:
+        return None
+    return AfterHoursCallbacks(decisions, deps.ports.maybe("crm_requests", CallbackSink), service)
 
 
 def _form_settings(cfg: CallbacksConfig) -> FormSettings:

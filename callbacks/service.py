@@ -15,12 +15,13 @@ from callbacks.errors import InvalidRequest, JobConflict, JobNotFound, StoreUnav
 from callbacks.models import EXPLICIT_REASONS, OPERATOR_RESULTS, JobSpec, job_dict
 from callbacks.notify import Notifier
 from callbacks.policy import RetryPolicy, priority
-from callbacks.ports import PatientLookup
+from callbacks.ports import OperatorDirectory, PatientLookup
 from callbacks.store import CallbackStore
 from callserver.core.phone import PhoneNumberError, mask, normalize_phone
 
 log = logging.getLogger(__name__)
 
+ATTEMPT_FIELDS = ("id", "n", "operator", "result", "cause", "started_at", "ended_at", "state")
 LOOKUP_BUDGET_S = 0.5
 """A slow CRM never delays a job: without the card the job has no patient name, no VIP bonus."""
 
@@ -46,6 +47,8 @@ class ServiceParts:
     wake: Callable[[], None] = field(default=lambda: None)
     ready: asyncio.Event | None = None
     """Set once the schema exists (``PluginDeps.database_ready``); None: always ready."""
+    directory: Callable[[], OperatorDirectory | None] = field(default=lambda: None)
+    """Desk's operator directory (a late port): people's names instead of interfaces."""
 
 
 class CallbackService:
@@ -55,6 +58,10 @@ class CallbackService:
         self.merged = 0
         self.skipped_dnc = 0
         self.closed_by_call = 0
+
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (the scheduler) whenever a job becomes due or changes."""
+        self._p.wake = wake
 
     @property
     def store(self) -> CallbackStore:
@@ -129,11 +136,12 @@ class CallbackService:
         if row is None:
             raise JobNotFound(message=f"no callback job {job_id!r}", job_id=job_id)
         job = job_dict(row)
+        directory = self._p.directory()
         job["attempt_log"] = [
-            {k: a[k] for k in ("id", "n", "operator", "result", "cause", "started_at", "ended_at",
-                               "state")}
+            {**{k: a[k] for k in ATTEMPT_FIELDS},
+             "operator_name": directory.name_for(a["operator"]) if directory else a["operator"]}
             for a in await self.store.attempts_of(job_id)
-        ]
+        ]  # fmt: skip
         return job
 
     async def claim(self, job_id: str, user: str) -> dict[str, Any]:
