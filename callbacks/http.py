@@ -38,7 +38,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def _body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise InvalidRequest(message=f"body larger than {MAX_BODY} bytes", field="")
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = await request.read()  # aiohttp caps it at client_max_size (1 MB) without a length
     if len(raw) > MAX_BODY:
         raise InvalidRequest(message=f"body larger than {MAX_BODY} bytes", field="")
     try:

@@ -68,6 +68,7 @@ class CallbacksPlugin:
             cfg.dial_context, cfg.operator_ring_s, cfg.call_max_s))  # fmt: skip
         scheduler = _scheduler(cfg, deps, store, dialer, notifier)
         service.wake_with(scheduler.wake)
+        scheduler.publish_job = service.publish
         detector = MissDetector(service, MissRules(
             cfg.short_call_s, cfg.busy_wait_s, cfg.ivr_min_s, frozenset(cfg.ignore_modes)),
             cfg.ring_out_s)  # fmt: skip

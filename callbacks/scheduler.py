@@ -71,6 +71,8 @@ class Scheduler:
         self._next_maintenance = 0.0
         self.ami_ready: Callable[[], bool] = lambda: True
         self.on_finished: Callable[[str, str], object] | None = None
+        self.publish_job: Callable[[str], Awaitable[None]] | None = None
+        """Tell browsers a job changed (the service's ``publish``), after a claim and a result."""
         self.results: Counter[str] = Counter()
         self.first_delays: deque[float] = deque(maxlen=1000)
         self.adopted = 0
@@ -129,7 +131,10 @@ class Scheduler:
             self._next_maintenance = now + self._s.lease_s / 3
             await self.reconcile(now)
         started = 0
-        for agent in self.free_operators():
+        free = self.free_operators()
+        if not free or not await self._store.any_due(now):
+            return 0
+        for agent in free:
             queues = [q for q in agent.queues if not self._s.queues or q in self._s.queues]
             job = await self._store.claim_due(
                 now=now, operator=agent.interface, queues=queues, any_queue=False,
@@ -170,6 +175,7 @@ class Scheduler:
         if job.attempts == 0:
             self.first_delays.append(max(0.0, self._clock() - job.missed_at))
         self._notifier.push(job.operator, self.pop_frame(job))
+        await self._publish(job.id)
         async with self._lease(job.attempt_id):
             outcome = await self._dialer.originate(
                 attempt_id=job.attempt_id, operator=job.operator, phone=job.phone,
@@ -199,7 +205,15 @@ class Scheduler:
             log.info("callback attempt %s of job %s: %s", attempt_id, job_id, outcome.result)
             if self.on_finished is not None:
                 self.on_finished(attempt_id, outcome.result)
+            await self._publish(job_id)
         return recorded
+
+    async def _publish(self, job_id: str | None) -> None:
+        if job_id and self.publish_job is not None:
+            try:
+                await self.publish_job(job_id)
+            except Exception as exc:  # a notification never fails an attempt
+                log.warning("callback job %s change not published: %r", job_id, exc)
 
     def pop_frame(self, job: ClaimedJob) -> dict[str, object]:
         missed = datetime.fromtimestamp(job.missed_at, zone(self._s.timezone)).strftime("%H:%M")

@@ -124,6 +124,13 @@ class CallbackStore:
 
     # ---- the scheduler's claim ------------------------------------------------------------
 
+    async def any_due(self, now: float) -> bool:
+        """Whether some open job is due (one index probe; spares a claim per free operator)."""
+        return bool(await self._pool.fetchval(
+            "SELECT 1 FROM callback_jobs WHERE state = 'open' AND next_attempt_at <= $1 LIMIT 1",
+            now,
+        ))  # fmt: skip
+
     async def claim_due(
         self, *, now: float, operator: str, queues: Sequence[str], any_queue: bool, owner: str,
         lease_until: float,

@@ -225,3 +225,50 @@ async def test_a_dead_instances_live_call_is_adopted(fresh_pg_dsn: str) -> None:
         job = await make_service(pool, clock).get(job_id)
         assert [a["result"] for a in job["attempt_log"]] == ["answered"]
         assert job["state"] == "done" and job["outcome"] == "reached"
+
+
+class Browser:
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, dict[str, object]]] = []
+
+    async def push(self, extension: str, frame: dict[str, object]) -> None:
+        self.frames.append((extension, frame))
+
+
+async def test_operators_get_a_screen_pop_and_live_job_changes(fresh_pg_dsn: str) -> None:
+    from callbacks.config import CallbacksConfig
+    from callbacks.notify import Notifier
+    from callbacks.plugin import retry_policy
+    from callbacks.scheduler import Scheduler, SchedulerSettings
+    from callbacks.service import CallbackService, ServiceParts
+
+    async with migrated_pool(fresh_pg_dsn) as pool:
+        clock, browser = Clock(), Browser()
+        live = FakeLive([agent("PJSIP/op101")])
+        notifier = Notifier(lambda: browser, lambda: [a.interface for a in live.agents()])
+        await notifier.start()
+        try:
+            store, policy = CallbackStore(pool), retry_policy(CallbacksConfig())
+            svc = CallbackService(ServiceParts(store, policy, clock, notifier))
+            sched = Scheduler(store, FakeDialer(), live, policy, clock, notifier,
+                              SchedulerSettings("A"))
+            sched.publish_job = svc.publish
+            await svc.submit(JobSpec("+79035550101", "abandoned", source="yandex",
+                                     queue="reception", missed_at=clock.t - 60))  # fmt: skip
+            await sched.tick()
+            await sched.drain()
+            for _ in range(50):
+                if len(browser.frames) >= 4:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await notifier.aclose()
+        kinds = [(ext, f["type"]) for ext, f in browser.frames]
+        assert kinds == [("PJSIP/op101", "callback_job"), ("PJSIP/op101", "callback_pop"),
+                         ("PJSIP/op101", "callback_job"), ("PJSIP/op101", "callback_job")]
+        pop = browser.frames[1][1]
+        assert pop["text"] == (
+            "Перезвонить +79035550101, пропущен в 09:59, источник yandex, попыток: 0")
+        jobs = [f["job"] for _, f in browser.frames if f["type"] == "callback_job"]
+        states = [j["state"] for j in jobs]  # type: ignore[index]
+        assert states == ["open", "active", "done"]
