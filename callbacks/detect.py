@@ -67,6 +67,11 @@ class MissDetector:
         except asyncio.QueueFull:
             self.dropped += 1
 
+    @property
+    def pending(self) -> int:
+        """Events waiting for the task."""
+        return self._queue.qsize()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="callbacks-detect")
 

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
@@ -18,7 +19,7 @@ import pytest
 
 from callserver.app import CallServer
 from callserver.config import Config, load_config
-from callserver.plugins import load_plugins
+from callserver.plugins import LoadedPlugin, load_plugins, order
 from devtools.services import free_port
 from tests.integration.test_end_to_end import wait_for
 from tests.pbxsim_proc import Pbx, run_pbxsim
@@ -55,9 +56,10 @@ def callbacks_env(pbx: Pbx, dsn: str, redis_url: str, prefix: str,
 
 
 @contextlib.asynccontextmanager
-async def server(env: Mapping[str, str]) -> AsyncIterator[CallServer]:
+async def server(env: Mapping[str, str], extra: tuple[Any, ...] = ()) -> AsyncIterator[CallServer]:
     config: Config = load_config(None, env=dict(env))
-    srv = await CallServer.create(config, load_plugins(config))
+    plugins = order([*load_plugins(config), *(LoadedPlugin(p, None) for p in extra)])
+    srv = await CallServer.create(config, plugins)
     await srv.start()
     try:
         async with asyncio.timeout(30):
@@ -228,3 +230,57 @@ async def test_two_instances_share_the_jobs_without_double_dialing(
                 assert len(attempts) == 1, attempts
                 await asyncio.sleep(0.2)
         assert attempts[0]["result"] == "answered"
+
+
+class DialerUser:
+    """A stand-in for desk's click-to-call: requires our ``dialer`` port."""
+
+    name = "dialer-user"
+    config_type: type[Any] | None = None
+    migrations: Path | None = None
+    requires: tuple[str, ...] = ("dialer",)
+    optional: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    port: Any = None
+
+    def validate(self, config: None) -> None:
+        return None
+
+    def build(self, config: None, deps: Any) -> Any:
+        from callserver.plugin_api import Contribution
+
+        self.port = deps.ports.get("dialer", Dialer)
+        return Contribution()
+
+
+class Dialer(Protocol):
+    async def dial(self, *, operator: str, phone: str, caller_id: str,
+                   context: dict[str, str], timeout: float = ...) -> dict[str, Any]: ...  # fmt: skip
+
+
+async def test_the_dialer_port_rings_the_operator_then_the_patient(
+    fresh_pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    """``callbacks-dialer`` scenario: op101 answers after 3 s; 79990000004 answers,
+    79990000005 is busy; op102 is not registered (Originate Reason 5 or 3)."""
+    user = DialerUser()
+    async with run_pbxsim("callbacks-dialer", speed=4.0, agi_port=free_port()) as pbx:
+        env = callbacks_env(pbx, fresh_pg_dsn, redis_url, redis_prefix,
+                            {"CALLSERVER_CALLBACKS_QUEUES": "callback-team"})  # fmt: skip
+        async with server(env, (user,)) as srv:
+            await wait_for(lambda: srv.ami.state == "connected", 20.0)
+            busy = await user.port.dial(operator="PJSIP/op101", phone="+79990000005",
+                                        caller_id="", context={"label": "Анна"}, timeout=20.0)
+            answered = await user.port.dial(operator="PJSIP/op101", phone="+79990000004",
+                                            caller_id="", context={}, timeout=20.0)
+            nobody = await user.port.dial(operator="PJSIP/op102", phone="+79990000004",
+                                          caller_id="", context={}, timeout=8.0)
+    assert busy["result"] == "busy" and answered["result"] == "answered"
+    assert nobody["result"] == "operator_no_answer"
+    got = await rows(fresh_pg_dsn, "SELECT id, job_id, result, state FROM callback_attempts "
+                     "ORDER BY started_at")  # fmt: skip
+    assert [(r["id"], r["job_id"], r["result"], r["state"]) for r in got] == [
+        (busy["attempt_id"], None, "busy", "done"),
+        (answered["attempt_id"], None, "answered", "done"),
+        (nobody["attempt_id"], None, "operator_no_answer", "done"),
+    ]
