@@ -28,7 +28,12 @@ from callbacks.notify import Notifier
 from callbacks.policy import RetryPolicy, counts_as_attempt
 from callbacks.service import zone
 from callbacks.store import CallbackStore, Expired
-from callserver.core.events import AgentSnapshot, AgentStatusChanged, DomainEvent
+from callserver.core.events import (
+    AgentSnapshot,
+    AgentStatusChanged,
+    DomainEvent,
+    ModelResynced,
+)
 from callserver.core.phone import mask
 from callserver.core.tasks import cancel_and_wait
 from callserver.plugin_api import LiveView
@@ -70,6 +75,9 @@ class Scheduler:
         self._dialing: set[str] = set()
         self._next_maintenance = 0.0
         self.ami_ready: Callable[[], bool] = lambda: True
+        self.synced = False
+        """Reconcile only after the live model was rebuilt from Asterisk (``ModelResynced``):
+        before that a dead instance's live call would look gone and be dialled again."""
         self.on_finished: Callable[[str, str], object] | None = None
         self.publish_job: Callable[[str], Awaitable[None]] | None = None
         """Tell browsers a job changed (the service's ``publish``), after a claim and a result."""
@@ -85,8 +93,12 @@ class Scheduler:
         self._wake.set()
 
     def submit(self, event: DomainEvent) -> None:
-        """Bus subscriber: an operator's status changed → maybe someone is free now."""
+        """Bus subscriber: an operator's status changed → maybe someone is free now; the live
+        model was rebuilt from Asterisk → dead instances' calls can be recognised now."""
         if isinstance(event, AgentStatusChanged):
+            self._wake.set()
+        elif isinstance(event, ModelResynced):
+            self.synced = True
             self._wake.set()
 
     async def start(self) -> None:
@@ -127,9 +139,11 @@ class Scheduler:
         """Reconcile when due, then start one attempt per free operator with a due job.
         Returns how many attempts started."""
         now = self._clock()
-        if now >= self._next_maintenance and self.ami_ready():
+        if now >= self._next_maintenance:
             self._next_maintenance = now + self._s.lease_s / 3
-            await self.reconcile(now)
+            await self._store.reopen_stale_claims(now)
+            if self.synced and self.ami_ready():
+                await self.reconcile(now)
         started = 0
         free = self.free_operators()
         if not free or not await self._store.any_due(now):
@@ -228,9 +242,8 @@ class Scheduler:
     # ---- reconcile ------------------------------------------------------------------------
 
     async def reconcile(self, now: float) -> None:
-        """Claims nobody finished go back to the pool; dead instances' attempts are adopted
-        (call still live) or recorded once as ``interrupted``."""
-        await self._store.reopen_stale_claims(now)
+        """Dead instances' attempts are adopted (call still live) or recorded once as
+        ``interrupted``."""
         for e in await self._store.expired(now):
             if not await self._store.take_over(e.id, self._s.owner, now, now + self._s.lease_s):
                 continue  # another instance got it

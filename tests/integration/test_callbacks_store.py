@@ -272,3 +272,33 @@ async def test_operators_get_a_screen_pop_and_live_job_changes(fresh_pg_dsn: str
         jobs = [f["job"] for _, f in browser.frames if f["type"] == "callback_job"]
         states = [j["state"] for j in jobs]  # type: ignore[index]
         assert states == ["open", "active", "done"]
+
+
+async def test_a_forgotten_claim_returns_to_the_pool(fresh_pg_dsn: str) -> None:
+    async with migrated_pool(fresh_pg_dsn) as pool:
+        clock = Clock()
+        svc = make_service(pool, clock)
+        job_id = await svc.submit(JobSpec("+79035550101", "abandoned", queue="reception"))
+        await svc.claim(job_id, "u-anna")
+        dialer = FakeDialer()
+        sched = make_scheduler(pool, clock, FakeLive([agent("PJSIP/op101")]), dialer, "A")
+        assert await sched.tick() == 0  # claimed by hand: not auto-dialled
+        clock.t += 901  # claim_ttl_s
+        assert await sched.tick() == 1
+        await sched.drain()
+        assert (await svc.get(job_id))["outcome"] == "reached"
+
+
+async def test_the_callback_jobs_port(fresh_pg_dsn: str) -> None:
+    from callserver.core.phone import PhoneNumberError
+
+    async with migrated_pool(fresh_pg_dsn) as pool:
+        clock = Clock()
+        svc = make_service(pool, clock)
+        job_id = await svc.create_job(phone="8 903 555-01-01", reason="bot", source="ari-line",
+                                      comment="бот: перезвонить после 18", due_at=clock.t + 3600)
+        job = await svc.get(job_id)
+        assert (job["phone"], job["reason"], job["priority"]) == ("+79035550101", "bot", 1)
+        assert job["next_attempt_at"] == pytest.approx(clock.t + 3600)
+        with pytest.raises(PhoneNumberError):
+            await svc.create_job(phone="anonymous", reason="bot")
