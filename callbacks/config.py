@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callserver.errors import ConfigError
 
-DIALING_MODES = ("agent_first",)
-"""``patient_first`` (dial the patient, a short IVR "press 1", then an operator) is designed in
-the README but not implemented: choosing it is refused at start-up rather than ignored."""
+DIALING_MODES = ("agent_first", "patient_first")
+"""``agent_first``: the operator's phone rings first, then the patient. ``patient_first``: the
+patient first, a short IVR ("the clinic is calling you back, press 1"), then the operator the
+scheduler picked (dialplan ``[callbacks-patient-first]``, see the README)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class CallbacksConfig:
     dialing: str = "agent_first"
     dial_context: str = "callbacks-dial"
     """Dialplan context the operator's answered leg continues in: ``Dial`` to the patient."""
+    patient_first_context: str = "callbacks-patient-first"
+    """Patient-first: the context the patient's answered leg runs (IVR, then ``Dial`` to the
+    operator in ``CALLBACK_AGENT``)."""
+    trunk_channel: str = "PJSIP/{number}@trunk"
+    """Patient-first: the channel dialled for a patient (``{number}``: digits without +)."""
+    patient_ring_s: float = 30.0
     caller_id: str = ""
     """The clinic's number presented to the patient (``CALLBACK_CID`` for the dialplan)."""
     queues: tuple[str, ...] = ()
@@ -117,7 +124,7 @@ def validate_callbacks(cfg: CallbacksConfig) -> None:
         raise ConfigError(message="callbacks.timezone: unknown time zone",
                           key="callbacks.timezone") from None  # fmt: skip
     hours_of(cfg)
-    for key in ("poll_interval_s", "lease_s", "operator_ring_s", "call_max_s",
+    for key in ("poll_interval_s", "lease_s", "operator_ring_s", "call_max_s", "patient_ring_s",
                 "form_per_phone_window_s", "form_per_client_window_s"):  # fmt: skip
         if getattr(cfg, key) <= 0:
             raise ConfigError(message=f"callbacks.{key}: must be > 0", key=f"callbacks.{key}")
@@ -132,6 +139,9 @@ def validate_callbacks(cfg: CallbacksConfig) -> None:
             message=f"callbacks.dialing: {cfg.dialing!r} is not implemented (agent_first only)",
             key="callbacks.dialing",
         )
+    if "{number}" not in cfg.trunk_channel or "/" not in cfg.trunk_channel:
+        raise ConfigError(message="callbacks.trunk_channel: a channel with {number}, e.g. "
+                          "PJSIP/{number}@trunk", key="callbacks.trunk_channel")  # fmt: skip
     if not cfg.dial_context:
         raise ConfigError(message="callbacks.dial_context: must not be empty",
                           key="callbacks.dial_context")  # fmt: skip

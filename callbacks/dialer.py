@@ -159,3 +159,67 @@ class AgentFirstDialer:
         """The result of an answered attempt's call (also used to adopt a call after a
         restart)."""
         return result_of(await self._ends.wait(uniqueid, self._settings.call_max_s))
+
+
+PATIENT_REASONS = {"3": "no_answer", "5": "busy"}
+"""OriginateResponse Reason of the patient's leg; anything else (0, 1, 8 …) is ``failed``."""
+
+
+class PatientFirstDialer:
+    """Patient first: ``Originate`` the patient's number (``trunk_channel``) into
+    ``patient_first_context`` with ``CALLBACK_AGENT`` = the operator the scheduler picked. The
+    dialplan plays "the clinic is calling you back, press 1" and on 1 dials the operator.
+
+    Result: the patient's leg failed → ``no_answer`` (Reason 3) / ``busy`` (5) / ``failed``;
+    answered → the ``DIALSTATUS`` of the operator ``Dial`` when the call ends: ``ANSWER`` →
+    ``answered``; the operator did not pick up → ``operator_no_answer``; no ``Dial`` at all (the
+    patient did not press 1) → ``no_answer``."""
+
+    def __init__(self, ami: AmiActions, ends: CallEnds, settings: DialSettings,
+                 context: str, trunk_channel: str, patient_ring_s: float) -> None:  # fmt: skip
+        self._ami, self._ends, self._settings = ami, ends, settings
+        self._context, self._trunk, self._ring_s = context, trunk_channel, patient_ring_s
+        self.on_originate: Callable[[str, float], None] | None = None
+        self.originated = 0
+
+    async def originate(
+        self, *, attempt_id: str, operator: str, phone: str, caller_id: str, label: str,
+        on_uniqueid: Callable[[str], Awaitable[None]] | None = None, ring_s: float | None = None,
+    ) -> DialOutcome:  # fmt: skip
+        """Dial ``phone`` then (after the IVR) ``operator``; never raises for Asterisk trouble."""
+        headers: Mapping[str, str | list[str]] = {
+            "Channel": self._trunk.replace("{number}", _digits(phone)),
+            "Context": self._context,
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(int(self._ring_s * 1000)),
+            "CallerID": _callerid("", caller_id),  # the patient sees the clinic
+            "Variable": [f"CALLBACK_ATTEMPT={attempt_id}", f"CALLBACK_AGENT={operator}",
+                         f"CALLBACK_RING={int(ring_s or self._settings.operator_ring_s)}"],
+        }  # fmt: skip
+        if self.on_originate is not None:
+            self.on_originate(attempt_id, time.time())
+        self.originated += 1
+        try:
+            response = await self._ami.originate(headers, timeout=self._ring_s + 10.0)
+        except AmiError as exc:
+            log.warning("callback %s to %s: originate failed: %s", attempt_id, mask(phone), exc)
+            return DialOutcome("not_dialed", exc.error_id)
+        fields = response.fields
+        if str(fields.get("Response", "")).lower() != "success":
+            reason = str(fields.get("Reason", ""))
+            return DialOutcome(PATIENT_REASONS.get(reason, "failed"), f"reason {reason}")
+        uniqueid = str(fields.get("Uniqueid", ""))
+        if on_uniqueid is not None:
+            await on_uniqueid(uniqueid)
+        return await self.wait_end(uniqueid)
+
+    async def wait_end(self, uniqueid: str) -> DialOutcome:
+        ended = await self._ends.wait(uniqueid, self._settings.call_max_s)
+        if ended is None:
+            return DialOutcome("failed", "call did not end within call_max_s")
+        status = dict(ended.call.variables).get("DIALSTATUS", "").upper()
+        if not status:
+            return DialOutcome("no_answer", "patient did not confirm", ended.call.id)
+        result = "answered" if status == "ANSWER" else "operator_no_answer"
+        return DialOutcome(result, status, ended.call.id)

@@ -20,13 +20,13 @@ from callbacks.after_hours import AfterHoursCallbacks, CallbackSink, Decisions
 from callbacks.config import CallbacksConfig, hours_of, validate_callbacks
 from callbacks.detect import MissDetector
 from callbacks.dial_port import DialerPort
-from callbacks.dialer import AgentFirstDialer, CallEnds, DialSettings
+from callbacks.dialer import AgentFirstDialer, CallEnds, DialSettings, PatientFirstDialer
 from callbacks.figures import Figures
 from callbacks.http import FORM_PATH, CallbacksApi, callbacks_routes
 from callbacks.notify import Notifier
 from callbacks.policy import MissRules, RetryPolicy, Window
 from callbacks.ports import OperatorDirectory, OperatorNotify, PatientLookup
-from callbacks.scheduler import Scheduler, SchedulerSettings
+from callbacks.scheduler import Dialer, Scheduler, SchedulerSettings
 from callbacks.service import CallbackService, ServiceParts
 from callbacks.store import CallbackStore
 from callbacks.vhold_agi import VholdSettings, VirtualHold
@@ -64,9 +64,9 @@ class CallbacksPlugin:
             cfg.claim_ttl_s, ready=deps.database_ready, directory=directory,
         ))  # fmt: skip
         ends = CallEnds()
-        dialer = AgentFirstDialer(deps.ami, ends, DialSettings(
-            cfg.dial_context, cfg.operator_ring_s, cfg.call_max_s))  # fmt: skip
-        scheduler = _scheduler(cfg, deps, store, dialer, notifier)
+        settings = DialSettings(cfg.dial_context, cfg.operator_ring_s, cfg.call_max_s)
+        dialer = AgentFirstDialer(deps.ami, ends, settings)
+        scheduler = _scheduler(cfg, deps, store, _job_dialer(cfg, deps, ends, dialer), notifier)
         service.wake_with(scheduler.wake)
         scheduler.publish_job = service.publish
         detector = MissDetector(service, MissRules(
@@ -95,8 +95,18 @@ class CallbacksPlugin:
         )  # fmt: skip
 
 
+def _job_dialer(cfg: CallbacksConfig, deps: PluginDeps, ends: CallEnds,
+                agent_first: AgentFirstDialer) -> Dialer:  # fmt: skip
+    """The scheduler's dialer by ``dialing`` (the ``dialer`` port is always agent-first)."""
+    if cfg.dialing != "patient_first":
+        return agent_first
+    return PatientFirstDialer(deps.ami, ends, DialSettings(
+        cfg.dial_context, cfg.operator_ring_s, cfg.call_max_s), cfg.patient_first_context,
+        cfg.trunk_channel, cfg.patient_ring_s)  # fmt: skip
+
+
 def _scheduler(cfg: CallbacksConfig, deps: PluginDeps, store: CallbackStore,
-               dialer: AgentFirstDialer, notifier: Notifier) -> Scheduler:  # fmt: skip
+               dialer: Dialer, notifier: Notifier) -> Scheduler:  # fmt: skip
     settings = SchedulerSettings(deps.server.instance_id, cfg.lease_s, cfg.poll_interval_s,
                                  cfg.reconcile_gap_s, cfg.caller_id, frozenset(cfg.queues),
                                  cfg.timezone)  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from callbacks.dialer import AgentFirstDialer, CallEnds, DialSettings
+from callbacks.dialer import AgentFirstDialer, CallEnds, DialSettings, PatientFirstDialer
 from callserver.asterisk.ami_codec import AmiMessage
 from callserver.asterisk.errors import AmiConnectionError
 from callserver.core.events import CallEnded, CallSnapshot
@@ -106,3 +106,33 @@ async def test_an_end_seen_before_the_wait_is_not_lost() -> None:
     got = await ends.wait("9.9", 0.1)
     assert got is not None and dict(got.call.variables)["DIALSTATUS"] == "BUSY"
     assert await ends.wait("nope", 0.05) is None
+
+
+async def run_patient_first(response: str, reason: str, status: str = "") -> tuple[str, FakeAmi]:
+    ends = CallEnds()
+    ami = FakeAmi(response, reason, ends, status)
+    dialer = PatientFirstDialer(ami, ends, SETTINGS, "callbacks-patient-first",
+                                "PJSIP/{number}@trunk", 30.0)  # fmt: skip
+    outcome = await dialer.originate(attempt_id="at-9", operator="PJSIP/op102",
+                                     phone="+79035550101", caller_id="74951234567", label="x")
+    return outcome.result, ami
+
+
+@pytest.mark.parametrize(("response", "reason", "status", "result"), [
+    ("Failure", "3", "", "no_answer"),
+    ("Failure", "5", "", "busy"),
+    ("Failure", "8", "", "failed"),
+    ("Success", "4", "ANSWER", "answered"),            # pressed 1, the operator answered
+    ("Success", "4", "NOANSWER", "operator_no_answer"),
+    ("Success", "4", "", "no_answer"),                  # answered, did not press 1
+])  # fmt: skip
+async def test_patient_first(response: str, reason: str, status: str, result: str) -> None:
+    got, ami = await run_patient_first(response, reason, status)
+    assert got == result
+    h = ami.sent[0]
+    assert h["Channel"] == "PJSIP/79035550101@trunk"
+    assert h["Context"] == "callbacks-patient-first" and h["Exten"] == "s"
+    assert h["Timeout"] == "30000"
+    assert h["CallerID"] == '"" <74951234567>'
+    assert h["Variable"] == ["CALLBACK_ATTEMPT=at-9", "CALLBACK_AGENT=PJSIP/op102",
+                             "CALLBACK_RING=20"]
