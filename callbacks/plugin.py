@@ -77,8 +77,8 @@ class CallbacksPlugin:
         after_hours = _after_hours(deps, service)
         listeners: list[Any] = [detector, scheduler, vhold, *([after_hours] if after_hours else [])]
         figures = Figures(store, deps.clock)
-        api = CallbacksApi(service, RateLimiter(deps.redis, deps.server.redis_prefix),
-                           _form_settings(cfg), deps.clock)  # fmt: skip
+        limiter = RateLimiter(deps.redis, deps.server.redis_prefix)
+        api = CallbacksApi(service, limiter, _form_settings(cfg), deps.clock)
         return Contribution(
             routes=callbacks_routes(api),
             public_paths=[FORM_PATH],
@@ -86,7 +86,8 @@ class CallbacksPlugin:
             subscribers=[ends.submit, *(x.submit for x in listeners)],
             components=[notifier],
             after_database=[*listeners, figures],
-            metrics=_metrics(service, detector, scheduler, figures, after_hours),
+            metrics=[*_metrics(service, detector, scheduler, figures, after_hours),
+                     *_form_metrics(limiter)],
             ports={
                 "callback_jobs": service,
                 "dialer": DialerPort(dialer, store, deps.clock, deps.server.instance_id,
@@ -123,6 +124,16 @@ def _after_hours(deps: PluginDeps, service: CallbackService) -> AfterHoursCallba
     if decisions is None:
         return None
     return AfterHoursCallbacks(decisions, deps.ports.maybe("crm_requests", CallbackSink), service)
+
+
+def _form_metrics(limiter: RateLimiter) -> list[Metric]:
+    p = "callserver_callbacks_form_"
+    return [
+        Metric(p + "rate_limited_total", "web form requests refused with 429",
+               lambda: limiter.limited),
+        Metric(p + "unlimited_total", "web form requests let through unchecked (Redis down)",
+               lambda: limiter.unlimited),
+    ]  # fmt: skip
 
 
 def _form_settings(cfg: CallbacksConfig) -> FormSettings:

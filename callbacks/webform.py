@@ -14,22 +14,28 @@ without zone is the clinic's), ``comment``, ``source``, ``utm`` (object of strin
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from callbacks.errors import FormForbidden, InvalidRequest, TooManyRequests
 from callbacks.models import JobSpec
 from callbacks.service import parse_phone, zone
 from callserver.logs import escape_control
 
+log = logging.getLogger(__name__)
+
 MAX_BODY = 16 * 1024
+REDIS_TIMEOUT_S = 0.5
 LIMITS = {"name": 200, "comment": 2000, "source": 200, "client_ip": 64, "timezone": 64}
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
@@ -126,22 +132,34 @@ def parse_form(body: object, now: float, s: FormSettings) -> tuple[JobSpec, str]
 
 
 class RateLimiter:
-    """Fixed-window counters in Redis (``INCR`` + ``EXPIRE``); keys hash the phone/address."""
+    """Fixed-window counters in Redis (``INCR`` + ``EXPIRE``); keys hash the phone/address.
+
+    Redis down: the request passes (logged, counted in ``unlimited``) — a patient's request is
+    worth more than the limit, and repeated requests of one number merge into one job anyway."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
+        self.limited = 0
+        self.unlimited = 0
 
     async def hit(self, kind: str, value: str, limit: int, window_s: float) -> None:
         """Count one request; raises TooManyRequests when over ``limit`` in the window."""
         digest = hashlib.sha256(value.encode()).hexdigest()[:24]
         key = f"{self._prefix}callbacks:rl:{kind}:{digest}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, max(1, int(window_s)), nx=True)
-            count, _ = await pipe.execute()
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(key)
+                    pipe.expire(key, max(1, int(window_s)), nx=True)
+                    count, _ = await pipe.execute()
+                ttl = await self._redis.ttl(key) if int(count) > limit else 0
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.unlimited += 1
+            log.warning("callback form rate limit not checked (Redis): %r", exc)
+            return
         if int(count) > limit:
-            ttl = await self._redis.ttl(key)
+            self.limited += 1
             raise TooManyRequests(message=f"too many callback requests per {kind}; try later",
                                   limit=limit, retry_after_s=max(int(ttl), 1))  # fmt: skip
 
