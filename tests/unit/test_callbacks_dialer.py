@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from callbacks.dialer import AgentFirstDialer, CallEnds, DialSettings, PatientFirstDialer
+from callbacks.dialer import (
+    AgentFirstDialer,
+    CallEnds,
+    DialSettings,
+    PatientFirstDialer,
+    result_of,
+)
 from callserver.asterisk.ami_codec import AmiMessage
 from callserver.asterisk.errors import AmiConnectionError
 from callserver.core.events import CallEnded, CallSnapshot
@@ -136,3 +142,33 @@ async def test_patient_first(response: str, reason: str, status: str, result: st
     assert h["CallerID"] == '"" <74951234567>'
     assert h["Variable"] == ["CALLBACK_ATTEMPT=at-9", "CALLBACK_AGENT=PJSIP/op102",
                              "CALLBACK_RING=20"]
+
+
+def test_the_translator_keeps_dialstatus_for_the_dialer() -> None:
+    """AMI → live model → CallEnded: the operator leg's DIALSTATUS (set by the dialplan's
+    Dial) reaches the bus, which is how an attempt's patient result is known."""
+    from callserver.asterisk.ami_codec import AmiCodec
+    from callserver.asterisk.ami_translate import AmiTranslator
+    from callserver.core.bus import EventBus
+    from callserver.core.model import LiveModel
+
+    bus = EventBus()
+    seen: list[CallEnded] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, CallEnded) else None)
+    translator = AmiTranslator(LiveModel(bus))
+    stream = (
+        b"Asterisk Call Manager/9.0.0\r\n"
+        b"Event: Newchannel\r\nChannel: PJSIP/op101-00000001\r\nUniqueid: 1700.5\r\n"
+        b"Linkedid: 1700.5\r\nCallerIDNum: 79035550101\r\nContext: callbacks-dial\r\n"
+        b"Timestamp: 1700.0\r\n\r\n"
+        b"Event: VarSet\r\nChannel: PJSIP/op101-00000001\r\nUniqueid: 1700.5\r\n"
+        b"Variable: DIALSTATUS\r\nValue: BUSY\r\nTimestamp: 1705.0\r\n\r\n"
+        b"Event: Hangup\r\nChannel: PJSIP/op101-00000001\r\nUniqueid: 1700.5\r\n"
+        b"Cause-txt: Normal Clearing\r\nTimestamp: 1706.0\r\n\r\n"
+    )
+    for msg in AmiCodec().feed(stream):
+        translator.handle(msg)
+    (ended,) = seen
+    assert ended.call.id == "1700.5"
+    assert dict(ended.call.variables)["DIALSTATUS"] == "BUSY"
+    assert result_of(ended).result == "busy"
