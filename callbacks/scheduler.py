@@ -276,6 +276,8 @@ class Scheduler:
         return ""
 
     async def _adopt(self, e: Expired, linkedid: str) -> None:
+        if not e.uniqueid:  # the Originate was in flight: the call found by the patient's number
+            await self._store.set_uniqueid(e.id, linkedid)
         async with self._lease(e.id):
             outcome = await self._dialer.wait_end(linkedid)
         await self.finish(e.id, e.job_id, e.attempts, e.patient_tz, outcome)
