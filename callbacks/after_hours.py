@@ -1,9 +1,7 @@
 """Callback jobs for calls routing sent away from the queue (after hours → voicemail, or a
-callback request): when such a call ends, a callback request goes to the CRM through its outbox,
-keyed by the call id so a replay never creates two.
-
-The dialling of callbacks (retries, business hours, dedupe across calls) belongs to the
-callbacks scheduler; this only makes sure the job exists.
+callback request): when such a call ends, a callback request goes to the CRM through its outbox
+(when a CRM is enabled), keyed by the call id so a replay never creates two, and a callback job
+is created (merged into the number's open job) for the scheduler to dial in business hours.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from callbacks.models import JobSpec
 from callserver.core.events import CallEnded, DomainEvent
 from callserver.core.phone import mask, try_normalize
 from callserver.core.tasks import cancel_and_wait
@@ -56,12 +55,19 @@ class CallbackSink(Protocol):
     ) -> None: ...  # fmt: skip
 
 
+class JobSink(Protocol):
+    async def submit(self, spec: JobSpec) -> str: ...
+
+
 class AfterHoursCallbacks:
     """Bus subscriber (``submit``) plus an owned task (``start``/``aclose``)."""
 
-    def __init__(self, decisions: Decisions, sink: CallbackSink) -> None:
+    def __init__(
+        self, decisions: Decisions, sink: CallbackSink | None, jobs: JobSink | None = None
+    ) -> None:
         self._decisions = decisions
         self._sink = sink
+        self._jobs = jobs
         self._queue: asyncio.Queue[CallEnded] = asyncio.Queue(QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
         self.created = 0
@@ -109,13 +115,17 @@ class AfterHoursCallbacks:
             )
             return False
         reasons = list(record.decision.reasons)
-        await self._sink.request_callback(
-            phone=phone,
-            reason=reasons[0] if reasons else "after_hours",
-            patient_id=record.patient_id or "",
-            call_id=call.id,
-            comment=f"routing: {record.decision.mode} ({','.join(reasons)})",
-            request_id=f"route-{call.id}",
-        )
+        reason = reasons[0] if reasons else "after_hours"
+        comment = f"routing: {record.decision.mode} ({','.join(reasons)})"
+        if self._sink is not None:
+            await self._sink.request_callback(
+                phone=phone, reason=reason, patient_id=record.patient_id or "", call_id=call.id,
+                comment=comment, request_id=f"route-{call.id}",
+            )  # fmt: skip
+        if self._jobs is not None:
+            await self._jobs.submit(
+                JobSpec(phone, reason, call.ad_source, call.queue, call.id,
+                        record.patient_id or "", comment=comment, missed_at=call.started_at)
+            )  # fmt: skip
         self.created += 1
         return True

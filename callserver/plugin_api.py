@@ -147,10 +147,18 @@ class Contribution:
 class Ports:
     """The ports other plugins provided, limited to what this plugin declared it requires."""
 
-    def __init__(self, plugin: str, available: Mapping[str, object], allowed: Sequence[str]):
+    def __init__(
+        self,
+        plugin: str,
+        available: Mapping[str, object],
+        allowed: Sequence[str],
+        late: Sequence[str] = (),
+    ):
         self._plugin = plugin
         self._ports = {name: available[name] for name in allowed if name in available}
         self._allowed = frozenset(allowed)
+        self._available = available  # the root keeps filling it as later plugins are built
+        self._late = frozenset(late)
 
     def get(self, name: str, shape: Callable[..., T]) -> T:
         """The port ``name``; ``shape`` is the consumer's own Protocol, checked by its members.
@@ -174,6 +182,31 @@ class Ports:
     def maybe(self, name: str, shape: Callable[..., T]) -> T | None:
         """Like ``get`` for an ``optional`` port: None when no enabled plugin provides it."""
         return self.get(name, shape) if name in self._ports else None
+
+    def late(self, name: str, shape: Callable[..., T]) -> Callable[[], T | None]:
+        """A port listed in the plugin's ``late`` tuple: used only at run time (``start`` or
+        later), so it adds no build-order edge and two plugins may use each other's ports
+        (desk uses callbacks' ``dialer``, callbacks uses desk's ``operator_notify``). Returns a
+        function giving the port (checked like ``get``) or None when no plugin provides it."""
+        if name not in self._late:
+            raise PluginError(
+                message=f"plugin {self._plugin}: port {name!r} used late but not in its 'late'",
+                plugin=self._plugin,
+            )
+
+        def resolve() -> T | None:
+            if name not in self._available:
+                return None
+            port = self._available[name]
+            missing = [m for m in _protocol_members(shape) if not hasattr(port, m)]
+            if missing:
+                raise PluginError(
+                    message=f"plugin {self._plugin}: port {name!r} lacks {', '.join(missing)}",
+                    plugin=self._plugin,
+                )
+            return port  # type: ignore[return-value]  # checked structurally above
+
+        return resolve
 
     def __contains__(self, name: str) -> bool:
         return name in self._ports

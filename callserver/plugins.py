@@ -162,7 +162,9 @@ def build_plugins(
     built = []
     for lp in loaded:
         allowed = (*lp.plugin.requires, *getattr(lp.plugin, "optional", ()))
-        contribution = lp.plugin.build(lp.config, make_deps(Ports(lp.name, provided, allowed)))
+        late = getattr(lp.plugin, "late", ())
+        ports = Ports(lp.name, provided, allowed, late)
+        contribution = lp.plugin.build(lp.config, make_deps(ports))
         for port in lp.plugin.provides:
             if port not in contribution.ports:
                 raise PluginError(

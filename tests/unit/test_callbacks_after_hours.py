@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ class Sink:
     def __init__(self) -> None:
         self.requests: list[CallbackRequest] = []
 
-    async def request_callback(self, **fields: str) -> None:
+    async def request_callback(self, **fields: Any) -> None:
         self.requests.append(CallbackRequest(**fields))
 
 
