@@ -104,7 +104,7 @@ class MissDetector:
             await self._jobs.close_for_phone(phone, "patient_called")
             return None
         if isinstance(event, CallAbandoned):
-            reason: str | None = classify_abandon(event.hold_seconds, self._ring_out_s)
+            reason: str | None = classify_abandon(event.wait_seconds, self._ring_out_s)
             queue = event.queue or event.call.queue
         else:
             reason, queue = classify_ended(facts(event), self._rules), event.call.queue

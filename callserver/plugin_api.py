@@ -268,6 +268,9 @@ class Plugin(Protocol):
     """Ports this plugin cannot work without (start-up fails when none provides them)."""
     optional: tuple[str, ...]
     """Ports it uses when some enabled plugin provides them (``deps.ports.maybe``)."""
+    # A plugin may also list ``late: tuple[str, ...]``: ports used only once the server runs
+    # (``deps.ports.late(name, Shape)`` gives a resolver); they add no build-order edge, so two
+    # plugins may use each other's ports (desk ↔ callbacks).
     provides: tuple[str, ...]
 
     def validate(self, config: Any) -> None:

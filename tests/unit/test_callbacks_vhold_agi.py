@@ -68,7 +68,7 @@ async def test_the_callback_is_due_exactly_at_the_callers_turn() -> None:
         model.agent_connected(a, "reception", "PJSIP/op101", at=20.0)
         await asyncio.sleep(0)
         assert jobs.specs == []  # b is still ahead
-        model.caller_abandoned(b, "reception", position=1, hold_seconds=30.0, at=32.0)
+        model.caller_abandoned(b, "reception", position=1, wait_seconds=30.0, at=32.0)
         for _ in range(3):
             await asyncio.sleep(0)
         # now c would have been at the head, d (who came later) still waits behind it
