@@ -1,0 +1,55 @@
+-- dashboards: indexes the reports need on the core's and routing's tables, the dashboards' own
+-- tables (listen/whisper/barge audit, logged-in samples for staffing, overload transitions) and
+-- a phone normaliser for joining caller IDs to the CRM's E.164 numbers.
+
+-- A callback to a missed caller: an outbound call whose number (did or caller) is the patient's.
+CREATE INDEX IF NOT EXISTS calls_outbound_did_idx ON calls (did, started_at)
+    WHERE direction <> 'inbound';
+-- Operator KPIs over a range.
+CREATE INDEX IF NOT EXISTS calls_agent_idx ON calls (agent, started_at) WHERE agent <> '';
+-- Missed rings per operator (AgentRingNoAnswer events in the timeline).
+CREATE INDEX IF NOT EXISTS call_events_ring_noanswer_idx ON call_events (at)
+    WHERE type = 'AgentRingNoAnswer';
+
+-- +79161234567 / 89161234567 / 79161234567 / "+7 (916) 123-45-67" → +79161234567; other text
+-- is returned unchanged (never guessed). Same rule as callserver.core.phone for Russian numbers.
+CREATE OR REPLACE FUNCTION dashboards_phone(raw text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN raw ~ '^\s*\+' AND d ~ '^[1-9][0-9]{7,14}$' THEN '+' || d
+        WHEN d ~ '^[78][0-9]{10}$' THEN '+7' || substr(d, 2)
+        WHEN d ~ '^[3489][0-9]{9}$' THEN '+7' || d
+        ELSE raw END
+    FROM (SELECT regexp_replace(raw, '[^0-9]', '', 'g') AS d) AS s
+$$;
+
+CREATE TABLE IF NOT EXISTS dashboards_spy_audit (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    actor       text NOT NULL,
+    supervisor  text NOT NULL,
+    agent       text NOT NULL,
+    mode        text NOT NULL CHECK (mode IN ('listen', 'whisper', 'barge')),
+    call_id     text NOT NULL DEFAULT '',
+    result      text NOT NULL,
+    reason      text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS dashboards_spy_audit_at ON dashboards_spy_audit (at DESC);
+
+CREATE TABLE IF NOT EXISTS dashboards_agent_samples (
+    at         timestamptz NOT NULL,
+    queue      text NOT NULL,
+    logged_in  integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dashboards_agent_samples_at ON dashboards_agent_samples (at);
+
+CREATE TABLE IF NOT EXISTS dashboards_overload_log (
+    id              bigserial PRIMARY KEY,
+    at              timestamptz NOT NULL,
+    queue           text NOT NULL,
+    state           text NOT NULL CHECK (state IN ('overloaded', 'normal')),
+    since           timestamptz NOT NULL,
+    estimated_wait  double precision,
+    abandon_rate    double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dashboards_overload_log_at ON dashboards_overload_log (at DESC);
