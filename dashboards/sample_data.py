@@ -6,9 +6,9 @@ Day ``DAY`` (a Monday), clinic time Europe/Moscow. DID1 = Yandex "implants" (cli
 DID2 = 2GIS "checkup" (clinic north). Queue ``reception``; operators op101, op102.
 
 | call | time  | caller       | DID | outcome                                 | patient
-|------|-------|--------------|-----|-----------------------------------------|-----------------------
+|------|-------|--------------|-----|-----------------------------------------|-----------------
 | c7   | 00:30 | +79160000006 | 1   | never queued, unanswered (missed)       | new
-| c1   | 10:00 | 79160000001  | 1   | op101 answers after 10 s, talk 120 s    | known P1, booked, came
+| c1   | 10:00 | 79160000001  | 1   | op101 answers after 10 s, talk 120 s    | P1, booked, came
 | c2   | 10:10 | +79160000002 | 1   | op101 no answer; op102 30 s, talk 200 s | new, booked, no-show
 | c3   | 10:20 | +79160000003 | 2   | abandoned after 40 s                    | new
 | co1  | 10:30 | (outbound)   |     | op101 calls +79160000003 back, answered |
