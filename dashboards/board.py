@@ -35,6 +35,7 @@ from dashboards.overload import OverloadDetector, Transition, estimated_wait
 
 WINDOW_MINUTES = 15
 MISSED_CAP = 1000
+WAITING_CAP = 200
 OFFLINE = frozenset({"unavailable", "invalid"})
 RINGING = frozenset({"ringing", "ringinuse"})
 TALKING = frozenset({"inuse", "busy", "onhold"})
@@ -202,11 +203,13 @@ class LiveBoard:
     def tick(self, now: float) -> tuple[dict[str, Any], list[Transition]]:
         """The board at ``now`` and the overload transitions this reading caused."""
         queues, transitions = self._queues(now)
-        operators = self._operators(now)
+        calls = self._live.calls()
+        operators = self._operators(now, calls)
         missed = self._missed_rows(now)
         alarms = self._alarms(queues, operators, missed)
         board = {"generated_at": now, "events": self.events, "queues": queues,
-                 "operators": operators, "missed": missed, "alarms": alarms,
+                 "waiting": _waiting(calls, now), "operators": operators, "missed": missed,
+                 "alarms": alarms,
                  "policy": {"sl_seconds": self.s.policy.sl_seconds,
                             "sl_target": self.s.policy.sl_target,
                             "short_abandon_seconds": self.s.policy.short_abandon_seconds,
@@ -238,11 +241,13 @@ class LiveBoard:
             })  # fmt: skip
         return rows, transitions
 
-    def _operators(self, now: float) -> list[dict[str, Any]]:
+    def _operators(self, now: float, calls: list[CallSnapshot]) -> list[dict[str, Any]]:
         rows = []
         today = self._day_key(now)
+        talking = {c.agent: c for c in calls if c.state == "answered" and c.agent}
         for a in sorted(self._live.agents(), key=lambda a: a.interface):
             day = self._agents.get(a.interface, AgentDay())
+            call = talking.get(a.interface)
             rows.append({
                 "interface": a.interface,
                 "name": self.s.names(a.interface) or a.name or a.interface,
@@ -251,6 +256,8 @@ class LiveBoard:
                 "queues": list(a.queues),
                 "calls_today": day.calls_today if day.day == today else 0,
                 "missed_in_row": day.missed_in_row,
+                "caller": call.caller if call else "",
+                "talk": round(now - call.answered_at, 1) if call and call.answered_at else None,
             })  # fmt: skip
         return rows
 
@@ -301,3 +308,14 @@ class LiveBoard:
             alarms.append({"kind": "callbacks_late", "value": len(late)})
         return alarms
 
+
+
+def _waiting(calls: list[CallSnapshot], now: float) -> list[dict[str, Any]]:
+    """Callers waiting in queues, longest first (at most ``WAITING_CAP``)."""
+    waiting = [c for c in calls if c.state in ("queued", "agent_ringing")]
+    waiting.sort(key=lambda c: c.queued_at or c.started_at)
+    return [
+        {"call_id": c.id, "caller": c.caller, "caller_name": c.caller_name, "queue": c.queue,
+         "ad_source": c.ad_source, "wait": round(now - (c.queued_at or c.started_at), 1)}
+        for c in waiting[:WAITING_CAP]
+    ]  # fmt: skip
