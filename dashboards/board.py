@@ -50,6 +50,8 @@ class Missed:
     queue: str
     ad_source: str
     missed_at: float
+    attempts: int = 0
+    """Outbound calls to this number seen since (answered ones remove the entry)."""
 
 
 @dataclass(slots=True)
@@ -136,13 +138,24 @@ class LiveBoard:
                 record_talk(self._bucket(call.queue, event.at), call.talk_seconds or 0.0)
             if call.agent:
                 self._agent(call.agent, event.at).last_end = event.at
-        elif call.direction == "inbound" and call.caller:
+        if call.direction == "outbound":
+            self._callback_attempt(call)
+        elif call.answered_at is None and call.direction == "inbound" and call.caller:
             self.add_missed(call, event.at)
+
+    def _callback_attempt(self, call: CallSnapshot) -> None:
+        """An outbound call to a number on the missed list: one more attempt; answered →
+        the patient was reached and leaves the list."""
+        keys = _keys(call.caller, call.did)
+        for m in self._missed.values():
+            if m.phone in keys:
+                m.attempts += 1
+        if call.answered_at is not None:
+            self.reached(call)
 
     def reached(self, call: CallSnapshot) -> None:
         """An answered call with a number on the missed list: that patient was reached."""
-        numbers = {call.caller, call.did} if call.direction == "outbound" else {call.caller}
-        keys = {try_normalize(n) or n for n in numbers if n}
+        keys = _keys(call.caller, call.did) if call.direction == "outbound" else _keys(call.caller)
         gone = [cid for cid, m in self._missed.items() if m.phone in keys]
         for cid in gone:
             del self._missed[cid]
@@ -281,7 +294,7 @@ class LiveBoard:
             del self._missed[cid]
         return [
             {"call_id": m.call_id, "caller": m.caller, "queue": m.queue,
-             "ad_source": m.ad_source, "missed_at": m.missed_at,
+             "ad_source": m.ad_source, "missed_at": m.missed_at, "attempts": m.attempts,
              "age": round(now - m.missed_at, 1)}
             for m in sorted(self._missed.values(), key=lambda m: m.missed_at)
         ]  # fmt: skip
@@ -319,3 +332,8 @@ def _waiting(calls: list[CallSnapshot], now: float) -> list[dict[str, Any]]:
          "ad_source": c.ad_source, "wait": round(now - (c.queued_at or c.started_at), 1)}
         for c in waiting[:WAITING_CAP]
     ]  # fmt: skip
+
+
+def _keys(*numbers: str) -> set[str]:
+    """Numbers as the missed list keys them (E.164 when readable)."""
+    return {try_normalize(n) or n for n in numbers if n}

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 DAY = date(2026, 11, 23)
 TZ = ZoneInfo("Europe/Moscow")
@@ -43,6 +44,7 @@ CALLS: list[tuple[str, str, str, str, float, str, float, str, int]] = [
     ("c8", "23:50", "+79160000007", DID1, 8, "PJSIP/op102", 30, "", -1),
 ]
 QUEUE = "reception"
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 def at(hhmm: str, day: date = DAY, offset_days: int = 0) -> datetime:
@@ -95,7 +97,7 @@ VALUES ($1, $1, 'agi', $2, $3, $4, true, $5, 'reception', 'queue', 'v1', 'found'
 """
 
 
-async def insert_calls(conn: asyncpg.Connection, day: date = DAY) -> None:
+async def insert_calls(conn: Conn, day: date = DAY) -> None:
     """The calls and the missed-ring event (core tables only)."""
     for r in call_rows(day):
         await conn.execute(INSERT_CALL, *(r[k] for k in (
@@ -110,7 +112,7 @@ async def insert_calls(conn: asyncpg.Connection, day: date = DAY) -> None:
     )
 
 
-async def insert_tracking(conn: asyncpg.Connection, day: date = DAY) -> None:
+async def insert_tracking(conn: Conn, day: date = DAY) -> None:
     """routing's decision per inbound call (needs routing's migration)."""
     for cid, hhmm, _caller, did, _w, _a, _t, patient, off in CALLS:
         source, campaign, clinic = ROUTE[did]
@@ -118,7 +120,7 @@ async def insert_tracking(conn: asyncpg.Connection, day: date = DAY) -> None:
                            at(hhmm, day, off))  # fmt: skip
 
 
-async def insert_crm(conn: asyncpg.Connection, day: date = DAY) -> None:
+async def insert_crm(conn: Conn, day: date = DAY) -> None:
     """Patients P1, P2, P5 and two appointments booked after their calls (needs crm tables)."""
     for pid, name, phone in ((1, "Иванова Мария", "+79160000001"),
                              (2, "Петров Пётр", "+79160000002"),
@@ -134,7 +136,7 @@ async def insert_crm(conn: asyncpg.Connection, day: date = DAY) -> None:
         )  # fmt: skip
 
 
-async def insert_all(conn: asyncpg.Connection, day: date = DAY) -> None:
+async def insert_all(conn: Conn, day: date = DAY) -> None:
     await insert_calls(conn, day)
     await insert_tracking(conn, day)
     await insert_crm(conn, day)

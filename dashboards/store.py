@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 TIMEOUT = 10.0
 
 SEED_SQL = """
-SELECT id, direction, caller, queue, agent, ad_source, state,
+SELECT id, direction, caller, did, queue, agent, ad_source, state,
        extract(epoch FROM started_at) AS started, extract(epoch FROM queued_at) AS queued,
        extract(epoch FROM answered_at) AS answered, extract(epoch FROM ended_at) AS ended,
        COALESCE(wait_seconds, extract(epoch FROM answered_at - queued_at)) AS wait,
@@ -74,7 +74,8 @@ def _seed_row(board: LiveBoard, r: asyncpg.Record, start: float, now: float) -> 
 def _snapshot(r: asyncpg.Record) -> CallSnapshot:
     return CallSnapshot(
         id=r["id"], linkedid=r["id"], direction=r["direction"], state=r["state"],
-        caller=r["caller"], caller_name="", did="", ad_source=r["ad_source"], queue=r["queue"],
+        caller=r["caller"], caller_name="", did=r["did"], ad_source=r["ad_source"],
+        queue=r["queue"],
         agent=r["agent"], agent_name="", started_at=float(r["started"]),
     )  # fmt: skip
 
