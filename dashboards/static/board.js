@@ -58,7 +58,8 @@
     box.replaceChildren();
     if (!b.alarms.length) box.appendChild(CS.el("div", I18N.t("no_alarms"), "ok"));
     for (const a of b.alarms) {
-      const value = a.kind === "low_service_level" ? CS.pct(a.value) : a.value;
+      const value = a.kind === "low_service_level" ? CS.pct(a.value)
+        : (a.kind === "long_wait" || a.kind === "overload") && a.value != null ? Math.round(a.value) : a.value;
       box.appendChild(CS.el("div", I18N.t("alarm_" + a.kind, { queue: a.queue, operator: a.operator, value }),
         "alarm alarm-" + a.kind));
     }

@@ -7,7 +7,7 @@ window.CS = (function () {
     const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
     if (m) {
       sessionStorage.setItem("callserver-token", decodeURIComponent(m[1]));
-      history.replaceState(null, "", location.pathname);
+      history.replaceState(null, "", location.pathname + location.search);
     }
     state.token = sessionStorage.getItem("callserver-token") || "";
     return state.token;
