@@ -35,6 +35,8 @@ from dashboards.overload import OverloadDetector, Transition, estimated_wait
 
 WINDOW_MINUTES = 15
 MISSED_CAP = 1000
+MISSED_SHOWN = 200
+"""Rows of the missed list sent to the boards (oldest first); ``missed_total`` counts all."""
 WAITING_CAP = 200
 OFFLINE = frozenset({"unavailable", "invalid"})
 RINGING = frozenset({"ringing", "ringinuse"})
@@ -221,8 +223,8 @@ class LiveBoard:
         missed = self._missed_rows(now)
         alarms = self._alarms(queues, operators, missed)
         board = {"generated_at": now, "events": self.events, "queues": queues,
-                 "waiting": _waiting(calls, now), "operators": operators, "missed": missed,
-                 "alarms": alarms,
+                 "waiting": _waiting(calls, now), "operators": operators,
+                 "missed": missed[:MISSED_SHOWN], "missed_total": len(missed), "alarms": alarms,
                  "policy": {"sl_seconds": self.s.policy.sl_seconds,
                             "sl_target": self.s.policy.sl_target,
                             "short_abandon_seconds": self.s.policy.short_abandon_seconds,
