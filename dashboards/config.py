@@ -45,6 +45,10 @@ class DashboardsConfig:
     booking_window_hours: float = 72.0
     """An appointment created this long after a call counts as booked by that call."""
     staffing_weeks: int = 4
+    rollup_interval: float = 30.0
+    """How often finished calls are rolled up for the marketer reports (their freshness)."""
+    rollup_margin: float = 900.0
+    """Each rollup pass re-reads calls changed this long before the previous pass started."""
     sample_interval: float = 60.0
     """How often the number of logged-in operators is recorded (staffing's "logged in")."""
     spy_timeout: float = 30.0
@@ -67,6 +71,7 @@ _POSITIVE = (
     "sl_seconds", "push_interval", "overload_wait_seconds", "overload_minutes", "recover_minutes",
     "webhook_timeout", "callback_window_hours", "callback_due_minutes", "booking_window_hours",
     "sample_interval", "spy_timeout", "waiting_alarm_seconds", "callback_alarm_minutes",
+    "rollup_interval", "rollup_margin",
 )
 
 

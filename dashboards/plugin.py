@@ -21,6 +21,7 @@ from dashboards.hub import BoardHub
 from dashboards.metrics import board_metrics
 from dashboards.overload import OverloadDetector
 from dashboards.reports import Reports, ReportSettings
+from dashboards.rollup import Rollup
 from dashboards.spy import SpyService
 from dashboards.store import DashboardsStore
 from dashboards.webhook import OverloadWebhook
@@ -58,6 +59,9 @@ class DashboardsPlugin:
         hub = BoardHub(live_board, pool=deps.pool, live=deps.live, clock=deps.clock,
                        push_interval=config.push_interval,
                        sample_interval=config.sample_interval, on_transition=webhook.submit)
+        rollup = Rollup(deps.pool, interval=config.rollup_interval, margin=config.rollup_margin,
+                        callback_window_hours=config.callback_window_hours,
+                        booking_window_hours=config.booking_window_hours)  # fmt: skip
         store = DashboardsStore(deps.pool)
         reports = Reports(deps.pool, _report_settings(config))
         spy = SpyService(deps.ami, deps.live, store, deps.clock, config.spy_timeout)
@@ -71,7 +75,7 @@ class DashboardsPlugin:
             static=[StaticDir("dashboards", STATIC)],
             subscribers=[live_board.on_event],
             components=[webhook],
-            after_database=[hub],
+            after_database=[hub, rollup],
             metrics=board_metrics(lambda: hub.last, lambda: webhook.sent, lambda: webhook.failed),
         )
 

@@ -1,133 +1,85 @@
 """SQL of the marketer report, the heatmap, operator KPIs and staffing traffic.
 
-Parameters common to the filtered queries: $1 range start, $2 range end (timestamptz, end
-exclusive), $3 clinic, $4 source, $5 campaign, $6 DID (empty = any); each query's own follow.
-Built from fragments because ``route_decisions`` (routing) and the ``crm_*`` tables (embedded
-CRM) exist only when those plugins are enabled; only fixed text is ever spliced in, every
-value is a bind parameter.
+The marketer report, heatmap and staffing read the rollup ``dashboards_call_facts``
+(``dashboards.rollup``); operator KPIs read ``calls`` by operator. Parameters common to the
+filtered queries: $1 range start, $2 range end (timestamptz, end exclusive), $3 clinic,
+$4 source, $5 campaign, $6 DID (empty = any); each query's own follow. Built from fragments
+because the ``crm_*`` tables (embedded CRM) exist only when that plugin is enabled; only fixed
+text is ever spliced in, every value is a bind parameter.
 """
 
 from __future__ import annotations
 
 DIMENSIONS = {"source": "source", "campaign": "campaign", "did": "did", "clinic": "clinic"}
 
-_WITH_DECISIONS = """
-    SELECT c.id, c.caller, c.did, c.started_at, c.answered_at, c.agent, c.wait_seconds,
-           c.talk_seconds,
-           COALESCE(NULLIF(rd.ad_source, ''), c.ad_source) AS source,
-           COALESCE(rd.campaign, '') AS campaign, COALESCE(rd.clinic, '') AS clinic,
-           COALESCE(rd.patient_id, '') <> '' AS known
-    FROM calls c
-    LEFT JOIN (
-        SELECT DISTINCT ON (linkedid) linkedid, ad_source, campaign, clinic, patient_id
-        FROM route_decisions
-        WHERE decided_at >= $1::timestamptz - interval '1 hour' AND decided_at < $2::timestamptz
-        ORDER BY linkedid, decided_at
-    ) rd ON rd.linkedid = c.id
+_FACTS = """
+    SELECT f.* FROM dashboards_call_facts f
+    WHERE f.started_at >= $1::timestamptz AND f.started_at < $2::timestamptz
+      AND ($3::text = '' OR f.clinic = $3) AND ($4::text = '' OR f.source = $4)
+      AND ($5::text = '' OR f.campaign = $5) AND ($6::text = '' OR f.did = $6)
 """
-
-_WITHOUT_DECISIONS = """
-    SELECT c.id, c.caller, c.did, c.started_at, c.answered_at, c.agent, c.wait_seconds,
-           c.talk_seconds, c.ad_source AS source, ''::text AS campaign, ''::text AS clinic,
-           false AS known
-    FROM calls c
-"""
-
-_FILTER = """
-    WHERE c.direction = 'inbound' AND c.started_at >= $1 AND c.started_at < $2
-"""
-
-_OUTER_FILTER = """
-    WHERE ($3::text = '' OR clinic = $3) AND ($4::text = '' OR source = $4)
-      AND ($5::text = '' OR campaign = $5) AND ($6::text = '' OR did = $6)
-"""
-
-
-def base_cte(has_decisions: bool) -> str:
-    """``base``: the filtered inbound calls with their tracking attributes."""
-    inner = (_WITH_DECISIONS if has_decisions else _WITHOUT_DECISIONS) + _FILTER
-    return f"base AS (SELECT * FROM ({inner}) AS b {_OUTER_FILTER})"
-
-
-_BOOKED = """
-callers AS (
-    SELECT caller, min(started_at) AS first_call FROM base WHERE caller <> '' GROUP BY caller
-),
-booked AS (
-    SELECT DISTINCT ON (cl.caller) cl.caller, a.status, a.starts_at
-    FROM callers cl
-    JOIN crm_patient_phones p ON p.phone = dashboards_phone(cl.caller)
-    JOIN LATERAL (
-        SELECT status, starts_at FROM crm_appointments a
-        WHERE a.patient_id = p.patient_id AND a.created_at >= cl.first_call
-          AND a.created_at < cl.first_call + $7::float8 * interval '1 hour'
-        ORDER BY a.created_at LIMIT 1
-    ) a ON true
-    ORDER BY cl.caller
-)"""
-
-_NO_BOOKED = """
-booked AS (SELECT ''::text AS caller, ''::text AS status, now() AS starts_at
-           WHERE $7::float8 IS NULL AND false)"""
-
-_FLAGS = """
-flags AS (
-    SELECT b.{dim} AS key, b.caller, b.answered_at IS NOT NULL AS answered, b.known,
-        b.answered_at IS NULL AND b.caller <> '' AND (
-            EXISTS (SELECT 1 FROM calls f WHERE f.direction <> 'inbound' AND f.did = b.caller
-                    AND f.started_at > b.started_at
-                    AND f.started_at < b.started_at + $8::float8 * interval '1 hour')
-            OR EXISTS (SELECT 1 FROM calls f WHERE f.direction <> 'inbound'
-                    AND f.caller = b.caller AND f.started_at > b.started_at
-                    AND f.started_at < b.started_at + $8::float8 * interval '1 hour')
-        ) AS called_back,
-        b.answered_at IS NULL AND b.caller <> '' AND (
-            EXISTS (SELECT 1 FROM calls f WHERE f.caller = b.caller
-                    AND f.answered_at IS NOT NULL AND f.started_at > b.started_at
-                    AND f.started_at < b.started_at + $8::float8 * interval '1 hour')
-            OR EXISTS (SELECT 1 FROM calls f WHERE f.direction <> 'inbound' AND f.did = b.caller
-                    AND f.answered_at IS NOT NULL AND f.started_at > b.started_at
-                    AND f.started_at < b.started_at + $8::float8 * interval '1 hour')
-        ) AS reached,
-        bk.status AS appointment
-    FROM base b LEFT JOIN booked bk ON bk.caller = b.caller
-)"""
 
 _SUMMARY = """
-SELECT CASE WHEN GROUPING(key) = 1 THEN NULL ELSE key END AS key,
-       count(*) AS calls,
-       count(DISTINCT caller) AS unique_callers,
-       count(DISTINCT caller) FILTER (WHERE NOT known) AS new_callers,
-       count(DISTINCT caller) FILTER (WHERE known) AS returning_callers,
-       count(*) FILTER (WHERE answered) AS answered,
-       count(*) FILTER (WHERE NOT answered) AS missed,
-       count(*) FILTER (WHERE called_back) AS called_back,
-       count(*) FILTER (WHERE reached) AS reached,
-       count(DISTINCT caller) FILTER (WHERE appointment IS NOT NULL) AS booked,
-       count(DISTINCT caller) FILTER (WHERE appointment = 'came') AS came,
-       count(DISTINCT caller) FILTER (WHERE appointment IN ('came', 'no_show')) AS visit_known
-FROM flags
-GROUP BY GROUPING SETS ((key), ())
-ORDER BY GROUPING(key), count(*) DESC, key
+WITH f AS ({facts}),
+per_caller AS MATERIALIZED (
+    SELECT {dim} AS key, f.caller_key,
+           count(*) AS calls,
+           count(*) FILTER (WHERE f.answered) AS answered,
+           count(*) FILTER (WHERE f.called_back) AS called_back,
+           count(*) FILTER (WHERE f.reached) AS reached,
+           bool_or(f.known) AS known,
+           bool_or(f.appointment_id IS NOT NULL) AS booked,
+           bool_or(f.appointment_status = 'came') AS came,
+           bool_or(f.appointment_status IN ('came', 'no_show')) AS visit_known
+    FROM f
+    GROUP BY {dim}, f.caller_key
+),
+callers AS (
+    SELECT bool_or(known) AS known, bool_or(booked) AS booked, bool_or(came) AS came,
+           bool_or(visit_known) AS visit_known
+    FROM per_caller GROUP BY caller_key
+),
+totals AS (
+    SELECT sum(calls)::bigint AS calls, sum(answered)::bigint AS answered,
+           sum(called_back)::bigint AS called_back, sum(reached)::bigint AS reached
+    FROM per_caller
+)
+SELECT key, sum(calls)::bigint AS calls, count(*) AS unique_callers,
+       count(*) FILTER (WHERE NOT known) AS new_callers,
+       count(*) FILTER (WHERE known) AS returning_callers,
+       sum(answered)::bigint AS answered, (sum(calls) - sum(answered))::bigint AS missed,
+       sum(called_back)::bigint AS called_back, sum(reached)::bigint AS reached,
+       count(*) FILTER (WHERE booked) AS booked, count(*) FILTER (WHERE came) AS came,
+       count(*) FILTER (WHERE visit_known) AS visit_known, 0 AS level
+FROM per_caller GROUP BY key
+UNION ALL
+SELECT NULL, t.calls, c.unique_callers, c.new_callers, c.returning_callers, t.answered,
+       t.calls - t.answered, t.called_back, t.reached, c.booked, c.came, c.visit_known, 1
+FROM totals t, (
+    SELECT count(*) AS unique_callers, count(*) FILTER (WHERE NOT known) AS new_callers,
+           count(*) FILTER (WHERE known) AS returning_callers,
+           count(*) FILTER (WHERE booked) AS booked, count(*) FILTER (WHERE came) AS came,
+           count(*) FILTER (WHERE visit_known) AS visit_known
+    FROM callers
+) c
+WHERE t.calls IS NOT NULL
+ORDER BY level, calls DESC, key
 """
 
 
-def summary_sql(dimension: str, has_decisions: bool, has_crm: bool) -> str:
-    """The marketer report grouped by ``dimension`` plus a total row (key NULL).
-    Extra parameters: $7 booking window (hours), $8 callback window (hours)."""
-    dim = DIMENSIONS[dimension]
-    booked = _BOOKED if has_crm else _NO_BOOKED
-    return ("WITH " + base_cte(has_decisions) + "," + booked + "," + _FLAGS.format(dim=dim)
-            + _SUMMARY)  # fmt: skip
+def summary_sql(dimension: str) -> str:
+    """The marketer report over the rollup, grouped by ``dimension``, plus a total row (key
+    NULL). Unique callers are counted in two steps: one hash aggregate of the calls per
+    (group, caller), then the groups and the callers over that much smaller set."""
+    return _SUMMARY.format(facts=_FACTS, dim=f"f.{DIMENSIONS[dimension]}")
 
 
-def heatmap_sql(has_decisions: bool) -> str:
-    """Calls and misses per ISO weekday (1 = Monday) and hour; $7 the clinic's time zone."""
-    return ("WITH " + base_cte(has_decisions) + """
+HEATMAP_SQL = """
 SELECT extract(isodow FROM started_at AT TIME ZONE $7)::int AS dow,
        extract(hour FROM started_at AT TIME ZONE $7)::int AS hour,
-       count(*) AS calls, count(*) FILTER (WHERE answered_at IS NULL) AS missed
-FROM base GROUP BY 1, 2 ORDER BY 1, 2""")  # fmt: skip
+       count(*) AS calls, count(*) FILTER (WHERE NOT answered) AS missed
+FROM (""" + _FACTS + """) AS f GROUP BY 1, 2 ORDER BY 1, 2"""
+"""Calls and misses per ISO weekday (1 = Monday) and hour; $7 the clinic's time zone."""
 
 
 _BOOKED_CALL = """EXISTS (
@@ -193,10 +145,9 @@ STAFFING_SQL = """
 SELECT extract(isodow FROM started_at AT TIME ZONE $3)::int AS dow,
        extract(hour FROM started_at AT TIME ZONE $3)::int AS hour,
        count(*) AS calls,
-       avg(talk_seconds) FILTER (WHERE answered_at IS NOT NULL) AS aht
-FROM calls
-WHERE direction = 'inbound' AND started_at >= $1 AND started_at < $2
-  AND queued_at IS NOT NULL AND ($4 = '' OR queue = $4)
+       avg(talk_seconds) FILTER (WHERE answered) AS aht
+FROM dashboards_call_facts
+WHERE started_at >= $1 AND started_at < $2 AND queued AND ($4 = '' OR queue = $4)
 GROUP BY 1, 2
 """
 

@@ -93,7 +93,8 @@ class Reports:
         limit = int(self.s.timeout * 1000)
         async with (asyncio.timeout(self.s.timeout), self._pool.acquire() as conn,
                     conn.transaction(readonly=True)):  # fmt: skip
-            await conn.execute("SET LOCAL work_mem = '64MB'")
+            await conn.execute("SET LOCAL work_mem = '128MB'")
+            await conn.execute("SET LOCAL jit = off")
             await conn.execute(f"SET LOCAL statement_timeout = {limit}")
             rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             return rows
@@ -112,17 +113,14 @@ class Reports:
         if by not in q.DIMENSIONS:
             raise InvalidReportRequest(message=f"by: one of {', '.join(q.DIMENSIONS)}", field="by")
         has_decisions, has_crm = await self.tables()
-        sql = q.summary_sql(by, has_decisions, has_crm)
-        rows = await self._fetch(sql, *f.args(self.s.tz), self.s.booking_window_hours,
-                                 self.s.callback_window_hours)
+        rows = await self._fetch(q.summary_sql(by), *f.args(self.s.tz))
         out = [_marketer_row(r) for r in rows]
         total = next((r for r in out if r["key"] is None), _marketer_row(None))
         return {"filters": f.to_dict(), "by": by, "rows": [r for r in out if r["key"] is not None],
                 "total": total, "crm": has_crm, "tracking": has_decisions}  # fmt: skip
 
     async def heatmap(self, f: ReportFilters) -> dict[str, Any]:
-        has_decisions, _ = await self.tables()
-        rows = await self._fetch(q.heatmap_sql(has_decisions), *f.args(self.s.tz), self.s.tz.key)
+        rows = await self._fetch(q.HEATMAP_SQL, *f.args(self.s.tz), self.s.tz.key)
         cells = [{"dow": r["dow"], "hour": r["hour"], "calls": r["calls"], "missed": r["missed"]}
                  for r in rows]  # fmt: skip
         return {"filters": f.to_dict(), "cells": cells}

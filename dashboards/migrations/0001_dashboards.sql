@@ -53,3 +53,34 @@ CREATE TABLE IF NOT EXISTS dashboards_overload_log (
     abandon_rate    double precision NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dashboards_overload_log_at ON dashboards_overload_log (at DESC);
+
+-- The marketer reports' rollup: one row per finished inbound call with its tracking attributes
+-- and the flags that would otherwise need joins at report time (dashboards.rollup keeps it
+-- current: new calls, callbacks and reached patients, bookings).
+CREATE TABLE IF NOT EXISTS dashboards_call_facts (
+    call_id         text PRIMARY KEY,
+    started_at      timestamptz NOT NULL,
+    phone           text NOT NULL,
+    caller_key      bigint NOT NULL,
+    did             text NOT NULL DEFAULT '',
+    source          text NOT NULL DEFAULT '',
+    campaign        text NOT NULL DEFAULT '',
+    clinic          text NOT NULL DEFAULT '',
+    queue           text NOT NULL DEFAULT '',
+    known           boolean NOT NULL DEFAULT false,
+    answered        boolean NOT NULL DEFAULT false,
+    queued          boolean NOT NULL DEFAULT false,
+    talk_seconds    double precision,
+    called_back     boolean NOT NULL DEFAULT false,
+    reached         boolean NOT NULL DEFAULT false,
+    appointment_id  bigint,
+    appointment_status text,
+    rolled_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_started ON dashboards_call_facts (started_at);
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_phone ON dashboards_call_facts (phone, started_at);
+
+CREATE TABLE IF NOT EXISTS dashboards_rollup_state (
+    name       text PRIMARY KEY,
+    watermark  timestamptz NOT NULL
+);

@@ -33,6 +33,7 @@ from dashboards.hub import BoardHub
 from dashboards.overload import OverloadDetector
 from dashboards.plugin import _report_settings
 from dashboards.reports import Reports
+from dashboards.rollup import Rollup
 from dashboards.sample_data import DAY, insert_all
 from dashboards.spy import SpyService
 from dashboards.store import DashboardsStore
@@ -60,6 +61,8 @@ async def site(fresh_pg_dsn: str) -> AsyncIterator[Site]:
     finally:
         await conn.close()
     pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=4)
+    await Rollup(pool, interval=60, margin=900, callback_window_hours=24,
+                 booking_window_hours=72).run_once()  # fmt: skip
     bus = EventBus()
     model = LiveModel(bus)
     cfg = DashboardsConfig()

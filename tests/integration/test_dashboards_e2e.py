@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from callserver.app import CallServer
+from callserver.config import load_config
 from callserver.plugin_api import Contribution, PluginDeps
 from callserver.plugins import LoadedPlugin, load_plugins, order
 from callserver.web.auth import Principal
@@ -51,7 +52,9 @@ class RolePlugin:
 async def server(scenario: str, dsn: str, redis_url: str, prefix: str
                  ) -> AsyncIterator[tuple[CallServer, str]]:  # fmt: skip
     async with run_pbxsim(scenario, speed=4.0, agi_port=free_port()) as pbx:
-        config = server_config(pbx, dsn, redis_url, prefix)
+        base = server_config(pbx, dsn, redis_url, prefix)
+        # the marketer report reads the rollup: roll up every half second here
+        config = load_config(None, env={**base.env, "CALLSERVER_DASHBOARDS_ROLLUP_INTERVAL": "0.5"})
         plugins = [*load_plugins(config), LoadedPlugin(RolePlugin(), None)]
         srv = await CallServer.create(config, order(plugins))
         await srv.start()
@@ -97,8 +100,12 @@ async def test_board_agrees_with_the_recorded_call(
         assert 'callserver_dashboards_queue_offered_today{queue="reception"} 1.0' in text
         assert 'callserver_dashboards_operators{state="offline"}' in text
 
-        async with http.get(f"{base}/api/dashboards/reports/marketer", headers=AUTH) as resp:
-            report = await resp.json()
+        async def rolled_up() -> dict[str, Any] | None:
+            async with http.get(f"{base}/api/dashboards/reports/marketer", headers=AUTH) as resp:
+                report: dict[str, Any] = await resp.json()
+            return report if report["total"]["calls"] else None
+
+        report = await wait_for(rolled_up)
         assert (report["total"]["calls"], report["total"]["answered"]) == (1, 1)
         assert [r["key"] for r in report["rows"]] == ["source-a"]
 

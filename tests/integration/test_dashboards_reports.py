@@ -30,6 +30,7 @@ from dashboards.hub import BoardHub
 from dashboards.overload import OverloadDetector
 from dashboards.plugin import _report_settings
 from dashboards.reports import ReportFilters, Reports
+from dashboards.rollup import Rollup
 from dashboards.sample_data import DAY, TZ, at, insert_all, insert_calls
 from dashboards.spy import SpyService
 from dashboards.store import DashboardsStore, seed_board
@@ -62,11 +63,17 @@ async def migrated_pool(dsn: str, *, with_domains: bool) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=1, max_size=4)
 
 
+def rollup(pool: asyncpg.Pool) -> Rollup:
+    return Rollup(pool, interval=60, margin=900, callback_window_hours=24,
+                  booking_window_hours=72)  # fmt: skip
+
+
 @pytest.fixture
 async def pool(fresh_pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     p = await migrated_pool(fresh_pg_dsn, with_domains=True)
     async with p.acquire() as conn:
         await insert_all(conn)
+    assert await rollup(p).run_once() == 8  # the inbound calls
     try:
         yield p
     finally:
@@ -149,6 +156,43 @@ async def test_operator_kpis(pool: asyncpg.Pool) -> None:
     assert late["team"]["callbacks_on_time"] == 0  # the callback came 10 minutes after c3
 
 
+async def test_rollup_follows_later_callbacks_bookings_and_visits(pool: asyncpg.Pool) -> None:
+    """After the first pass: c7's number is called back (not reached), its caller books, the
+    visit is marked; the next passes of the rollup show each in the report."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            # written now (the rollup reads rows by when they were written)
+            "INSERT INTO calls (id, direction, caller, did, agent, state, started_at, ended_at,"
+            " updated_at) VALUES ('co2', 'outbound', '101', '89160000006', 'PJSIP/op102',"
+            " 'ended', $1, $2, now())", at("13:00"), at("13:01"))  # fmt: skip
+    assert await rollup(pool).run_once() == 0  # no new inbound call
+    total = (await reports(pool).marketer(day(), "source"))["total"]
+    assert (total["called_back"], total["reached"], total["booked"]) == (2, 2, 2)
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO crm_patients (id, full_name) VALUES (6, 'Орлова Вера')")
+        await conn.execute("INSERT INTO crm_patient_phones VALUES ('+79160000006', 6)")
+        appt = await conn.fetchval(
+            "INSERT INTO crm_appointments (patient_id, starts_at, status, created_at)"
+            " VALUES (6, $1, 'booked', $2) RETURNING id", at("10:00", DAY, 3), at("13:05"))
+    await rollup(pool).run_once()
+    total = (await reports(pool).marketer(day(), "source"))["total"]
+    assert (total["booked"], total["came"], total["visit_known"]) == (3, 1, 2)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE crm_appointments SET status = 'came', updated_at = now()"
+                           " WHERE id = $1", appt)  # fmt: skip
+    await rollup(pool).run_once()
+    r = await reports(pool).marketer(day(), "source")
+    assert (r["total"]["came"], r["total"]["visit_known"], r["total"]["show_rate"]) == (
+        2, 3, 0.6667)
+    assert r["rows"][0]["key"] == "yandex" and r["rows"][0]["booked"] == 3
+
+
+async def test_rollup_rebuild_gives_the_same_report(pool: asyncpg.Pool) -> None:
+    before = await reports(pool).marketer(day(), "campaign")
+    assert await rollup(pool).rebuild() == 8
+    assert await reports(pool).marketer(day(), "campaign") == before
+
+
 async def test_staffing_from_the_last_weeks(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         for n in (2, 3):  # operators logged in on Monday 10:00-10:59, two samples
@@ -169,6 +213,7 @@ async def test_reports_without_routing_and_crm(fresh_pg_dsn: str) -> None:
     try:
         async with p.acquire() as conn:
             await insert_calls(conn)
+        await rollup(p).run_once()
         r = await reports(p).marketer(day(), "source")
         assert (r["crm"], r["tracking"]) == (False, False)
         assert r["total"]["calls"] == 7 and r["total"]["booked"] == 0

@@ -79,3 +79,41 @@ def test_default_config_is_valid_and_hysteresis_halves_thresholds() -> None:
     t = cfg.thresholds()
     assert (t.wait_raise, t.wait_clear, t.abandon_raise, t.abandon_clear) == (120, 60, 0.2, 0.1)
     assert (t.raise_after, t.clear_after) == (180, 300)
+
+
+def test_grafana_dashboard_uses_only_metrics_the_plugin_exports() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from dashboards.metrics import board_metrics
+
+    path = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
+    dashboard = json.loads((path / "callserver-dashboards.json").read_text(encoding="utf-8"))
+    used = {m for p in dashboard["panels"] for t in p["targets"]
+            for m in re.findall(r"callserver_dashboards_\w+", t["expr"])}  # fmt: skip
+    exported = {m.name for m in board_metrics(dict, lambda: 0, lambda: 0)}
+    assert used and used <= exported
+    assert {m.labels for m in board_metrics(dict, lambda: 0, lambda: 0)} <= {
+        (), ("queue",), ("state",), ("operator",)}  # bounded label sets
+
+
+def test_metrics_read_the_latest_board() -> None:
+    from dashboards.metrics import board_metrics
+
+    board = {"queues": [{"name": "reception", "waiting": 2, "longest_wait": 30.0,
+                         "estimated_wait": None, "overload": "overloaded",
+                         "today": {"service_level": 0.75, "asa": 12.0, "aht": 90.0,
+                                   "offered": 8},
+                         "last15": {"service_level": None, "abandon_rate": 0.1}}],
+             "operators": [{"interface": "PJSIP/op101", "state": "talking", "calls_today": 4}],
+             "missed_total": 3, "alarms": [{}]}  # fmt: skip
+    read = {m.name: m.read() for m in board_metrics(lambda: board, lambda: 5, lambda: 1)}
+    assert read["callserver_dashboards_queue_waiting"] == {("reception",): 2.0}
+    assert read["callserver_dashboards_queue_service_level_15m"] == {}  # no figure, no sample
+    assert read["callserver_dashboards_queue_overloaded"] == {("reception",): 1.0}
+    assert read["callserver_dashboards_operators"][("talking",)] == 1.0
+    assert read["callserver_dashboards_operators"][("free",)] == 0.0
+    assert read["callserver_dashboards_operator_calls_today"] == {("PJSIP/op101",): 4.0}
+    assert read["callserver_dashboards_missed_not_called_back"] == 3
+    assert read["callserver_dashboards_overload_webhooks_total"] == 5
