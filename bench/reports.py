@@ -175,12 +175,14 @@ async def reports_bench(dsn: str) -> tuple[float, float]:
 # ---- board ----------------------------------------------------------------------------------
 
 
-def supervisors(url: str, count: int, seconds: float, out: Any) -> None:
-    """Child process: ``count`` WebSocket clients; sends back (events, wall time) per board."""
+def supervisors(url: str, count: int, seconds: float, out: Any, ready: Any) -> None:
+    """Child process: ``count`` WebSocket clients; sends back (events, wall time) per board.
+    Sets ``ready`` once every client has its first board (the load starts after that)."""
+    first: list[int] = []
 
     async def one(session: aiohttp.ClientSession, seen: list[tuple[int, float]]) -> None:
         async with session.ws_connect(url) as ws:
-            end = time.time() + seconds
+            end = time.time() + seconds + 30
             while time.time() < end:
                 msg = await ws.receive(timeout=5)
                 if msg.type != aiohttp.WSMsgType.TEXT:
@@ -188,6 +190,11 @@ def supervisors(url: str, count: int, seconds: float, out: Any) -> None:
                 now = time.time()
                 head = msg.data[:200]
                 seen.append((int(head.split('"events": ', 1)[1].split(",", 1)[0]), now))
+                if len(seen) == 1:
+                    first.append(1)
+                    if len(first) == count:
+                        ready.set()
+                        end = time.time() + seconds + 3
 
     async def run() -> list[list[tuple[int, float]]]:
         results: list[list[tuple[int, float]]] = [[] for _ in range(count)]
@@ -249,13 +256,14 @@ async def board_bench(dsn: str, count: int, rate: float, seconds: float) -> floa
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await hub.start()
-    out: Any = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(
-        target=supervisors, args=(f"ws://127.0.0.1:{port}/ws", count, seconds + 4, out))
+    ctx = mp.get_context("spawn")
+    out: Any = ctx.Queue()
+    ready = ctx.Event()
+    proc = ctx.Process(target=supervisors,
+                       args=(f"ws://127.0.0.1:{port}/ws", count, seconds, out, ready))
     proc.start()
     try:
-        while hub.clients < count:  # noqa: ASYNC110 - polling another process
-            await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(ready.wait, 120), "supervisors did not connect"
         await drive(model, rate, seconds)
         results = await asyncio.to_thread(out.get, True, seconds + 60)
     finally:
@@ -264,6 +272,9 @@ async def board_bench(dsn: str, count: int, rate: float, seconds: float) -> floa
         await runner.cleanup()
         await pool.close()
     lags = _lags(results, published, base_events)
+    if os.environ.get("BENCH_LAG_TRACE"):
+        for seen in results[:2]:
+            print([(e, round(at - published[0], 2)) for e, at in seen][:80])
     p50, p99 = _pct(lags, 0.5), _pct(lags, 0.99)
     print(f"board: {count} supervisors, {rate:g} calls/s for {seconds:g} s, "
           f"{len(published):,} events, {sum(len(r) for r in results):,} boards received, "
@@ -275,7 +286,8 @@ async def board_bench(dsn: str, count: int, rate: float, seconds: float) -> floa
 
 def _lags(results: list[list[tuple[int, float]]], published: list[float], base: int
           ) -> list[float]:  # fmt: skip
-    """Per board received: the age of the oldest event it was first to show this client.
+    """Per board received: the age of the oldest event it was first to show this client
+    (``published[k]`` is when event number k + 1 was published, as ``board.events`` counts).
     A client's first board (on connecting, before the load starts) only sets its baseline."""
     lags = []
     for seen in results:
@@ -284,7 +296,7 @@ def _lags(results: list[list[tuple[int, float]]], published: list[float], base: 
         shown = max(base, seen[0][0])
         for events, at in seen[1:]:
             if events > shown:
-                lags.append(at - published[shown - base])
+                lags.append(at - published[shown])  # event number shown + 1
                 shown = events
     return lags
 

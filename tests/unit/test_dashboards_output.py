@@ -112,8 +112,9 @@ def test_metrics_read_the_latest_board() -> None:
     assert read["callserver_dashboards_queue_waiting"] == {("reception",): 2.0}
     assert read["callserver_dashboards_queue_service_level_15m"] == {}  # no figure, no sample
     assert read["callserver_dashboards_queue_overloaded"] == {("reception",): 1.0}
-    assert read["callserver_dashboards_operators"][("talking",)] == 1.0
-    assert read["callserver_dashboards_operators"][("free",)] == 0.0
+    by_state = read["callserver_dashboards_operators"]
+    assert isinstance(by_state, dict)
+    assert (by_state[("talking",)], by_state[("free",)]) == (1.0, 0.0)
     assert read["callserver_dashboards_operator_calls_today"] == {("PJSIP/op101",): 4.0}
     assert read["callserver_dashboards_missed_not_called_back"] == 3
     assert read["callserver_dashboards_overload_webhooks_total"] == 5
