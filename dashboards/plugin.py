@@ -61,7 +61,8 @@ class DashboardsPlugin:
                        sample_interval=config.sample_interval, on_transition=webhook.submit)
         rollup = Rollup(deps.pool, interval=config.rollup_interval, margin=config.rollup_margin,
                         callback_window_hours=config.callback_window_hours,
-                        booking_window_hours=config.booking_window_hours)  # fmt: skip
+                        booking_window_hours=config.booking_window_hours,
+                        timezone=config.timezone)  # fmt: skip
         store = DashboardsStore(deps.pool)
         reports = Reports(deps.pool, _report_settings(config))
         spy = SpyService(deps.ami, deps.live, store, deps.clock, config.spy_timeout)

@@ -1,11 +1,10 @@
 """SQL of the marketer report, the heatmap, operator KPIs and staffing traffic.
 
-The marketer report, heatmap and staffing read the rollup ``dashboards_call_facts``
-(``dashboards.rollup``); operator KPIs read ``calls`` by operator. Parameters common to the
-filtered queries: $1 range start, $2 range end (timestamptz, end exclusive), $3 clinic,
-$4 source, $5 campaign, $6 DID (empty = any); each query's own follow. Built from fragments
-because the ``crm_*`` tables (embedded CRM) exist only when that plugin is enabled; only fixed
-text is ever spliced in, every value is a bind parameter.
+They read the rollup ``dashboards_call_facts`` (``dashboards.rollup``, which is where the
+optional routing and CRM tables are joined); missed rings come from ``call_events``.
+Parameters common to the filtered queries: $1 range start, $2 range end (timestamptz, end
+exclusive), $3 clinic, $4 source, $5 campaign, $6 DID (empty = any); each query's own follow.
+Only fixed text is ever spliced in; every value is a bind parameter.
 """
 
 from __future__ import annotations
@@ -75,30 +74,19 @@ def summary_sql(dimension: str) -> str:
 
 
 HEATMAP_SQL = """
-SELECT extract(isodow FROM started_at AT TIME ZONE $7)::int AS dow,
-       extract(hour FROM started_at AT TIME ZONE $7)::int AS hour,
-       count(*) AS calls, count(*) FILTER (WHERE NOT answered) AS missed
+SELECT local_dow AS dow, local_hour AS hour, count(*) AS calls,
+       count(*) FILTER (WHERE NOT answered) AS missed
 FROM (""" + _FACTS + """) AS f GROUP BY 1, 2 ORDER BY 1, 2"""
-"""Calls and misses per ISO weekday (1 = Monday) and hour; $7 the clinic's time zone."""
+"""Calls and misses per ISO weekday (1 = Monday) and hour in the clinic's time zone."""
 
 
-_BOOKED_CALL = """EXISTS (
-            SELECT 1 FROM crm_patient_phones p
-            JOIN crm_appointments a ON a.patient_id = p.patient_id
-            WHERE p.phone = dashboards_phone(c.caller) AND a.created_at >= c.started_at
-              AND a.created_at < c.started_at + $5::float8 * interval '1 hour')"""
-
-_OPERATORS = """
+OPERATORS_SQL = """
 WITH handled AS (
     SELECT agent, count(*) AS handled, avg(wait_seconds) AS asa, avg(talk_seconds) AS aht,
-           count(DISTINCT caller) AS callers,
-           count(DISTINCT caller) FILTER (WHERE booked) AS booked
-    FROM (
-        SELECT c.agent, c.caller, c.wait_seconds, c.talk_seconds, {booked} AS booked
-        FROM calls c
-        WHERE c.agent <> '' AND c.direction = 'inbound' AND c.answered_at IS NOT NULL
-          AND c.started_at >= $1 AND c.started_at < $2
-    ) AS h
+           count(DISTINCT caller_key) AS callers,
+           count(DISTINCT caller_key) FILTER (WHERE appointment_id IS NOT NULL) AS booked
+    FROM dashboards_call_facts
+    WHERE agent <> '' AND started_at >= $1 AND started_at < $2
     GROUP BY agent
 ), rings AS (
     SELECT payload->>'agent' AS agent, count(*) AS missed
@@ -106,20 +94,13 @@ WITH handled AS (
     WHERE type = 'AgentRingNoAnswer' AND at >= $1 AND at < $2
     GROUP BY 1
 ), callbacks AS (
-    SELECT f.agent, count(*) AS callbacks,
-           count(*) FILTER (WHERE f.started_at - m.started_at
+    SELECT callback_agent AS agent, count(*) AS callbacks,
+           count(*) FILTER (WHERE callback_at - started_at
                             <= $3::float8 * interval '1 minute') AS on_time
-    FROM calls m
-    JOIN LATERAL (
-        SELECT o.agent, o.started_at FROM calls o
-        WHERE o.direction <> 'inbound' AND o.agent <> '' AND o.did = m.caller
-          AND o.started_at > m.started_at
-          AND o.started_at < m.started_at + $4::float8 * interval '1 hour'
-        ORDER BY o.started_at LIMIT 1
-    ) f ON true
-    WHERE m.direction = 'inbound' AND m.answered_at IS NULL AND m.caller <> ''
-      AND m.started_at >= $1 AND m.started_at < $2
-    GROUP BY f.agent
+    FROM dashboards_call_facts
+    WHERE callback_agent IS NOT NULL AND callback_agent <> ''
+      AND started_at >= $1 AND started_at < $2
+    GROUP BY callback_agent
 )
 SELECT a.agent, COALESCE(h.handled, 0) AS handled, h.asa, h.aht,
        COALESCE(h.callers, 0) AS callers, COALESCE(h.booked, 0) AS booked,
@@ -131,23 +112,15 @@ LEFT JOIN handled h USING (agent) LEFT JOIN rings r USING (agent)
 LEFT JOIN callbacks cb USING (agent)
 ORDER BY a.agent
 """
-
-
-def operators_sql(has_crm: bool) -> str:
-    """Per operator over [$1, $2): calls handled, ASA, AHT, distinct callers and how many of
-    them booked within $5 hours, missed rings, callbacks made (first outbound call to a missed
-    number within $4 hours) and how many within $3 minutes of the miss."""
-    booked = _BOOKED_CALL if has_crm else "($5::float8 IS NULL AND false)"
-    return _OPERATORS.format(booked=booked)
-
+"""Per operator over [$1, $2), from the rollup: calls handled, ASA, AHT, distinct callers and
+how many of them booked, missed rings (timeline), callbacks made (the first outbound call to a
+missed number) and how many within $3 minutes of the miss."""
 
 STAFFING_SQL = """
-SELECT extract(isodow FROM started_at AT TIME ZONE $3)::int AS dow,
-       extract(hour FROM started_at AT TIME ZONE $3)::int AS hour,
-       count(*) AS calls,
+SELECT local_dow AS dow, local_hour AS hour, count(*) AS calls,
        avg(talk_seconds) FILTER (WHERE answered) AS aht
 FROM dashboards_call_facts
-WHERE started_at >= $1 AND started_at < $2 AND queued AND ($4 = '' OR queue = $4)
+WHERE started_at >= $1 AND started_at < $2 AND queued AND ($3 = '' OR queue = $3)
 GROUP BY 1, 2
 """
 

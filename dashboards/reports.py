@@ -120,7 +120,7 @@ class Reports:
                 "total": total, "crm": has_crm, "tracking": has_decisions}  # fmt: skip
 
     async def heatmap(self, f: ReportFilters) -> dict[str, Any]:
-        rows = await self._fetch(q.HEATMAP_SQL, *f.args(self.s.tz), self.s.tz.key)
+        rows = await self._fetch(q.HEATMAP_SQL, *f.args(self.s.tz))
         cells = [{"dow": r["dow"], "hour": r["hour"], "calls": r["calls"], "missed": r["missed"]}
                  for r in rows]  # fmt: skip
         return {"filters": f.to_dict(), "cells": cells}
@@ -130,9 +130,7 @@ class Reports:
         dates do not apply: operators answer every source)."""
         _, has_crm = await self.tables()
         start, end = f.bounds(self.s.tz)
-        rows = await self._fetch(q.operators_sql(has_crm), start, end,
-                                 self.s.callback_due_minutes, self.s.callback_window_hours,
-                                 self.s.booking_window_hours)
+        rows = await self._fetch(q.OPERATORS_SQL, start, end, self.s.callback_due_minutes)
         ops = [_operator_row(dict(r)) for r in rows]
         return {"filters": f.to_dict(), "operators": ops, "team": _team(ops), "crm": has_crm}
 
@@ -143,7 +141,7 @@ class Reports:
         end = datetime(today.year, today.month, today.day, tzinfo=self.s.tz)
         start = end - timedelta(weeks=weeks)
         tz = self.s.tz.key
-        traffic = await self._fetch(q.STAFFING_SQL, start, end, tz, queue)
+        traffic = await self._fetch(q.STAFFING_SQL, start, end, queue)
         samples = await self._fetch(q.SAMPLES_SQL, start, end, tz, queue)
         rows = staffing_table(
             [Traffic(r["dow"], r["hour"], r["calls"], r["aht"]) for r in traffic], weeks,

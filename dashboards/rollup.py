@@ -30,11 +30,12 @@ class Rollup:
 
     def __init__(self, pool: asyncpg.Pool, *, interval: float, margin: float,
                  callback_window_hours: float, booking_window_hours: float,
-                 timeout: float = 300.0) -> None:  # fmt: skip
+                 timezone: str = "Europe/Moscow", timeout: float = 300.0) -> None:  # fmt: skip
         self._pool = pool
         self._interval, self._margin, self._timeout = interval, margin, timeout
         self._callback_hours = callback_window_hours
         self._booking_hours = booking_window_hours
+        self._tz = timezone
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
         self.rows = 0
@@ -84,7 +85,7 @@ class Rollup:
             "SELECT to_regclass('route_decisions') IS NOT NULL AS d,"
             " to_regclass('crm_appointments') IS NOT NULL AS c")
         assert tables is not None
-        status = await conn.execute(q.facts_sql(bool(tables["d"])), since, started)
+        status = await conn.execute(q.facts_sql(bool(tables["d"])), since, started, self._tz)
         await conn.execute(q.CALLED_BACK, since, self._callback_hours)
         await conn.execute(q.REACHED, since, self._callback_hours)
         if tables["c"]:

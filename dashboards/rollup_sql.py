@@ -1,5 +1,6 @@
-"""SQL of the rollup (``dashboards_call_facts``). $1 is the watermark (rows changed since),
-$2 the window in hours, $3 the start of this run. Fixed fragments only: values are parameters.
+"""SQL of the rollup (``dashboards_call_facts``). $1 is the watermark (rows changed since);
+each statement's other parameters are in its docstring. Fixed fragments only: values are
+parameters.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ _NO_DECISION = """
 
 _FACTS = """
 INSERT INTO dashboards_call_facts AS f (call_id, started_at, phone, caller_key, did, source,
-    campaign, clinic, queue, known, answered, queued, talk_seconds, rolled_at)
+    campaign, clinic, queue, agent, local_dow, local_hour, known, answered, queued, wait_seconds,
+    talk_seconds, rolled_at)
 SELECT c.id, c.started_at, n.phone, hashtextextended(n.phone, 0), c.did,
        COALESCE(NULLIF(rd.ad_source, ''), c.ad_source), COALESCE(rd.campaign, ''),
-       COALESCE(rd.clinic, ''), c.queue, COALESCE(rd.patient_id, '') <> '',
-       c.answered_at IS NOT NULL, c.queued_at IS NOT NULL, c.talk_seconds, $2::timestamptz
+       COALESCE(rd.clinic, ''), c.queue, CASE WHEN c.answered_at IS NULL THEN '' ELSE c.agent END,
+       extract(isodow FROM c.started_at AT TIME ZONE $3::text),
+       extract(hour FROM c.started_at AT TIME ZONE $3::text),
+       COALESCE(rd.patient_id, '') <> '', c.answered_at IS NOT NULL, c.queued_at IS NOT NULL,
+       COALESCE(c.wait_seconds, extract(epoch FROM c.answered_at - c.queued_at)),
+       c.talk_seconds, $2::timestamptz
 FROM calls c CROSS JOIN LATERAL (SELECT dashboards_phone(c.caller) AS phone) n {decision}
 WHERE c.direction = 'inbound' AND c.state IN ('ended', 'abandoned')
   AND c.updated_at >= $1::timestamptz
@@ -28,29 +34,36 @@ ON CONFLICT (call_id) DO UPDATE SET
     started_at = EXCLUDED.started_at, phone = EXCLUDED.phone, caller_key = EXCLUDED.caller_key,
     did = EXCLUDED.did,
     source = EXCLUDED.source, campaign = EXCLUDED.campaign, clinic = EXCLUDED.clinic,
-    queue = EXCLUDED.queue, known = EXCLUDED.known, answered = EXCLUDED.answered,
-    queued = EXCLUDED.queued, talk_seconds = EXCLUDED.talk_seconds, rolled_at = EXCLUDED.rolled_at
+    queue = EXCLUDED.queue, agent = EXCLUDED.agent, local_dow = EXCLUDED.local_dow,
+    local_hour = EXCLUDED.local_hour, known = EXCLUDED.known, answered = EXCLUDED.answered,
+    queued = EXCLUDED.queued, wait_seconds = EXCLUDED.wait_seconds,
+    talk_seconds = EXCLUDED.talk_seconds, rolled_at = EXCLUDED.rolled_at
 """
 
 
 def facts_sql(has_decisions: bool) -> str:
-    """Upsert facts of inbound calls finished (or changed) since $1; $2 = this run's start."""
+    """Upsert facts of inbound calls finished (or changed) since $1; $2 = this run's start,
+    $3 = the clinic's time zone."""
     return _FACTS.format(decision=_DECISION if has_decisions else _NO_DECISION)
 
 
 CALLED_BACK = """
-UPDATE dashboards_call_facts f SET called_back = true
+UPDATE dashboards_call_facts f
+SET called_back = true, callback_agent = o.agent, callback_at = o.started_at
 FROM (
-    SELECT dashboards_phone(o.did) AS phone, o.started_at FROM calls o
-    WHERE o.direction <> 'inbound' AND o.did <> '' AND o.updated_at >= $1::timestamptz
-    UNION ALL
-    SELECT dashboards_phone(o.caller), o.started_at FROM calls o
-    WHERE o.direction <> 'inbound' AND o.caller <> '' AND o.updated_at >= $1::timestamptz
+    SELECT DISTINCT ON (phone) phone, agent, started_at FROM (
+        SELECT dashboards_phone(o.did) AS phone, o.agent, o.started_at FROM calls o
+        WHERE o.direction <> 'inbound' AND o.did <> '' AND o.updated_at >= $1::timestamptz
+        UNION ALL
+        SELECT dashboards_phone(o.caller), o.agent, o.started_at FROM calls o
+        WHERE o.direction <> 'inbound' AND o.caller <> '' AND o.updated_at >= $1::timestamptz
+    ) AS x ORDER BY phone, started_at
 ) o
 WHERE f.phone = o.phone AND NOT f.answered AND NOT f.called_back
   AND f.started_at < o.started_at AND f.started_at > o.started_at - $2::float8 * interval '1 hour'
 """
-"""A missed call is *called back* by a later outbound call to its number within $2 hours."""
+"""A missed call is *called back* by a later outbound call to its number within $2 hours; the
+first such call in a pass gives the operator and the time (callbacks on time, per operator)."""
 
 REACHED = """
 UPDATE dashboards_call_facts f SET reached = true

@@ -67,11 +67,17 @@ CREATE TABLE IF NOT EXISTS dashboards_call_facts (
     campaign        text NOT NULL DEFAULT '',
     clinic          text NOT NULL DEFAULT '',
     queue           text NOT NULL DEFAULT '',
+    agent           text NOT NULL DEFAULT '',
+    local_dow       smallint NOT NULL,
+    local_hour      smallint NOT NULL,
     known           boolean NOT NULL DEFAULT false,
     answered        boolean NOT NULL DEFAULT false,
     queued          boolean NOT NULL DEFAULT false,
+    wait_seconds    double precision,
     talk_seconds    double precision,
     called_back     boolean NOT NULL DEFAULT false,
+    callback_agent  text,
+    callback_at     timestamptz,
     reached         boolean NOT NULL DEFAULT false,
     appointment_id  bigint,
     appointment_status text,
@@ -79,6 +85,10 @@ CREATE TABLE IF NOT EXISTS dashboards_call_facts (
 );
 CREATE INDEX IF NOT EXISTS dashboards_call_facts_started ON dashboards_call_facts (started_at);
 CREATE INDEX IF NOT EXISTS dashboards_call_facts_phone ON dashboards_call_facts (phone, started_at);
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_agent ON dashboards_call_facts (agent, started_at)
+    WHERE agent <> '';
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_callback
+    ON dashboards_call_facts (callback_agent, started_at) WHERE callback_agent IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS dashboards_rollup_state (
     name       text PRIMARY KEY,
