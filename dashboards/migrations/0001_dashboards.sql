@@ -7,6 +7,9 @@ CREATE INDEX IF NOT EXISTS calls_outbound_did_idx ON calls (did, started_at)
     WHERE direction <> 'inbound';
 -- Operator KPIs over a range.
 CREATE INDEX IF NOT EXISTS calls_agent_idx ON calls (agent, started_at) WHERE agent <> '';
+-- The rollup's passes read the calls written since its watermark. BRIN: tiny and cheap to keep
+-- on an append-mostly timestamp (PostgreSQL 16+ also keeps the writer's updates HOT with it).
+CREATE INDEX IF NOT EXISTS calls_updated_brin ON calls USING brin (updated_at);
 -- Missed rings per operator (AgentRingNoAnswer events in the timeline).
 CREATE INDEX IF NOT EXISTS call_events_ring_noanswer_idx ON call_events (at)
     WHERE type = 'AgentRingNoAnswer';

@@ -149,5 +149,21 @@ async def test_roles(fresh_pg_dsn: str, redis_url: str, redis_prefix: str) -> No
         async with http.post(f"{base}/api/dashboards/ticket",
                              headers={"X-Test-Role": "marketer"}) as resp:  # fmt: skip
             assert resp.status == 403
+        spy = f"{base}/api/dashboards/spy"
+        for body, code, error in (
+            ({"agent": "PJSIP/op101", "mode": "listen", "supervisor": "PJSIP/sup1"}, 409,
+             "dashboards-operator-not-in-call"),  # the call is over
+            ({"agent": "PJSIP/op999", "mode": "listen", "supervisor": "PJSIP/sup1"}, 404,
+             "dashboards-unknown-operator"),
+            ({"agent": "PJSIP/op101", "mode": "record", "supervisor": "PJSIP/sup1"}, 400,
+             "dashboards-invalid"),
+            ({"agent": "PJSIP/op101", "mode": "listen"}, 400, "dashboards-invalid"),  # no phone
+        ):  # fmt: skip
+            async with http.post(spy, json=body, headers=AUTH) as resp:
+                assert (resp.status, (await resp.json())["error_id"]) == (code, error)
+        async with http.post(spy, json={}, headers={"X-Test-Role": "marketer"}) as resp:
+            assert resp.status == 403
+        async with http.get(f"{spy}/audit", headers=AUTH) as resp:
+            assert (resp.status, (await resp.json())["audit"]) == (200, [])
         async with http.get(f"{base}/board") as resp:  # the page itself is public
             assert resp.status == 200 and "board.js" in await resp.text()
