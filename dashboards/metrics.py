@@ -28,28 +28,29 @@ def _per_queue(board: Board, pick: Callable[[dict[str, Any]], Any]) -> Callable[
     return read
 
 
+QUEUE_FIGURES: list[tuple[str, str, Callable[[dict[str, Any]], Any]]] = [
+    ("waiting", "callers waiting now", lambda r: r["waiting"]),
+    ("longest_wait_seconds", "longest current wait", lambda r: r["longest_wait"]),
+    ("estimated_wait_seconds", "estimated wait for a new caller",
+     lambda r: r["estimated_wait"]),
+    ("service_level_today", "answered within the SL time / offered, today",
+     lambda r: r["today"]["service_level"]),
+    ("service_level_15m", "service level over the last 15 minutes",
+     lambda r: r["last15"]["service_level"]),
+    ("abandon_rate_15m", "abandoned / offered, last 15 minutes",
+     lambda r: r["last15"]["abandon_rate"]),
+    ("asa_today_seconds", "average speed of answer today", lambda r: r["today"]["asa"]),
+    ("aht_today_seconds", "average handle time today", lambda r: r["today"]["aht"]),
+    ("offered_today", "calls offered today", lambda r: r["today"]["offered"]),
+    ("overloaded", "1 while the overload alarm is raised",
+     lambda r: 1 if r["overload"] == "overloaded" else 0),
+]  # fmt: skip
+
+
 def board_metrics(board: Board, webhook_sent: Callable[[], int],
                   webhook_failed: Callable[[], int]) -> list[Metric]:  # fmt: skip
-    q = ("queue",)
-    queue_figures: list[tuple[str, str, Callable[[dict[str, Any]], Any]]] = [
-        ("waiting", "callers waiting now", lambda r: r["waiting"]),
-        ("longest_wait_seconds", "longest current wait", lambda r: r["longest_wait"]),
-        ("estimated_wait_seconds", "estimated wait for a new caller",
-         lambda r: r["estimated_wait"]),
-        ("service_level_today", "answered within the SL time / offered, today",
-         lambda r: r["today"]["service_level"]),
-        ("service_level_15m", "service level over the last 15 minutes",
-         lambda r: r["last15"]["service_level"]),
-        ("abandon_rate_15m", "abandoned / offered, last 15 minutes",
-         lambda r: r["last15"]["abandon_rate"]),
-        ("asa_today_seconds", "average speed of answer today", lambda r: r["today"]["asa"]),
-        ("aht_today_seconds", "average handle time today", lambda r: r["today"]["aht"]),
-        ("offered_today", "calls offered today", lambda r: r["today"]["offered"]),
-        ("overloaded", "1 while the overload alarm is raised",
-         lambda r: 1 if r["overload"] == "overloaded" else 0),
-    ]  # fmt: skip
-    metrics = [Metric(f"callserver_dashboards_queue_{name}", help, _per_queue(board, pick), q)
-               for name, help, pick in queue_figures]  # fmt: skip
+    metrics = [Metric(f"callserver_dashboards_queue_{name}", help, _per_queue(board, pick),
+                      ("queue",)) for name, help, pick in QUEUE_FIGURES]  # fmt: skip
 
     def by_state() -> dict[tuple[str, ...], float]:
         counts = dict.fromkeys(STATES, 0.0)

@@ -8,6 +8,7 @@ Optional port ``operator_directory`` (desk): operators' names instead of ``PJSIP
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -81,7 +82,8 @@ class DashboardsPlugin:
         )
 
 
-def _names(directory: OperatorDirectory | None):  # type: ignore[no-untyped-def]
+def _names(directory: OperatorDirectory | None) -> Callable[[str], str]:
+    """People's names from the desk's directory; "" (the board falls back) without it."""
     if directory is None:
         return lambda interface: ""
     return directory.name_for

@@ -89,6 +89,7 @@ class Rollup:
         await conn.execute(q.CALLED_BACK, since, self._callback_hours)
         await conn.execute(q.REACHED, since, self._callback_hours)
         if tables["c"]:
-            await conn.execute(q.BOOKED, since, self._booking_hours, started)
+            await conn.execute(q.BOOKED_NEW_FACTS, since, self._booking_hours, started)
+            await conn.execute(q.BOOKED_NEW_APPOINTMENTS, since, self._booking_hours)
             await conn.execute(q.VISIT_STATUS, since)
         return int(status.split()[-1])

@@ -80,15 +80,24 @@ WHERE f.phone = o.phone AND NOT f.answered AND NOT f.reached
 """
 """A missed call is *reached* by a later answered call with its number (either direction)."""
 
-BOOKED = """
+BOOKED_NEW_FACTS = """
 UPDATE dashboards_call_facts f SET appointment_id = a.id, appointment_status = a.status
 FROM crm_patient_phones p JOIN crm_appointments a ON a.patient_id = p.patient_id
-WHERE f.phone = p.phone AND f.appointment_id IS NULL
+WHERE f.rolled_at >= $3::timestamptz AND f.appointment_id IS NULL AND f.phone = p.phone
   AND a.created_at >= f.started_at AND a.created_at < f.started_at + $2::float8 * interval '1 hour'
-  AND (a.updated_at >= $1::timestamptz OR f.rolled_at >= $3::timestamptz)
+  AND $1::timestamptz IS NOT NULL
 """
-"""A call *booked* when its caller's patient got an appointment created within $2 hours after
-it (checked for new facts and for appointments changed since $1)."""
+"""Calls rolled up in this pass ($3) that led to an appointment created within $2 hours."""
+
+BOOKED_NEW_APPOINTMENTS = """
+UPDATE dashboards_call_facts f SET appointment_id = a.id, appointment_status = a.status
+FROM crm_appointments a JOIN crm_patient_phones p ON p.patient_id = a.patient_id
+WHERE a.updated_at >= $1::timestamptz AND f.phone = p.phone AND f.appointment_id IS NULL
+  AND f.started_at <= a.created_at AND f.started_at > a.created_at - $2::float8 * interval '1 hour'
+"""
+"""Appointments changed since $1 credited to the calls of the $2 hours before them. Together
+with ``BOOKED_NEW_FACTS``: a call *booked* when its caller's patient got an appointment created
+within the window after it."""
 
 VISIT_STATUS = """
 UPDATE dashboards_call_facts f SET appointment_status = a.status

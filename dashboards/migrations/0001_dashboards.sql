@@ -90,6 +90,9 @@ CREATE INDEX IF NOT EXISTS dashboards_call_facts_started ON dashboards_call_fact
 CREATE INDEX IF NOT EXISTS dashboards_call_facts_phone ON dashboards_call_facts (phone, started_at);
 CREATE INDEX IF NOT EXISTS dashboards_call_facts_agent ON dashboards_call_facts (agent, started_at)
     WHERE agent <> '';
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_rolled ON dashboards_call_facts (rolled_at);
+CREATE INDEX IF NOT EXISTS dashboards_call_facts_appointment
+    ON dashboards_call_facts (appointment_id) WHERE appointment_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS dashboards_call_facts_callback
     ON dashboards_call_facts (callback_agent, started_at) WHERE callback_agent IS NOT NULL;
 
