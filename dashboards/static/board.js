@@ -1,118 +1,112 @@
-// Live board: snapshot from /api/live + /api/calls, then domain events from /ws/live.
-// Every value from the server is untrusted (caller IDs come from the phone network):
-// text goes in with textContent only, never innerHTML.
+// Supervisor board: one WebSocket (/ws/board) pushes the whole board about twice a second.
+// Text from the server (caller IDs, names, reasons) goes in with textContent only.
 "use strict";
 (function () {
-  const state = { calls: new Map(), agents: new Map(), recent: [], token: "" };
   const $ = (id) => document.getElementById(id);
+  let last = null;
 
-  function takeToken() {
-    const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
-    if (m) {
-      sessionStorage.setItem("callserver-token", decodeURIComponent(m[1]));
-      history.replaceState(null, "", location.pathname);
-    }
-    return sessionStorage.getItem("callserver-token") || "";
-  }
-
-  async function api(path) {
-    const r = await fetch(path, { headers: { Authorization: "Bearer " + state.token } });
-    if (r.status === 401) { showLogin(); throw new Error("unauthorized"); }
-    if (!r.ok) throw new Error(path + " " + r.status);
-    return r.json();
-  }
-
+  function setConn(key) { const c = $("conn"); c.dataset.state = key; c.textContent = I18N.t(key);
+    c.className = "pill " + (key === "live" ? "up" : "down"); }
   function showLogin() { $("login").hidden = false; $("main").hidden = true; }
 
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text == null ? "" : String(text);
-    if (cls) td.className = cls;
-    tr.appendChild(td);
+  function renderQueues(queues) {
+    CS.fill($("queues").querySelector("tbody"), queues, (tr, q) => {
+      CS.cell(tr, q.name); CS.cell(tr, q.waiting, q.waiting ? "hot" : "");
+      CS.cell(tr, CS.dur(q.longest_wait)); CS.cell(tr, CS.dur(q.estimated_wait));
+      const low = (v) => (v != null && v < (last.policy.sl_target || 0.8) ? "bad" : "");
+      CS.cell(tr, CS.pct(q.today.service_level), low(q.today.service_level));
+      CS.cell(tr, CS.pct(q.last15.service_level), low(q.last15.service_level));
+      CS.cell(tr, CS.pct(q.today.abandon_rate)); CS.cell(tr, CS.pct(q.last15.abandon_rate));
+      CS.cell(tr, CS.dur(q.today.asa)); CS.cell(tr, CS.dur(q.last15.asa));
+      CS.cell(tr, CS.dur(q.today.aht)); CS.cell(tr, CS.dur(q.last15.aht));
+      CS.cell(tr, q.today.offered);
+      if (q.overload === "overloaded") tr.className = "overloaded";
+    });
   }
 
-  function fill(tableId, rows, render) {
-    const body = $(tableId).querySelector("tbody");
-    body.replaceChildren();
-    for (const row of rows) { const tr = document.createElement("tr"); render(tr, row); body.appendChild(tr); }
+  function renderOperators(ops) {
+    CS.fill($("agents").querySelector("tbody"), ops, (tr, o) => {
+      CS.cell(tr, o.name);
+      CS.cell(tr, I18N.t(o.state) + (o.reason ? " — " + o.reason : ""), "op-" + o.state);
+      CS.cell(tr, o.caller ? o.caller + " · " + CS.dur(o.talk) : "");
+      CS.cell(tr, o.calls_today); CS.cell(tr, o.missed_in_row, o.missed_in_row >= 3 ? "bad" : "");
+      const td = document.createElement("td");
+      if (o.state === "talking") {
+        for (const mode of ["listen", "whisper", "barge"]) {
+          const b = CS.el("button", I18N.t(mode), "spy");
+          b.type = "button"; b.dataset.agent = o.interface; b.dataset.mode = mode;
+          td.appendChild(b);
+        }
+      }
+      tr.appendChild(td);
+    });
   }
-
-  const STATUS = { not_inuse: "free", inuse: "in call", busy: "busy", ringing: "ringing",
-    ringinuse: "ringing", onhold: "on hold", unavailable: "offline", invalid: "offline", unknown: "?" };
-  const secs = (v) => (v == null ? "" : Math.round(v) + " s");
-  const time = (v) => (v ? new Date(typeof v === "number" ? v * 1000 : v).toLocaleTimeString() : "");
 
   function render() {
-    const now = Date.now() / 1000;
-    const waiting = [...state.calls.values()].filter((c) => c.state === "queued" || c.state === "agent_ringing");
-    waiting.sort((a, b) => (a.queued_at || a.started_at) - (b.queued_at || b.started_at));
-    $("t-live").textContent = state.calls.size;
-    $("t-waiting").textContent = waiting.length;
-    const longest = waiting.length ? now - (waiting[0].queued_at || waiting[0].started_at) : 0;
-    $("t-longest").textContent = Math.max(0, Math.round(longest)) + " s";
-    $("t-answered").textContent = state.recent.filter((c) => c.answered_at).length;
-    $("t-abandoned").textContent = state.recent.filter((c) => c.state === "abandoned").length;
-    fill("waiting", waiting, (tr, c) => {
-      cell(tr, c.caller_name && c.caller_name !== c.caller ? c.caller + " " + c.caller_name : c.caller);
-      cell(tr, c.queue); cell(tr, c.ad_source); cell(tr, secs(now - (c.queued_at || c.started_at)));
+    if (!last) return;
+    const b = last;
+    renderQueues(b.queues);
+    renderOperators(b.operators);
+    CS.fill($("waiting").querySelector("tbody"), b.waiting, (tr, w) => {
+      CS.cell(tr, w.caller_name && w.caller_name !== w.caller ? w.caller + " " + w.caller_name : w.caller);
+      CS.cell(tr, w.queue); CS.cell(tr, w.ad_source); CS.cell(tr, CS.dur(w.wait));
     });
-    const agents = [...state.agents.values()].sort((a, b) => a.interface.localeCompare(b.interface));
-    fill("agents", agents, (tr, a) => {
-      cell(tr, a.name || a.interface); cell(tr, (a.queues || []).join(", "));
-      cell(tr, a.paused ? "paused " + (a.paused_reason || "") : STATUS[a.status] || a.status, a.paused ? "paused" : "status-" + a.status);
-      cell(tr, a.calls_taken);
+    CS.fill($("missed").querySelector("tbody"), b.missed.slice().reverse(), (tr, m) => {
+      CS.cell(tr, m.caller); CS.cell(tr, m.queue); CS.cell(tr, CS.clock(m.missed_at)); CS.cell(tr, CS.dur(m.age));
     });
-    fill("recent", state.recent.slice(0, 40), (tr, c) => {
-      cell(tr, time(c.started_at)); cell(tr, c.caller); cell(tr, c.ad_source); cell(tr, c.queue);
-      cell(tr, c.agent); cell(tr, c.state, "state-" + c.state); cell(tr, secs(c.wait_seconds)); cell(tr, secs(c.talk_seconds));
-    });
-  }
-
-  function onEvent(ev) {
-    if (ev.agent) { state.agents.set(ev.agent.interface, ev.agent); }
-    if (ev.call) {
-      const c = ev.call;
-      if (c.state === "ended" || c.state === "abandoned") {
-        state.calls.delete(c.id);
-        state.recent = [c, ...state.recent.filter((r) => r.id !== c.id)].slice(0, 200);
-      } else { state.calls.set(c.id, c); }
+    const box = $("alarms");
+    box.replaceChildren();
+    if (!b.alarms.length) box.appendChild(CS.el("div", I18N.t("no_alarms"), "ok"));
+    for (const a of b.alarms) {
+      const value = a.kind === "low_service_level" ? CS.pct(a.value)
+        : (a.kind === "long_wait" || a.kind === "overload") && a.value != null ? Math.round(a.value) : a.value;
+      box.appendChild(CS.el("div", I18N.t("alarm_" + a.kind, { queue: a.queue, operator: a.operator, value }),
+        "alarm alarm-" + a.kind));
     }
-    if (ev.type === "ModelResynced") { loadSnapshot(); }
-    scheduleRender();
   }
 
-  let pending = false;
-  function scheduleRender() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); } }
-
-  async function loadSnapshot() {
-    const live = await api("/api/live");
-    state.calls = new Map((live.calls || []).map((c) => [c.id, c]));
-    state.agents = new Map((live.agents || []).map((a) => [a.interface, a]));
-    const recent = await api("/api/calls?limit=200");
-    state.recent = recent.calls || [];
-    render();
+  async function spy(agent, mode) {
+    const phone = $("my-phone").value.trim();
+    localStorage.setItem("callserver-my-phone", phone);
+    try {
+      await CS.api("/api/dashboards/spy", "POST", { agent, mode, supervisor: phone });
+      $("spy-status").textContent = I18N.t("spy_started");
+    } catch (e) { $("spy-status").textContent = I18N.t("spy_failed") + ": " + e.message; }
   }
 
-  function connect() {
+  async function connect() {
+    let ticket;
+    try { ticket = (await CS.api("/api/dashboards/ticket", "POST")).ticket; }
+    catch (e) { if (e.status === 401 || e.status === 403) { showLogin(); return; } setTimeout(connect, 2000); return; }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/ws/live?token=" + encodeURIComponent(state.token));
-    ws.onopen = () => { $("conn").textContent = "live"; $("conn").className = "pill up"; loadSnapshot().catch(() => {}); };
-    ws.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { console.warn(e); } };
-    ws.onclose = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "pill down"; setTimeout(connect, 2000); };
+    const ws = new WebSocket(proto + "//" + location.host + "/ws/board?ticket=" + encodeURIComponent(ticket));
+    ws.onopen = () => setConn("live");
+    ws.onmessage = (m) => { try { last = JSON.parse(m.data); render(); } catch (e) { console.warn(e); } };
+    ws.onclose = () => { setConn("reconnecting"); setTimeout(connect, 2000); };
   }
 
-  function start() {
-    state.token = takeToken();
-    if (!state.token) { showLogin(); return; }
+  async function start() {
+    CS.takeToken();
     $("login").hidden = true; $("main").hidden = false;
+    try {
+      const cfg = await CS.api("/api/dashboards/config");
+      CS.state.tz = cfg.timezone;
+      if (!I18N.saved()) I18N.set(cfg.language, false);
+    } catch (e) { if (e.status === 401 || e.status === 403) { showLogin(); return; } }
+    I18N.apply(); setConn("connecting");
     connect();
-    setInterval(render, 1000);
   }
 
+  $("my-phone").value = localStorage.getItem("callserver-my-phone") || "";
+  $("agents").addEventListener("click", (e) => {
+    const b = e.target.closest("button.spy");
+    if (b) spy(b.dataset.agent, b.dataset.mode);
+  });
   $("login-form").addEventListener("submit", (e) => {
     e.preventDefault();
     sessionStorage.setItem("callserver-token", $("token-input").value);
     start();
   });
+  CS.langSwitch(() => { setConn($("conn").dataset.state); render(); });
   start();
 })();
