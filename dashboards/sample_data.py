@@ -69,9 +69,9 @@ def call_rows(day: date = DAY) -> list[dict[str, Any]]:
             "id": cid, "direction": "inbound", "caller": caller, "did": did,
             "ad_source": ROUTE[did][0], "queue": QUEUE if queued else "", "agent": agent,
             "state": state, "started_at": start, "queued_at": queued, "answered_at": answered,
-            "ended_at": ended, "wait_seconds": wait if answered else None,
+            "ended_at": ended, "wait_seconds": wait if queued else None,
             "talk_seconds": talk if answered else None,
-            "hold_seconds": wait if queued and not answered else None,
+            "hold_seconds": None,
         })  # fmt: skip
     cb = at("10:30", day)
     rows.append({

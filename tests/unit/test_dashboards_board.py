@@ -65,7 +65,7 @@ def play_day(model: LiveModel, bus: EventBus) -> None:
             step(ts["queued_at"] + 11, model.agent_ring_no_answer, u, QUEUE, "PJSIP/op101")
         if "answered_at" in ts:
             step(ts["answered_at"], model.agent_connected, u, QUEUE, r["agent"],
-                 hold_seconds=r["wait_seconds"])  # fmt: skip
+                 wait_seconds=r["wait_seconds"])  # fmt: skip
             step(ts["ended_at"], model.agent_completed, u, QUEUE, r["agent"],
                  talk_seconds=r["talk_seconds"])  # fmt: skip
         elif "queued_at" in ts:
