@@ -36,7 +36,7 @@ from callserver.core.model.live import LiveModel
 from callserver.database import Database
 from callserver.health_checks import build_health_checks
 from callserver.metrics import Metrics
-from callserver.metrics_wiring import register_metrics
+from callserver.metrics_wiring import KNOWN_AMI_EVENTS, register_metrics
 from callserver.plugin_api import Component, Contribution, PluginDeps, Ports, ServerInfo
 from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migration_sources
 from callserver.store.call_writer import CallWriter
@@ -144,7 +144,8 @@ class CallServer:
         self.stasis.on_event(event)
 
     def _on_ami_event(self, msg: AmiMessage) -> None:
-        self.ami_events[msg.name] += 1
+        # unknown names share one counter: whatever arrives on the AMI port, memory is bounded
+        self.ami_events[msg.name if msg.name in KNOWN_AMI_EVENTS else "other"] += 1
         self.translator.handle(msg)
 
     async def _resync(self) -> None:
