@@ -59,6 +59,11 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     )
     m.counter("callserver_ami_reconnects_total", "AMI reconnects", lambda: ami.reconnects)
     m.counter(
+        "callserver_ami_connect_attempts_total",
+        "AMI connection attempts (a silent or half-speaking peer shows here, never logged in)",
+        lambda: ami.connect_attempts,
+    )
+    m.counter(
         "callserver_ami_bad_events_total",
         "AMI events dropped as malformed",
         lambda: server.translator.bad,
@@ -136,6 +141,20 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.gauge(
         "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
     )
+    m.counter(
+        "callserver_live_ws_dropped_total",
+        "live WebSocket clients dropped: too slow to read (queue full or send timed out)",
+        lambda: server.hub.dropped_clients,
+    )
+    m.gauge("callserver_http_connections", "HTTP connections open",
+            lambda: server.http_connections)  # fmt: skip
+    m.counter(
+        "callserver_http_request_timeouts_total",
+        "HTTP requests cut at the deadline: client (body too slow) or handler (too slow)",
+        lambda: {("client",): server.http_deadline.client_timeouts,
+                 ("handler",): server.http_deadline.handler_timeouts},
+        labels=("side",),
+    )  # fmt: skip
     m.gauge("callserver_ari_stasis_calls", "calls in the Stasis app", lambda: server.stasis.active)
     m.counter(
         "callserver_ari_stasis_refused_total",

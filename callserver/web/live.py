@@ -73,7 +73,7 @@ class LiveHub:
                 async with asyncio.timeout(SEND_TIMEOUT):
                     await ws.send_str(text)
         except (ConnectionError, TimeoutError):
-            pass
+            self.dropped_clients += 1  # a client that does not read: cut, it reconnects
         finally:
             self._clients.discard(queue)
             await cancel_and_wait(reader)
