@@ -151,6 +151,7 @@ async def test_a_live_websocket_client_that_never_reads_is_dropped_and_counted(
     server: CallServer,
 ) -> None:
     baseline = server.http_connections
+    tasks_before = len(asyncio.all_tasks())
     peers = [await _ws_handshake(server.config.http.port) for _ in range(5)]
     await wait_until(lambda: server.hub.clients == 5, 5, "5 WebSocket clients")
     event = BigEvent(20_000)
@@ -167,6 +168,7 @@ async def test_a_live_websocket_client_that_never_reads_is_dropped_and_counted(
     for _, writer in peers:
         writer.close()
     await wait_until(lambda: server.http_connections == baseline, 15, "connections back")
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before, 3, "handler tasks gone")
 
 
 AGI_HALF = b"agi_network: yes\nagi_network_script: route\nagi_request: agi://x/route\nagi_ch"
@@ -177,6 +179,7 @@ async def test_fastagi_peers_saying_nothing_or_half_an_environment_are_timed_out
 ) -> None:
     port = server.agi.port
     errors_before = server.agi.errors
+    tasks_before = len(asyncio.all_tasks())
     peers = [await _open(port) for _ in range(2 * PEERS)]
     for _, writer in peers[PEERS:]:
         writer.write(AGI_HALF)
@@ -188,6 +191,7 @@ async def test_fastagi_peers_saying_nothing_or_half_an_environment_are_timed_out
         writer.close()
     await wait_until(lambda: server.agi.sessions_active == 0, 3, "sessions ended")
     assert server.agi.errors - errors_before == 2 * PEERS
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before, 3, "session tasks gone")
 
 
 @dataclass
