@@ -114,6 +114,10 @@ class RetentionJob:
                 self.failures += 1
                 log.warning("retention run failed (%s: %s); next run in %.0f h",
                             type(exc).__name__, exc, self._settings.interval_hours)  # fmt: skip
+            except Exception:  # a bug must not end retention for good: log it, run next time
+                self.failures += 1
+                log.exception("retention run crashed; next run in %.0f h",
+                              self._settings.interval_hours)  # fmt: skip
             await asyncio.sleep(self._settings.interval_hours * 3600.0)
 
     async def run_once(self) -> dict[str, int]:

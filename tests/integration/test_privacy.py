@@ -24,6 +24,7 @@ from callserver.plugin_api import Contribution, PluginDeps
 from callserver.plugins import LoadedPlugin, load_plugins, order
 from callserver.web.auth import Principal
 from devtools.services import free_port
+from privacy.config import RetentionSettings
 from privacy.retention import RetentionJob
 
 TOKEN = "privacy-token"
@@ -290,3 +291,22 @@ async def test_retention_deletes_what_is_older_than_its_period_in_batches(
     assert await _count(srv, "SELECT count(*) FROM call_events WHERE call_id = 'new.1'") == 3
     assert await _count(srv, "SELECT count(*) FROM crm_outbox WHERE status = 'pending'") == 1
     assert not old_rec.exists() and new_rec.exists()
+
+
+async def test_a_retention_run_without_postgresql_is_counted_and_retried(redis_url: str) -> None:
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+                                     min_size=0, timeout=0.5)  # fmt: skip
+    cache = aioredis.from_url(redis_url)
+    job = RetentionJob(RetentionSettings(interval_hours=0.0001), pool=pool, redis=cache,
+                       redis_prefix="cstest:none:")  # fmt: skip
+    await job.start()
+    try:
+        deadline = time.monotonic() + 10
+        while job.failures < 2:  # the first run failed, and it tried again
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert job.runs == 0
+    finally:
+        await job.aclose()
+        await pool.close()
+        await cache.aclose()
