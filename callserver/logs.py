@@ -36,6 +36,8 @@ _PHONE = re.compile(
 """E.164 (``+`` and 10–15 digits) and Russian 11-digit numbers (7…/8…), separators allowed.
 Not 10-digit epochs nor Asterisk uniqueids (``1733000000.12``)."""
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|hmac|api_key|apikey", re.IGNORECASE)
+ALWAYS = {"always_log": True}
+"""``log.warning(..., extra=ALWAYS)``: never held back by ``RepeatLimiter``."""
 MIN_SECRET_LEN = 4
 """Shorter values are not redacted (replacing "ab" everywhere would ruin every line)."""
 
@@ -131,7 +133,9 @@ class RepeatLimiter(logging.Filter):
     at most ``burst`` times per ``interval`` seconds (monotonic clock). When a window with
     held-back records ends, one summary record goes to ``emit`` at the next record logged (or
     at ``flush()``): ``<last message> [repeated 37 more times in 60 s]``. At most ``max_keys``
-    templates are tracked (the oldest are summarised and forgotten first). Thread-safe."""
+    templates are tracked (the oldest are summarised and forgotten first). A record logged with
+    ``extra=ALWAYS`` is never held back (an incident id a client was given must be findable).
+    Thread-safe."""
 
     def __init__(
         self,
@@ -151,7 +155,7 @@ class RepeatLimiter(logging.Filter):
         """Records held back since start (all templates)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "repeat_summary", False):
+        if getattr(record, "repeat_summary", False) or getattr(record, "always_log", False):
             return True
         key = (record.name, record.levelno, record.pathname, record.lineno, str(record.msg))
         with self._lock:

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from callserver.errors import CallserverError, ErrorCategory
+from callserver.logs import ALWAYS
 from callserver.logs import escape_control as escape
 from callserver.web.auth import PRINCIPAL, Authenticator
 
@@ -66,7 +67,7 @@ def error_response(error: CallserverError, request: web.Request) -> web.Response
         return json_error(status, error.error_id, error.message, **error.details)
     incident = secrets.token_hex(6)
     log.warning("%s %s: %s [incident %s]", request.method, escape(request.path),
-                escape(str(error)), incident)  # fmt: skip
+                escape(str(error)), incident, extra=ALWAYS)  # fmt: skip
     message = error.public_message or GENERIC_MESSAGE.get(error.category, "error")
     return json_error(status, error.error_id, message, incident=incident)
 
@@ -148,6 +149,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         incident = secrets.token_hex(6)
         log.exception("unhandled error in %s %s [incident %s]", request.method,
-                      escape(request.path), incident)  # fmt: skip
+                      escape(request.path), incident, extra=ALWAYS)  # fmt: skip
         return json_error(500, "internal-error", GENERIC_MESSAGE[ErrorCategory.INTERNAL],
                           incident=incident)  # fmt: skip

@@ -11,7 +11,7 @@ from callserver.asterisk.ami_translate import AmiTranslator
 from callserver.config import load_config
 from callserver.core.bus import EventBus
 from callserver.core.model.live import LiveModel
-from callserver.logs import RepeatLimiter, SafeFormatter, config_secrets, mask_phones
+from callserver.logs import ALWAYS, RepeatLimiter, SafeFormatter, config_secrets, mask_phones
 
 FMT = "%(levelname)s %(name)s: %(message)s"
 
@@ -146,3 +146,10 @@ def test_caller_numbers_in_malformed_ami_events_reach_the_log_masked() -> None:
     out = stream.getvalue()
     assert translator.bad == 20 and out.count("\n") == 20
     assert "916555" not in out and "***0019" in out
+
+
+def test_a_line_carrying_an_incident_id_is_never_held_back() -> None:
+    log, stream, limiter, _ = _rig(burst=1)
+    for i in range(20):
+        log.warning("GET /api/calls: db down [incident %s]", f"{i:012x}", extra=ALWAYS)
+    assert len(stream.getvalue().splitlines()) == 20 and limiter.held == 0
