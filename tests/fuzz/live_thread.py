@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from callserver.app import CallServer
 from callserver.config import load_config
@@ -83,3 +84,14 @@ def threaded_server(
     finally:
         live.stop()
         _admin_dsn_call(services, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(_drop_keys(services.redis_url, f"cstest:{name}:"))
+
+
+async def _drop_keys(url: str, prefix: str) -> None:
+    client = aioredis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
