@@ -9,7 +9,7 @@ import sys
 
 from callserver.config import load_config
 from callserver.errors import ConfigError
-from callserver.logs import setup_logging
+from callserver.logs import config_secrets, setup_logging
 from callserver.plugin_api import PluginError
 from callserver.plugins import load_plugins
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PluginError) as exc:
         print(f"callserver: bad configuration: {exc}", file=sys.stderr)
         return 2
+    setup_logging(args.log_level, secrets=config_secrets(config))  # now it knows the secrets
     if args.command == "check-config":
         print("configuration OK; plugins: " + (", ".join(p.name for p in plugins) or "none"))
         return 0

@@ -36,21 +36,29 @@ from callserver.core.model.live import LiveModel
 from callserver.database import Database
 from callserver.health_checks import build_health_checks
 from callserver.metrics import Metrics
-from callserver.metrics_wiring import register_metrics
+from callserver.metrics_wiring import KNOWN_AMI_EVENTS, register_metrics
 from callserver.plugin_api import Component, Contribution, PluginDeps, Ports, ServerInfo
 from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migration_sources
 from callserver.store.call_writer import CallWriter
 from callserver.store.live_state import RedisLiveState
 from callserver.store.migrate import core_sources
 from callserver.store.open_calls import PgOpenCalls
-from callserver.web.app import build_web_app
+from callserver.web.app import REQUEST_TIMEOUT, build_web_app
 from callserver.web.auth import token_authenticator
 from callserver.web.calls import calls_routes
 from callserver.web.live import LIVE_WS_PATH, LiveHub, live_routes
+from callserver.web.middlewares import RequestDeadline
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 15.0
+HTTP_KEEPALIVE_TIMEOUT = 15.0
+"""Seconds an HTTP connection may sit idle, counted from the connect and from each answer: also
+the time a client has to send a complete request head (a slowloris dribbling headers is cut;
+aiohttp's default is an hour)."""
+HTTP_LINGERING_TIME = 1.0
+"""Seconds the rest of an unread request body is read and ignored after an early answer (a 408,
+a 413) so the client sees it; aiohttp's 10 s would let a slow body hold the connection on."""
 
 
 class CallServer:
@@ -108,6 +116,7 @@ class CallServer:
             self.bus.subscribe(subscriber)
         self._started: list[Component] = []
         self._runner: web.AppRunner | None = None
+        self.http_deadline = RequestDeadline(REQUEST_TIMEOUT)
 
     def _plugin_deps(self, ports: Ports) -> PluginDeps:
         return PluginDeps(
@@ -144,7 +153,8 @@ class CallServer:
         self.stasis.on_event(event)
 
     def _on_ami_event(self, msg: AmiMessage) -> None:
-        self.ami_events[msg.name] += 1
+        # unknown names share one counter: whatever arrives on the AMI port, memory is bounded
+        self.ami_events[msg.name if msg.name in KNOWN_AMI_EVENTS else "other"] += 1
         self.translator.handle(msg)
 
     async def _resync(self) -> None:
@@ -185,6 +195,7 @@ class CallServer:
             public_paths=[LIVE_WS_PATH, *(p for c in self.contributions for p in c.public_paths)],
             static=[(d.prefix, d.directory) for c in self.contributions for d in c.static],
             on_shutdown=[self.hub.close],
+            deadline=self.http_deadline,
         )
 
     async def start(self) -> None:
@@ -216,7 +227,10 @@ class CallServer:
             await self.ami.start()
         if self.config.ari.enabled:
             await self.ari.start()
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.web_app(), access_log=None, keepalive_timeout=HTTP_KEEPALIVE_TIMEOUT,
+            lingering_time=HTTP_LINGERING_TIME,
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         await site.start()
@@ -259,6 +273,12 @@ class CallServer:
             except Exception:
                 log.exception("error while stopping %s", getattr(closer, "__qualname__", closer))
         await self.redis.aclose()
+
+    @property
+    def http_connections(self) -> int:
+        """HTTP connections open now (requests, idle keep-alives, WebSockets)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     async def _stop_http(self) -> None:
         runner, self._runner = self._runner, None

@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+MAX_SERIES = 200
+"""Series one labelled family may expose. Labels come from data (queue names, event names …);
+beyond this many, the largest keep their labels and the rest are summed under ``other`` in every
+label, so a stream of odd names can never flood Prometheus."""
+
 Value = float | int | bool | None
 Reader = Callable[[], Value | Mapping[tuple[str, ...], Value]]
 
@@ -55,11 +60,25 @@ def _family(spec: _Spec, value: Value | Mapping[tuple[str, ...], Value]) -> Metr
     else:
         family = GaugeMetricFamily(name, spec.help, labels=spec.labels)
     if isinstance(value, Mapping):
-        for labels, v in value.items():
+        for labels, v in _capped(value, len(spec.labels)).items():
             family.add_metric(list(labels), float(v or 0))
     else:
         family.add_metric([], float(value or 0))
     return family
+
+
+def _capped(
+    series: Mapping[tuple[str, ...], Value], width: int, cap: int = MAX_SERIES
+) -> Mapping[tuple[str, ...], Value]:
+    """At most ``cap`` series: the ``cap - 1`` largest, the rest summed under ``("other", …)``."""
+    if len(series) <= cap:
+        return series
+    ranked = sorted(series.items(), key=lambda kv: float(kv[1] or 0), reverse=True)
+    kept = dict(ranked[: cap - 1])
+    other = ("other",) * width
+    rest = sum(float(v or 0) for _, v in ranked[cap - 1 :]) + float(kept.pop(other, 0) or 0)
+    kept[other] = rest
+    return kept
 
 
 class Metrics:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,6 +11,36 @@ if TYPE_CHECKING:
 
 AMI_STATES = ("disconnected", "connecting", "connected", "auth_failed")
 
+KNOWN_AMI_EVENTS = frozenset({
+    "AGIExecEnd", "AGIExecStart", "AgentCalled", "AgentComplete", "AgentConnect", "AgentDump",
+    "AgentRingNoAnswer", "AsyncAGIEnd", "AsyncAGIExec", "AsyncAGIStart", "AttendedTransfer",
+    "BlindTransfer", "BridgeCreate", "BridgeDestroy", "BridgeEnter", "BridgeInfoChannel",
+    "BridgeInfoComplete", "BridgeLeave", "BridgeMerge", "Cdr", "Cel", "ChanSpyStart",
+    "ChanSpyStop", "ConfbridgeJoin", "ConfbridgeLeave", "CoreShowChannel",
+    "CoreShowChannelsComplete", "DTMFBegin", "DTMFEnd", "DeviceStateChange", "DialBegin",
+    "DialEnd", "DialState", "ExtensionStatus", "FullyBooted", "Hangup", "HangupHandlerPop",
+    "HangupHandlerPush", "HangupHandlerRun", "HangupRequest", "Hold", "LocalBridge",
+    "LocalOptimizationBegin", "LocalOptimizationEnd", "MixMonitorStart", "MixMonitorStop",
+    "MusicOnHoldStart", "MusicOnHoldStop", "NewAccountCode", "NewCallerid", "NewConnectedLine",
+    "Newchannel", "Newexten", "Newstate", "OriginateResponse", "PeerStatus", "QueueCallerAbandon",
+    "QueueCallerJoin", "QueueCallerLeave", "QueueEntry", "QueueMember", "QueueMemberAdded",
+    "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRemoved", "QueueMemberRinginuse",
+    "QueueMemberStatus", "QueueParams", "QueueStatusComplete", "RTCPReceived", "RTCPSent",
+    "Registry", "Reload", "Rename", "Shutdown", "SoftHangupRequest", "Status", "StatusComplete",
+    "SuccessfulAuth", "UserEvent", "Unhold", "VarSet",
+})  # fmt: skip
+"""AMI event names counted under their own label; every other name Asterisk (or whatever
+answers on the AMI port) sends is counted as ``other``, so ``/metrics`` stays bounded."""
+
+
+def ami_events_by_name(counts: Mapping[str, int]) -> dict[tuple[str, ...], int]:
+    """``{(event,): n}`` with unknown event names summed under ``("other",)``."""
+    out: dict[tuple[str, ...], int] = {}
+    for name, n in list(counts.items()):
+        key = (name if name in KNOWN_AMI_EVENTS else "other",)
+        out[key] = out.get(key, 0) + n
+    return out
+
 
 def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> None:
     m = server.metrics
@@ -18,7 +48,7 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.counter(
         "callserver_ami_events_total",
         "AMI events received, by event name",
-        lambda: {(name,): n for name, n in server.ami_events.items()},
+        lambda: ami_events_by_name(server.ami_events),
         labels=("event",),
     )
     m.gauge(
@@ -28,6 +58,11 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
         labels=("state",),
     )
     m.counter("callserver_ami_reconnects_total", "AMI reconnects", lambda: ami.reconnects)
+    m.counter(
+        "callserver_ami_connect_attempts_total",
+        "AMI connection attempts (a silent or half-speaking peer shows here, never logged in)",
+        lambda: ami.connect_attempts,
+    )
     m.counter(
         "callserver_ami_bad_events_total",
         "AMI events dropped as malformed",
@@ -106,6 +141,20 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.gauge(
         "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
     )
+    m.counter(
+        "callserver_live_ws_dropped_total",
+        "live WebSocket clients dropped: too slow to read (queue full or send timed out)",
+        lambda: server.hub.dropped_clients,
+    )
+    m.gauge("callserver_http_connections", "HTTP connections open",
+            lambda: server.http_connections)  # fmt: skip
+    m.counter(
+        "callserver_http_request_timeouts_total",
+        "HTTP requests cut at the deadline: client (body too slow) or handler (too slow)",
+        lambda: {("client",): server.http_deadline.client_timeouts,
+                 ("handler",): server.http_deadline.handler_timeouts},
+        labels=("side",),
+    )  # fmt: skip
     m.gauge("callserver_ari_stasis_calls", "calls in the Stasis app", lambda: server.stasis.active)
     m.counter(
         "callserver_ari_stasis_refused_total",

@@ -62,7 +62,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise CrmValidationError(message="body too large", field="body")
     try:
         data = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5000-digit number, deep nesting
         raise CrmValidationError(message="body is not JSON", field="body") from None
     if not isinstance(data, dict):
         raise CrmValidationError(message="body must be a JSON object", field="body")

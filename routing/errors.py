@@ -21,6 +21,14 @@ class RulesError(RoutingError):
     category = ErrorCategory.INVALID
 
 
+class RulesReloadFailed(RoutingError):
+    """``POST /api/routing/rules/reload`` did not take effect (no file, or the file is invalid:
+    the old rules stay); ``details`` carry the version in force and the file's error."""
+
+    error_id = "routing-rules-not-reloaded"
+    category = ErrorCategory.INVALID
+
+
 class OverrideError(RoutingError):
     """A run-time override request is invalid (``details['field']`` names the bad field)."""
 

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from callserver.core.text import clean_text, first_bad_text, text_problem
 from callserver.logs import escape_control
-from routing.errors import DecisionNotFound, OverrideError
+from routing.errors import DecisionNotFound, OverrideError, RulesReloadFailed
 from routing.overrides import build_override
 from routing.service import RoutingService
 
@@ -72,15 +72,12 @@ class RoutingApi:
         )
 
     async def reload(self, request: web.Request) -> web.Response:
-        ok = self._service.rules.reload()
-        return _json(
-            {
-                "reloaded": ok,
-                "version": self._service.rules.current.version,
-                "last_error": self._service.rules.last_error,
-            },
-            status=200 if ok else 422,
-        )
+        holder = self._service.rules
+        if not holder.reload():  # the one error body, like every other refusal
+            why = holder.last_error if holder.path else "no rules file is configured"
+            raise RulesReloadFailed(message=f"rules not reloaded: {why}",
+                                    version=holder.current.version, last_error=holder.last_error)
+        return _json({"reloaded": True, "version": holder.current.version, "last_error": ""})
 
     async def overrides(self, request: web.Request) -> web.Response:
         active = self._service.overrides.active(self._service.now())
@@ -89,7 +86,7 @@ class RoutingApi:
     async def create(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON/UTF-8, 5000-digit numbers, deep nesting
             raise OverrideError(message="body: expected a JSON object", field="body") from None
         if not isinstance(body, dict):
             raise OverrideError(message="body: expected a JSON object", field="body")

@@ -66,6 +66,7 @@ class AriClient(AriRest):
     async def start(self) -> None:
         """Start the events reader in the background; returns at once (see ``wait_connected``)."""
         if self._reader is None:
+            self._closed = False
             self._reader = asyncio.create_task(self._run_events(), name="ari-events")
 
     async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109 - error names cause

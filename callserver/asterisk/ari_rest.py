@@ -63,16 +63,22 @@ class AriRest:
         self._config = config
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         self._base = config.url.rstrip("/")
         self._headers = {**HEADERS, "Authorization": basic_auth(config.username, config.password)}
 
     async def aclose(self) -> None:
-        """Close the HTTP session if this object created it."""
+        """Close the HTTP session if this object created it. Requests after this raise
+        AriConnectionError: a Stasis task still running at shutdown must not open a new session
+        nobody closes (an unclosed-session leak seen in the end-to-end tests)."""
+        self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise AriConnectionError(message="ARI client closed (server stopping)")
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session

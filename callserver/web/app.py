@@ -10,9 +10,11 @@ from aiohttp import web
 from callserver.metrics import CONTENT_TYPE, Metrics
 from callserver.web.auth import Authenticator
 from callserver.web.health import HealthCheck, health_routes
-from callserver.web.middlewares import auth_middleware, error_middleware
+from callserver.web.middlewares import RequestDeadline, auth_middleware, error_middleware
 
 MAX_BODY = 1024 * 1024
+REQUEST_TIMEOUT = 30.0
+"""Seconds a plain HTTP request may take, body upload included."""
 
 
 def build_web_app(
@@ -24,12 +26,19 @@ def build_web_app(
     public_paths: Iterable[str] = (),
     static: Iterable[tuple[str, Path]] = (),
     on_shutdown: Iterable[Callable[[], Awaitable[None]]] = (),
+    deadline: RequestDeadline | None = None,
 ) -> web.Application:
     """Build the app. ``routes`` come from the core and the plugins; ``public_paths`` are
     served without a principal; ``static`` is ``(prefix, folder)`` served under
-    ``/static/<prefix>/``; ``on_shutdown`` hooks run when the server stops."""
+    ``/static/<prefix>/``; ``on_shutdown`` hooks run when the server stops; ``deadline``
+    bounds each plain HTTP request (``RequestDeadline``, default 30 s)."""
+    deadline = deadline or RequestDeadline(REQUEST_TIMEOUT)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(authenticators, public_paths)],
+        middlewares=[
+            error_middleware,
+            deadline.middleware,
+            auth_middleware(authenticators, public_paths),
+        ],
         client_max_size=MAX_BODY,
     )
 

@@ -69,7 +69,7 @@ class LiveHub:
             while not ws.closed and await self._send_burst(ws, queue):
                 pass
         except (ConnectionError, TimeoutError):
-            pass
+            self.dropped_clients += 1  # a client that does not read: cut, it reconnects
         finally:
             self._clients.discard(queue)
             await cancel_and_wait(reader)

@@ -12,6 +12,7 @@ log line carries too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -21,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from callserver.errors import CallserverError, ErrorCategory
+from callserver.logs import ALWAYS
 from callserver.logs import escape_control as escape
 from callserver.web.auth import PRINCIPAL, Authenticator
 
@@ -65,7 +67,7 @@ def error_response(error: CallserverError, request: web.Request) -> web.Response
         return json_error(status, error.error_id, error.message, **error.details)
     incident = secrets.token_hex(6)
     log.warning("%s %s: %s [incident %s]", request.method, escape(request.path),
-                escape(str(error)), incident)  # fmt: skip
+                escape(str(error)), incident, extra=ALWAYS)  # fmt: skip
     message = error.public_message or GENERIC_MESSAGE.get(error.category, "error")
     return json_error(status, error.error_id, message, incident=incident)
 
@@ -92,6 +94,46 @@ def auth_middleware(
     return middleware
 
 
+class RequestTimedOut(CallserverError):
+    """A handler did not finish within the request deadline (a dependency too slow)."""
+
+    error_id = "request-timeout"
+    category = ErrorCategory.TIMEOUT
+
+
+class RequestDeadline:
+    """A middleware giving every plain HTTP request ``timeout`` seconds (WebSocket upgrades are
+    long-lived and exempt). A client still sending its body when time is up (a slow-body
+    *slowloris*) gets 408 and the connection closed; a slow handler gets the one error body
+    (504). ``client_timeouts`` and ``handler_timeouts`` count them. Slow *headers* are cut by
+    the server's ``keepalive_timeout`` (``callserver.app``), before any handler runs."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.client_timeouts = 0
+        self.handler_timeouts = 0
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                return await handler(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the handler's own deadline, not ours: mapped like any other error
+            if not request.content.is_eof():
+                self.client_timeouts += 1
+                response = json_error(408, "request-timeout",
+                                      f"request body not received within {self.timeout:.0f} s")
+                response.force_close()
+                return response
+            self.handler_timeouts += 1
+            raise RequestTimedOut(message=f"{request.method} {escape(request.path)} took more "
+                                  f"than {self.timeout:.0f} s", timeout=self.timeout) from None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -107,6 +149,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         incident = secrets.token_hex(6)
         log.exception("unhandled error in %s %s [incident %s]", request.method,
-                      escape(request.path), incident)  # fmt: skip
+                      escape(request.path), incident, extra=ALWAYS)  # fmt: skip
         return json_error(500, "internal-error", GENERIC_MESSAGE[ErrorCategory.INTERNAL],
                           incident=incident)  # fmt: skip

@@ -15,7 +15,7 @@ from callserver.plugins import LoadedPlugin, installed, load_plugins, order
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAINS = ("routing", "crm_bridge", "callbacks", "desk", "ivr", "recognition", "dashboards",
-           "campaigns", "pbxsim", "devtools")  # fmt: skip
+           "campaigns", "privacy", "pbxsim", "devtools")  # fmt: skip
 CORE_MODULES = sorted(
     ".".join(p.relative_to(ROOT).with_suffix("").parts)
     for p in (ROOT / "callserver").rglob("*.py")
