@@ -1,0 +1,159 @@
+"""The campaign runner: keeps each trunk's channels busy with due calls, no faster.
+
+One loop per instance: when a channel frees (or every ``poll_s``) it claims as many due calls as
+the trunk has free channels (``store.claim``: counted over all instances), dials each in its own
+owned task, runs the dialog on the answered ones and settles them (``service.settle``). A
+campaign is only claimed for while its calling window is open (``policy.is_allowed``, clinic
+time zone, quiet hours, holidays). Every ``poll_s`` it also recovers dials whose instance
+vanished and marks finished campaigns ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from callserver.core.backoff import Backoff
+from campaigns.dialer import Conversation, DialResult, PatientDialer
+from campaigns.dialog import CallFacts, Dialog, Step
+from campaigns.models import CampaignSettings, ClaimedCall
+from campaigns.policy import is_allowed
+from campaigns.service import CampaignService
+from campaigns.store import CampaignStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    instance: str
+    channels: int = 30
+    """Concurrent campaign calls per trunk, over all instances."""
+    poll_s: float = 1.0
+    lease: timedelta = timedelta(minutes=15)
+    """A dial not settled within this is taken for lost (its instance died)."""
+
+
+class CampaignRunner:
+    """A component: ``start()`` launches the loop, ``aclose()`` stops it and its calls."""
+
+    def __init__(
+        self, store: CampaignStore, dialer: PatientDialer, conversation: Conversation,
+        service: CampaignService, clock: Callable[[], float], settings: RunnerSettings,
+    ) -> None:  # fmt: skip
+        self._store, self._dialer, self._conversation = store, dialer, conversation
+        self._service, self._clock, self._settings = service, clock, settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+        self._active: dict[str, int] = {}
+        self._campaigns: dict[int, tuple[str, CampaignSettings]] = {}
+        self._housekept = 0.0
+        self.dialled = 0
+        self.answered = 0
+        self.freed_at: list[float] = []
+        """Monotonic times channels freed while work remained (the benchmark's gap figure)."""
+        self.dial_started_at: list[float] = []
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="campaign-runner")
+
+    async def aclose(self) -> None:
+        tasks = [t for t in (self._task, *self._calls) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look for due calls now (a campaign was resumed, targets were added)."""
+        self._housekept = 0.0
+        self._wake.set()
+
+    def active(self) -> int:
+        return sum(self._active.values())
+
+    async def _loop(self) -> None:
+        backoff = Backoff(0.5, 15.0)
+        while True:
+            try:
+                busy = await self.tick()
+                backoff.reset()
+            except (asyncpg.PostgresError, OSError) as e:
+                delay = backoff.next()
+                log.warning("campaign runner: %s; retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                continue
+            if not busy:
+                try:
+                    async with asyncio.timeout(self._settings.poll_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+
+    async def tick(self) -> bool:
+        """One round: housekeeping when due, then claims for free channels. True when it
+        claimed something (loop again at once)."""
+        now = datetime.fromtimestamp(self._clock()).astimezone()
+        if time.monotonic() - self._housekept >= self._settings.poll_s:
+            self._housekept = time.monotonic()
+            await self._store.recover_expired(now)
+            await self._store.finish_campaigns()
+            self._campaigns = await self._store.running()
+        by_trunk: dict[str, dict[int, tuple[str, CampaignSettings]]] = {}
+        for cid, (kind, s) in self._campaigns.items():
+            if is_allowed(s.window, now):
+                by_trunk.setdefault(s.trunk, {})[cid] = (kind, s)
+        claimed_any = False
+        for trunk, campaigns in by_trunk.items():
+            want = self._settings.channels - self._active.get(trunk, 0)
+            if want <= 0:
+                continue
+            claimed, _seen = await self._store.claim(
+                now=now, instance=self._settings.instance, trunk=trunk,
+                channels=self._settings.channels, want=want, campaigns=campaigns,
+                lease=self._settings.lease,
+            )  # fmt: skip
+            for call in claimed:
+                self._launch(trunk, call)
+            claimed_any = claimed_any or bool(claimed)
+        return claimed_any
+
+    def _launch(self, trunk: str, call: ClaimedCall) -> None:
+        self._active[trunk] = self._active.get(trunk, 0) + 1
+        self.dialled += 1
+        self.dial_started_at.append(time.monotonic())
+        task = asyncio.create_task(self._call(trunk, call), name=f"campaign-dial-{call.dial_id}")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _call(self, trunk: str, call: ClaimedCall) -> None:
+        try:
+            dial = await self._dialer.dial(call)
+            step = await self._talk(call, dial) if dial.result == "answered" else None
+            await self._service.settle(call, dial.result, step)
+        except (asyncpg.PostgresError, OSError) as e:
+            # the dial stays 'dialing' until its lease expires: then recorded unknown,
+            # and never redialled the same day
+            log.warning("campaign dial %s not settled: %s", call.dial_id, e)
+        finally:
+            self._active[trunk] -= 1
+            self.freed_at.append(time.monotonic())
+            self._wake.set()
+
+    async def _talk(self, call: ClaimedCall, dial: DialResult) -> Step:
+        self.answered += 1
+        t, s = call.target, call.settings
+        facts = CallFacts(kind=call.kind, clinic=s.clinic_name, lang=t.lang, doctor=t.doctor,
+                          starts_at=t.starts_at.astimezone(s.window.zone) if t.starts_at else None,
+                          text=s.text)  # fmt: skip
+        try:
+            return await self._conversation.converse(call, dial.channel, Dialog(facts))
+        finally:
+            await self._dialer.hangup(dial.channel)

@@ -1,0 +1,291 @@
+"""PostgreSQL side of campaigns: campaigns, targets, the claim of due calls, every dial's result.
+
+The claim is what makes "never twice" hold across instances and restarts:
+
+* due targets are locked ``FOR UPDATE SKIP LOCKED`` (two instances never take the same row);
+* the trunk's channel count is read under a per-trunk advisory transaction lock, so two
+  instances together stay within the trunk's limit;
+* ``campaign_patient_days`` has one row per patient and clinic-local day (primary key): a second
+  campaign (or a duplicate target) cannot call the same patient that day;
+* the dial row (``UNIQUE (target_id, attempt)``) is written before the Originate. A target whose
+  lease expired while ``dialing`` (its instance died) is **not** redialled the same day: the dial
+  is recorded ``unknown`` and the target waits for the next local day.
+
+Times are passed in (the runner's settable clock), never ``now()``. Raises asyncpg errors
+(PostgreSQL down): the runner backs off and retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+
+from campaigns.errors import CampaignConflict, CampaignNotFound
+from campaigns.models import CampaignSettings, ClaimedCall, Target, parse_settings
+from campaigns.policy import next_allowed
+
+_TARGET_COLS = ("campaign_id, patient_key, patient_id, phone, full_name, lang, clinic, "
+                "appointment_id, doctor, doctor_id, starts_at, rule, next_attempt_at")  # fmt: skip
+_STATES = {"running": ("paused",), "paused": ("running",), "cancelled": ("running", "paused"),
+           "done": ("running", "paused")}  # fmt: skip
+
+
+def _target(row: asyncpg.Record) -> Target:
+    return Target(
+        phone=row["phone"], patient_key=row["patient_key"], next_attempt_at=row["next_attempt_at"],
+        patient_id=row["patient_id"], full_name=row["full_name"], lang=row["lang"],
+        clinic=row["clinic"], appointment_id=row["appointment_id"], doctor=row["doctor"],
+        doctor_id=row["doctor_id"], starts_at=row["starts_at"], rule=row["rule"],
+    )  # fmt: skip
+
+
+class CampaignStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # --- campaigns ----------------------------------------------------------------------
+
+    async def create(self, name: str, kind: str, settings: CampaignSettings, by: str) -> int:
+        cid: int = await self._pool.fetchval(
+            "INSERT INTO campaigns (name, kind, settings, created_by) VALUES ($1, $2, $3, $4) "
+            "RETURNING id", name, kind, json.dumps(settings.to_json()), by,
+        )  # fmt: skip
+        return cid
+
+    async def campaign(self, cid: int) -> dict[str, Any]:
+        """Raises CampaignNotFound."""
+        row = await self._pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", cid)
+        if row is None:
+            raise CampaignNotFound(message=f"campaign {cid} not found", campaign_id=cid)
+        return _campaign_dict(row)
+
+    async def campaigns(self, limit: int = 200) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch("SELECT * FROM campaigns ORDER BY id DESC LIMIT $1", limit)
+        return [_campaign_dict(r) for r in rows]
+
+    async def running(self) -> dict[int, tuple[str, CampaignSettings]]:
+        rows = await self._pool.fetch(
+            "SELECT id, kind, settings FROM campaigns WHERE state = 'running'"
+        )
+        return {r["id"]: (r["kind"], parse_settings(json.loads(r["settings"]))) for r in rows}
+
+    async def set_state(self, cid: int, state: str) -> None:
+        """Raises CampaignNotFound, CampaignConflict (e.g. resuming a cancelled campaign)."""
+        allowed_from = _STATES.get(state)
+        if allowed_from is None:
+            raise CampaignConflict(message=f"unknown state {state!r}", state=state)
+        done = await self._pool.fetchval(
+            "UPDATE campaigns SET state = $2, updated_at = now() WHERE id = $1 AND state = ANY($3) "
+            "RETURNING id", cid, state, list(allowed_from),
+        )  # fmt: skip
+        if done is None:
+            current = (await self.campaign(cid))["state"]
+            if current != state:
+                raise CampaignConflict(message=f"campaign is {current}; cannot become {state}",
+                                       state=current)  # fmt: skip
+
+    async def add_targets(self, cid: int, targets: Sequence[Target]) -> int:
+        """Insert targets (a repeated patient/appointment/rule is ignored); how many were new."""
+        rows = [(cid, t.patient_key, t.patient_id, t.phone, t.full_name, t.lang, t.clinic,
+                 t.appointment_id, t.doctor, t.doctor_id, t.starts_at, t.rule, t.next_attempt_at)
+                for t in targets]  # fmt: skip
+        async with self._pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchval(
+                "SELECT count(*) FROM campaign_targets WHERE campaign_id=$1", cid
+            )
+            await conn.executemany(
+                f"INSERT INTO campaign_targets ({_TARGET_COLS}) VALUES "
+                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT DO NOTHING", rows,
+            )  # fmt: skip
+            after = await conn.fetchval(
+                "SELECT count(*) FROM campaign_targets WHERE campaign_id=$1", cid
+            )
+        return int(after - before)
+
+    # --- the do-not-call list -----------------------------------------------------------
+
+    async def add_dnc(self, phones: Sequence[str], source: str) -> int:
+        result: str = await self._pool.execute(
+            "INSERT INTO campaign_dnc (phone, source) SELECT unnest($1::text[]), $2 "
+            "ON CONFLICT DO NOTHING", list(phones), source,
+        )  # fmt: skip
+        return int(result.rsplit(" ", 1)[-1])
+
+    async def dnc(self, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            "SELECT phone, source, created_at FROM campaign_dnc ORDER BY created_at DESC LIMIT $1",
+            limit,
+        )
+        return [{"phone": r["phone"], "source": r["source"],
+                 "created_at": r["created_at"].timestamp()} for r in rows]  # fmt: skip
+
+    # --- claiming and settling dials ----------------------------------------------------
+
+    async def claim(
+        self, *, now: datetime, instance: str, trunk: str, channels: int, want: int,
+        campaigns: dict[int, tuple[str, CampaignSettings]], lease: timedelta,
+    ) -> tuple[list[ClaimedCall], int]:  # fmt: skip
+        """Claim up to ``want`` due calls on ``trunk`` for ``campaigns`` (open windows only),
+        never more than ``channels`` calls in progress on the trunk over all instances.
+
+        Returns (claimed calls, candidates looked at): fewer claims than candidates means some
+        were on the do-not-call list or already called today (try again at once)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", "campaigns:trunk:" + trunk
+            )
+            active = await conn.fetchval(
+                "SELECT count(*) FROM campaign_dials WHERE result = 'dialing' AND trunk = $1", trunk
+            )
+            free = min(want, channels - int(active))
+            if free <= 0 or not campaigns:
+                return [], 0
+            rows = await conn.fetch(
+                "SELECT t.*, EXISTS (SELECT 1 FROM campaign_dnc n WHERE n.phone = t.phone) AS dnc "
+                "FROM campaign_targets t WHERE t.state = 'pending' AND t.next_attempt_at <= $1 "
+                "AND t.campaign_id = ANY($2::bigint[]) ORDER BY t.next_attempt_at, t.id LIMIT $3 "
+                "FOR UPDATE OF t SKIP LOCKED", now, list(campaigns), free,
+            )  # fmt: skip
+            clinic_load = await _clinic_load(conn, campaigns)
+            claimed = []
+            for row in rows:
+                kind, settings = campaigns[row["campaign_id"]]
+                call = await _claim_one(conn, row, kind, settings, now, instance, trunk, lease,
+                                        clinic_load)  # fmt: skip
+                if call is not None:
+                    claimed.append(call)
+            return claimed, len(rows)
+
+    async def settle(
+        self, call: ClaimedCall, *, instance: str, result: str, outcome: str, final: str,
+        data: dict[str, str], now: datetime, retry_at: datetime | None,
+    ) -> bool:  # fmt: skip
+        """Record a dial's result/dialog ``outcome`` and the target's next step (``retry_at``
+        None: done with the ``final`` outcome).
+        False when the dial was already settled elsewhere (lease expired and recovered)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                "UPDATE campaign_dials SET result = $2, outcome = $3, data = $4, ended_at = $5 "
+                "WHERE id = $1 AND result = 'dialing' RETURNING id",
+                call.dial_id, result, outcome, json.dumps(data), now,
+            )  # fmt: skip
+            if updated is None:
+                return False
+            await conn.execute(
+                "UPDATE campaign_targets SET state = $2, "
+                "next_attempt_at = coalesce($3, next_attempt_at), "
+                "last_result = $4, outcome = $5, claimed_by = '', lease_until = NULL, "
+                "updated_at = $6 WHERE id = $1 AND claimed_by = $7",
+                call.target_id, "pending" if retry_at else "done", retry_at, result,
+                "" if retry_at else final, now, instance,
+            )  # fmt: skip
+        return True
+
+    async def finish_campaigns(self) -> int:
+        """Running campaigns with every target done become ``done``; how many."""
+        result: str = await self._pool.execute(
+            "UPDATE campaigns c SET state = 'done', updated_at = now() WHERE state = 'running' "
+            "AND NOT EXISTS (SELECT 1 FROM campaign_targets t WHERE t.campaign_id = c.id "
+            "AND t.state <> 'done')"
+        )
+        return int(result.rsplit(" ", 1)[-1])
+
+    async def recover_expired(self, now: datetime) -> int:
+        """Dials whose instance vanished (lease expired): recorded ``unknown``; their targets wait
+        for the next clinic-local day (never redialled the same day). Returns how many."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT t.id, c.settings->>'tz' AS tz, (c.settings->>'max_attempts')::int AS maxa, "
+                "t.attempts FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id "
+                "WHERE t.state = 'dialing' AND t.lease_until < $1 FOR UPDATE OF t SKIP LOCKED", now,
+            )  # fmt: skip
+            for r in rows:
+                await conn.execute(
+                    "UPDATE campaign_dials SET result = 'unknown', ended_at = $2 "
+                    "WHERE target_id = $1 AND result = 'dialing'", r["id"], now,
+                )  # fmt: skip
+                done = r["attempts"] >= (r["maxa"] or 1)
+                await conn.execute(
+                    "UPDATE campaign_targets SET state = $2, last_result = 'unknown', "
+                    "outcome = $3, claimed_by = '', lease_until = NULL, updated_at = $4, "
+                    "next_attempt_at = $5 WHERE id = $1",
+                    r["id"], "done" if done else "pending", "unreached" if done else "", now,
+                    _next_day(now, r["tz"] or "Europe/Moscow"),
+                )  # fmt: skip
+        return len(rows)
+
+
+def _next_day(now: datetime, tz: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    return datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=zone)
+
+
+async def _clinic_load(
+    conn: Any, campaigns: dict[int, tuple[str, CampaignSettings]]
+) -> dict[str, int] | None:
+    """Calls in progress per clinic, when any campaign limits its clinic's channels."""
+    if not any(s.clinic_channels for _k, s in campaigns.values()):
+        return None
+    rows = await conn.fetch(
+        "SELECT t.clinic, count(*) AS n FROM campaign_dials d JOIN campaign_targets t "
+        "ON t.id = d.target_id WHERE d.result = 'dialing' GROUP BY t.clinic"
+    )
+    return {r["clinic"]: r["n"] for r in rows}
+
+
+async def _claim_one(
+    conn: Any, row: asyncpg.Record, kind: str, settings: CampaignSettings,
+    now: datetime, instance: str, trunk: str, lease: timedelta, clinic_load: dict[str, int] | None,
+) -> ClaimedCall | None:  # fmt: skip
+    """One locked due target → a dial row, or None (do-not-call, called today, clinic full)."""
+    tid = row["id"]
+    if row["dnc"]:
+        await conn.execute(
+            "UPDATE campaign_targets SET state = 'done', outcome = 'do_not_call', updated_at = $2 "
+            "WHERE id = $1", tid, now,
+        )  # fmt: skip
+        return None
+    if clinic_load is not None and settings.clinic_channels:
+        if clinic_load.get(row["clinic"], 0) >= settings.clinic_channels:
+            return None
+        clinic_load[row["clinic"]] = clinic_load.get(row["clinic"], 0) + 1
+    day = now.astimezone(settings.window.zone).date()
+    owner = await conn.fetchval(
+        "INSERT INTO campaign_patient_days (patient_key, call_day, target_id) VALUES ($1, $2, $3) "
+        "ON CONFLICT (patient_key, call_day) "
+        "DO UPDATE SET target_id = campaign_patient_days.target_id "
+        "RETURNING target_id", row["patient_key"], day, tid,
+    )  # fmt: skip
+    if owner != tid:  # someone else's campaign call reached this patient today
+        later = next_allowed(settings.window, _next_day(now, settings.window.tz))
+        await conn.execute(
+            "UPDATE campaign_targets SET next_attempt_at = $2, last_result = 'called_today', "
+            "updated_at = $3 WHERE id = $1", tid, later or now + timedelta(days=1), now,
+        )  # fmt: skip
+        return None
+    attempt = row["attempts"] + 1
+    await conn.execute(
+        "UPDATE campaign_targets SET state = 'dialing', attempts = $2, claimed_by = $3, "
+        "lease_until = $4, updated_at = $5 WHERE id = $1", tid, attempt, instance, now + lease, now,
+    )  # fmt: skip
+    dial_id: int = await conn.fetchval(
+        "INSERT INTO campaign_dials (target_id, campaign_id, attempt, phone, instance, trunk, "
+        "call_day, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        tid, row["campaign_id"], attempt, row["phone"], instance, trunk, day, now,
+    )  # fmt: skip
+    return ClaimedCall(dial_id, tid, row["campaign_id"], kind, attempt, _target(row), settings)
+
+
+def _campaign_dict(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "kind": row["kind"], "state": row["state"],
+        "settings": json.loads(row["settings"]), "created_by": row["created_by"],
+        "created_at": row["created_at"].timestamp(),
+    }  # fmt: skip
