@@ -140,5 +140,5 @@ def make_runner(
 
 async def wait_done(pool: asyncpg.Pool, cid: int, within: float = 30.0) -> None:
     async with asyncio.timeout(within):
-        while await pool.fetchval("SELECT state FROM campaigns WHERE id = $1", cid) != "done":
+        while await pool.fetchval("SELECT state FROM campaigns WHERE id = $1", cid) != "done":  # noqa: ASYNC110
             await asyncio.sleep(0.05)

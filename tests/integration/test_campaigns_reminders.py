@@ -20,7 +20,14 @@ from campaigns.scripted import ScriptedConversation
 from campaigns.store import CampaignStore
 from campaigns.targets import reminder_targets
 from tests.integration.campaigns_support import (
-    Clock, Dials, ami_client, make_runner, migrate, seed_day, start_pbx, wait_done,
+    Clock,
+    Dials,
+    ami_client,
+    make_runner,
+    migrate,
+    seed_day,
+    start_pbx,
+    wait_done,
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration
@@ -76,8 +83,9 @@ async def _campaign(pool: asyncpg.Pool, **settings: Any) -> int:
     store = CampaignStore(pool)
     s = parse_settings({"clinic_name": "Улыбка", "rules": ["24h"], "max_attempts": 1, **settings})
     built = datetime(2026, 12, 1, 12, 0, tzinfo=MSK)
-    targets = await reminder_targets(pool, s, date_from=VISIT_DAY.date(),
-                                     date_to=VISIT_DAY.date() + timedelta(days=1), now=built)  # fmt: skip
+    day = VISIT_DAY.date()
+    targets = await reminder_targets(pool, s, date_from=day, date_to=day + timedelta(days=1),
+                                     now=built)  # fmt: skip
     assert targets
     cid = await store.create("Напоминания 3 декабря", "reminder", s, "test")
     assert await store.add_targets(cid, targets) == len(targets)
@@ -117,17 +125,17 @@ async def test_a_reminder_day_ends_with_the_right_crm_statuses(pool: asyncpg.Poo
     for phone in ("+79990000103", "+79990000104", "+79990000105", "+79990000106", "+79990000107",
                   "+79990000108"):  # fmt: skip
         assert status[appointments[phone]] == "booked", phone
-    outcomes = dict(
-        await pool.fetch("SELECT phone, outcome FROM campaign_targets WHERE campaign_id = $1", cid)
+    rows = await pool.fetch(
+        "SELECT phone, outcome FROM campaign_targets WHERE campaign_id = $1", cid
     )
+    outcomes = {r["phone"]: r["outcome"] for r in rows}
     assert outcomes == {
         "+79990000101": "confirmed", "+79990000102": "cancelled", "+79990000103": "reschedule",
         "+79990000104": "operator", "+79990000105": "opt_out", "+79990000106": "unreached",
         "+79990000107": "unreached", "+79990000108": "unreached",
     }  # fmt: skip
-    results = dict(
-        await pool.fetch("SELECT phone, result FROM campaign_dials WHERE campaign_id = $1", cid)
-    )
+    rows = await pool.fetch("SELECT phone, result FROM campaign_dials WHERE campaign_id = $1", cid)
+    results = {r["phone"]: r["result"] for r in rows}
     assert results["+79990000106"] == "busy" and results["+79990000107"] == "no_answer"
     assert results["+79990000108"] == "answered"
     assert (
@@ -142,7 +150,9 @@ async def test_a_reminder_day_ends_with_the_right_crm_statuses(pool: asyncpg.Poo
         or "Петров" in callbacks.jobs[0]["comment"]
     )
     assert sorted(
-        e["phone"] for e in hook.events if e["event"] == "unreached" and e["campaign_id"] == cid
+        str(e["phone"])
+        for e in hook.events
+        if e["event"] == "unreached" and e["campaign_id"] == cid
     ) == [
         "+79990000106",
         "+79990000107",
@@ -151,6 +161,7 @@ async def test_a_reminder_day_ends_with_the_right_crm_statuses(pool: asyncpg.Poo
     offer = await pool.fetchrow(
         "SELECT phone, rule, outcome FROM campaign_targets WHERE campaign_id = $1", offer_id
     )
+    assert offer is not None
     assert dict(offer) == {"phone": "+79990000199", "rule": f"waitlist:{waiting}",
                            "outcome": "slot_accepted"}  # fmt: skip
     assert all(n == 1 for n in dials.begun.values()) and len(dials.begun) == 9

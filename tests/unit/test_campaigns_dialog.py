@@ -105,7 +105,8 @@ def test_feedback_score_and_comment() -> None:
     assert run(d, Input("text", "ну на тройку"), Input("text", "долго ждал")) == (
         "low_score", {"score": "3", "comment": "долго ждал"})  # fmt: skip
     d = Dialog(CallFacts("feedback", "Улыбка"))
-    assert run(d, Input("dtmf", "5"), Input("dtmf", "#")) == ("rated", {"score": "5", "comment": ""})
+    rated = run(d, Input("dtmf", "5"), Input("dtmf", "#"))
+    assert rated == ("rated", {"score": "5", "comment": ""})
 
 
 def test_recall_and_waitlist_offers() -> None:

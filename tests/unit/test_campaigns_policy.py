@@ -38,9 +38,15 @@ def plan(starts: datetime, rules: list[str], window: CallingWindow = WINDOW,
     ("starts", "rules", "expected"),
     [
         # Thursday 3 Dec 14:00: 3 days before, 24 h before, the morning of (08:00 → window 09:00)
-        (msk(3, 14), ["3d", "24h", "morning"],
-         [("days_before:3", msk(30, 14, month=11)), ("hours_before:24", msk(2, 14)),
-          ("morning_of", msk(3, 9))]),
+        (
+            msk(3, 14),
+            ["3d", "24h", "morning"],
+            [
+                ("days_before:3", msk(30, 14, month=11)),
+                ("hours_before:24", msk(2, 14)),
+                ("morning_of", msk(3, 9)),
+            ],
+        ),
         # an early visit (08:30) is reminded the evening before instead of the morning of
         (msk(3, 8, 30), ["morning"], [("evening_before", msk(2, 19))]),
         # 2 h before a 09:30 visit is 07:30: before the window, and 09:00 is past the 1 h lead
@@ -65,7 +71,9 @@ def test_quiet_hours_move_an_evening_reminder_earlier() -> None:
 
 
 def test_a_holiday_moves_the_reminder_to_the_day_before() -> None:
-    holiday = CallingWindow("Europe/Moscow", time(9), time(20), holidays=frozenset({date(2026, 12, 2)}))
+    holiday = CallingWindow(
+        "Europe/Moscow", time(9), time(20), holidays=frozenset({date(2026, 12, 2)})
+    )
     assert plan(msk(3, 14), ["24h"], holiday) == [("hours_before:24", msk(1, 19, 59))]
 
 
