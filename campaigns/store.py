@@ -19,28 +19,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from campaigns.claim import ClaimBatch, next_day
 from campaigns.errors import CampaignConflict, CampaignNotFound
 from campaigns.models import CampaignSettings, ClaimedCall, Target, parse_settings
-from campaigns.policy import next_allowed
 
 _TARGET_COLS = ("campaign_id, patient_key, patient_id, phone, full_name, lang, clinic, "
                 "appointment_id, doctor, doctor_id, starts_at, rule, next_attempt_at")  # fmt: skip
 _STATES = {"running": ("paused",), "paused": ("running",), "cancelled": ("running", "paused"),
            "done": ("running", "paused")}  # fmt: skip
-
-
-def _target(row: asyncpg.Record) -> Target:
-    return Target(
-        phone=row["phone"], patient_key=row["patient_key"], next_attempt_at=row["next_attempt_at"],
-        patient_id=row["patient_id"], full_name=row["full_name"], lang=row["lang"],
-        clinic=row["clinic"], appointment_id=row["appointment_id"], doctor=row["doctor"],
-        doctor_id=row["doctor_id"], starts_at=row["starts_at"], rule=row["rule"],
-    )  # fmt: skip
 
 
 class CampaignStore:
@@ -151,13 +142,8 @@ class CampaignStore:
                 "FOR UPDATE OF t SKIP LOCKED", now, list(campaigns), free,
             )  # fmt: skip
             clinic_load = await _clinic_load(conn, campaigns)
-            claimed = []
-            for row in rows:
-                kind, settings = campaigns[row["campaign_id"]]
-                call = await _claim_one(conn, row, kind, settings, now, instance, trunk, lease,
-                                        clinic_load)  # fmt: skip
-                if call is not None:
-                    claimed.append(call)
+            batch = ClaimBatch(now=now, instance=instance, trunk=trunk, lease=lease)
+            claimed = await batch.claim(conn, rows, campaigns, clinic_load)
             return claimed, len(rows)
 
     async def settle(
@@ -214,17 +200,9 @@ class CampaignStore:
                     "outcome = $3, claimed_by = '', lease_until = NULL, updated_at = $4, "
                     "next_attempt_at = $5 WHERE id = $1",
                     r["id"], "done" if done else "pending", "unreached" if done else "", now,
-                    _next_day(now, r["tz"] or "Europe/Moscow"),
+                    next_day(now, r["tz"] or "Europe/Moscow"),
                 )  # fmt: skip
         return len(rows)
-
-
-def _next_day(now: datetime, tz: str) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(tz)
-    local = now.astimezone(zone)
-    return datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=zone)
 
 
 async def _clinic_load(
@@ -238,49 +216,6 @@ async def _clinic_load(
         "ON t.id = d.target_id WHERE d.result = 'dialing' GROUP BY t.clinic"
     )
     return {r["clinic"]: r["n"] for r in rows}
-
-
-async def _claim_one(
-    conn: Any, row: asyncpg.Record, kind: str, settings: CampaignSettings,
-    now: datetime, instance: str, trunk: str, lease: timedelta, clinic_load: dict[str, int] | None,
-) -> ClaimedCall | None:  # fmt: skip
-    """One locked due target → a dial row, or None (do-not-call, called today, clinic full)."""
-    tid = row["id"]
-    if row["dnc"]:
-        await conn.execute(
-            "UPDATE campaign_targets SET state = 'done', outcome = 'do_not_call', updated_at = $2 "
-            "WHERE id = $1", tid, now,
-        )  # fmt: skip
-        return None
-    if clinic_load is not None and settings.clinic_channels:
-        if clinic_load.get(row["clinic"], 0) >= settings.clinic_channels:
-            return None
-        clinic_load[row["clinic"]] = clinic_load.get(row["clinic"], 0) + 1
-    day = now.astimezone(settings.window.zone).date()
-    owner = await conn.fetchval(
-        "INSERT INTO campaign_patient_days (patient_key, call_day, target_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT (patient_key, call_day) "
-        "DO UPDATE SET target_id = campaign_patient_days.target_id "
-        "RETURNING target_id", row["patient_key"], day, tid,
-    )  # fmt: skip
-    if owner != tid:  # someone else's campaign call reached this patient today
-        later = next_allowed(settings.window, _next_day(now, settings.window.tz))
-        await conn.execute(
-            "UPDATE campaign_targets SET next_attempt_at = $2, last_result = 'called_today', "
-            "updated_at = $3 WHERE id = $1", tid, later or now + timedelta(days=1), now,
-        )  # fmt: skip
-        return None
-    attempt = row["attempts"] + 1
-    await conn.execute(
-        "UPDATE campaign_targets SET state = 'dialing', attempts = $2, claimed_by = $3, "
-        "lease_until = $4, updated_at = $5 WHERE id = $1", tid, attempt, instance, now + lease, now,
-    )  # fmt: skip
-    dial_id: int = await conn.fetchval(
-        "INSERT INTO campaign_dials (target_id, campaign_id, attempt, phone, instance, trunk, "
-        "call_day, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        tid, row["campaign_id"], attempt, row["phone"], instance, trunk, day, now,
-    )  # fmt: skip
-    return ClaimedCall(dial_id, tid, row["campaign_id"], kind, attempt, _target(row), settings)
 
 
 def _campaign_dict(row: asyncpg.Record) -> dict[str, Any]:

@@ -61,6 +61,7 @@ CREATE TABLE campaign_dials (
     UNIQUE (target_id, attempt)
 );
 CREATE INDEX campaign_dials_campaign ON campaign_dials (campaign_id);
+CREATE INDEX campaign_dials_in_progress ON campaign_dials (trunk) WHERE result = 'dialing';
 
 -- At most one campaign call per patient per (clinic-local) day, whichever instance dials.
 CREATE TABLE campaign_patient_days (

@@ -96,7 +96,7 @@ class Dials:
         if msg.name == "DialBegin":
             number = (msg.get("DialString") or "").split("@", 1)[0]
             self.begun[number] += 1
-            channel = msg.get("Channel") or ""
+            channel = msg.get("DestChannel") or msg.get("Channel") or ""
             self.live.add(channel)
             self.max_live = max(self.max_live, len(self.live))
         elif msg.name == "Hangup":
