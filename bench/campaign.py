@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ import asyncpg
 
 from campaigns.dialog import Input
 from campaigns.models import parse_settings
+from campaigns.runner import CampaignRunner
 from campaigns.scripted import ScriptedConversation
 from campaigns.store import CampaignStore
 from campaigns.targets import reminder_targets
@@ -49,6 +49,7 @@ from tests.pbxsim_proc import run_pbxsim
 
 MSK = ZoneInfo("Europe/Moscow")
 VISIT_DAY = datetime(2026, 12, 3, 0, 0, tzinfo=MSK)
+SCENARIO = str(Path(__file__).resolve().parents[1] / "pbxsim" / "scenarios" / "campaign.toml")
 
 
 class NoHook:
@@ -65,13 +66,17 @@ async def seed(pool: asyncpg.Pool, n: int) -> None:
     """)
     await pool.execute(
         "INSERT INTO crm_patients (full_name, clinic_id) "
-        "SELECT 'Пациент ' || g, 1 FROM generate_series(1, $1) g", n)
+        "SELECT 'Пациент ' || g, 1 FROM generate_series(1, $1) g",
+        n,
+    )
     await pool.execute(
         "INSERT INTO crm_patient_phones (phone, patient_id) "
-        "SELECT '+7999' || lpad(id::text, 7, '0'), id FROM crm_patients")
+        "SELECT '+7999' || lpad(id::text, 7, '0'), id FROM crm_patients"
+    )
     await pool.execute(
         "INSERT INTO crm_appointments (patient_id, doctor_id, clinic_id, starts_at) "
-        "SELECT id, 1 + id % 20, 1, $1::timestamptz + make_interval(mins => (9 * 60 + id % 600)::int) "
+        "SELECT id, 1 + id % 20, 1, "
+        "$1::timestamptz + make_interval(mins => (9 * 60 + id % 600)::int) "
         "FROM crm_patients", VISIT_DAY)  # fmt: skip
 
 
@@ -122,9 +127,7 @@ async def build(pool: asyncpg.Pool, n: int) -> int:
 
 async def measure(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
     cid = await build(pool, args.patients)
-    env_speed = str(args.speed)
-    scenario = str(Path(__file__).resolve().parents[1] / "pbxsim" / "scenarios" / "campaign.toml")
-    async with run_pbxsim(scenario, speed=float(env_speed), agi_port=free_port()) as pbx:
+    async with run_pbxsim(SCENARIO, speed=args.speed, agi_port=free_port()) as pbx:
         dials = Dials()
         ami = await ami_client(pbx, dials)  # type: ignore[arg-type]
         clock = Clock(datetime(2026, 12, 2, 20, 30, tzinfo=MSK))  # every 24 h reminder is due
@@ -147,19 +150,20 @@ async def measure(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
         "FROM campaign_dials"), runner=runner, dials=dials, args=args)  # fmt: skip
 
 
-def report(*, pool_stats: asyncpg.Record, runner: object, dials: Dials,
+def report(*, pool_stats: asyncpg.Record, runner: CampaignRunner, dials: Dials,
            args: argparse.Namespace) -> None:  # fmt: skip
-    r = runner
-    started, freed = r.dial_started_at, r.freed_at  # type: ignore[attr-defined]
+    started, freed = runner.dial_started_at, runner.freed_at
     wall = max(freed) - min(started)
-    ideal = r.busy_s / args.channels  # type: ignore[attr-defined]
+    ideal = runner.busy_s / args.channels
     gaps = gaps_ms(freed, started, args.channels)
     print(f"dials={pool_stats['dials']} answered={pool_stats['answered']} "
-          f"confirmed_in_crm={pool_stats['confirmed']} pbxsim_dialbegin={sum(dials.begun.values())} "
+          f"confirmed_in_crm={pool_stats['confirmed']} "
+          f"pbxsim_dialbegin={sum(dials.begun.values())} "
           f"max_concurrent_on_pbxsim={dials.max_live}")  # fmt: skip
     print(f"ideal_s={ideal:.1f} wall_s={wall:.1f} dials_per_s={len(started) / wall:.1f} "
-          f"mean_call_s={r.busy_s / max(1, len(started)):.3f}")  # type: ignore[attr-defined]
-    print(f"redial gap ms: p50={pct(gaps, 0.5):.1f} p99={pct(gaps, 0.99):.1f} max={max(gaps or [0]):.1f}")
+          f"mean_call_s={runner.busy_s / max(1, len(started)):.3f}")  # fmt: skip
+    print(f"redial gap ms: p50={pct(gaps, 0.5):.1f} p99={pct(gaps, 0.99):.1f} "
+          f"max={max(gaps or [0]):.1f}")  # fmt: skip
     print(f"campaign patients={args.patients} channels={args.channels} "
           f"completion_ratio_to_ideal={wall / ideal:.3f} double_dials={dials.doubles()} "
           f"p99_redial_gap_ms={pct(gaps, 0.99):.1f}")  # fmt: skip
@@ -170,10 +174,14 @@ def main() -> None:
     p.add_argument("--patients", type=int, default=10_000)
     p.add_argument("--channels", type=int, default=30)
     p.add_argument("--speed", type=float, default=100.0, help="pbxsim scenario s per wall s")
-    p.add_argument("--think", type=float, default=0.2, help="wall s the patient takes to answer")
+    p.add_argument(
+        "--think",
+        type=float,
+        default=0.3,
+        help="wall s of the dialog (0.3 at speed 100: a 30 s reminder call)",
+    )
     p.add_argument("--ring", type=float, default=30.0, help="Originate timeout, scenario s")
     args = p.parse_args()
-    os.environ.setdefault("PYTHONASYNCIODEBUG", "0")
     asyncio.run(run(args))
 
 

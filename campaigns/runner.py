@@ -50,11 +50,13 @@ class CampaignRunner:
         self._store, self._dialer, self._conversation = store, dialer, conversation
         self._service, self._clock, self._settings = service, clock, settings
         self._wake = asyncio.Event()
+        self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._loaded = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
         self._active: dict[str, int] = {}
         self._campaigns: dict[int, tuple[str, CampaignSettings]] = {}
-        self._housekept = 0.0
         self.dialled = 0
         self.answered = 0
         self.busy_s = 0.0
@@ -65,23 +67,52 @@ class CampaignRunner:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="campaign-runner")
+        self._keeper = asyncio.create_task(self._housekeeping(), name="campaign-housekeeping")
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._task, *self._calls) if t is not None]
+        tasks = [t for t in (self._task, self._keeper, *self._calls) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def wake(self) -> None:
         """Look for due calls now (a campaign was resumed, targets were added)."""
-        self._housekept = 0.0
-        self._wake.set()
+        self._refresh.set()
 
     def active(self) -> int:
         return sum(self._active.values())
 
+    async def _housekeeping(self) -> None:
+        """Every ``poll_s`` (or on ``wake``): recover lost dials, close finished campaigns,
+        reload the running ones. Apart from the dial loop so claims never wait for it."""
+        backoff = Backoff(0.5, 15.0)
+        while True:
+            try:
+                await self.housekeep()
+                backoff.reset()
+                self._wake.set()
+            except (asyncpg.PostgresError, OSError) as e:
+                delay = backoff.next()
+                log.warning("campaign housekeeping: %s; retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                continue
+            try:
+                async with asyncio.timeout(self._settings.poll_s):
+                    await self._refresh.wait()
+            except TimeoutError:
+                pass
+            self._refresh.clear()
+
+    async def housekeep(self) -> None:
+        now = datetime.fromtimestamp(self._clock()).astimezone()
+        await self._store.recover_expired(now)
+        await self._store.finish_campaigns()
+        self._campaigns = await self._store.running()
+        self._loaded.set()
+
     async def _loop(self) -> None:
         backoff = Backoff(0.5, 15.0)
+        await self._loaded.wait()
         while True:
             try:
                 busy = await self.tick()
@@ -100,14 +131,9 @@ class CampaignRunner:
             self._wake.clear()
 
     async def tick(self) -> bool:
-        """One round: housekeeping when due, then claims for free channels. True when it
-        claimed something (loop again at once)."""
+        """One round of claims for free channels. True when it claimed something (loop again
+        at once)."""
         now = datetime.fromtimestamp(self._clock()).astimezone()
-        if time.monotonic() - self._housekept >= self._settings.poll_s:
-            self._housekept = time.monotonic()
-            await self._store.recover_expired(now)
-            await self._store.finish_campaigns()
-            self._campaigns = await self._store.running()
         by_trunk: dict[str, dict[int, tuple[str, CampaignSettings]]] = {}
         for cid, (kind, s) in self._campaigns.items():
             if is_allowed(s.window, now):

@@ -153,23 +153,19 @@ class CampaignStore:
         """Record a dial's result/dialog ``outcome`` and the target's next step (``retry_at``
         None: done with the ``final`` outcome).
         False when the dial was already settled elsewhere (lease expired and recovered)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                "UPDATE campaign_dials SET result = $2, outcome = $3, data = $4, ended_at = $5 "
-                "WHERE id = $1 AND result = 'dialing' RETURNING id",
-                call.dial_id, result, outcome, json.dumps(data), now,
-            )  # fmt: skip
-            if updated is None:
-                return False
-            await conn.execute(
-                "UPDATE campaign_targets SET state = $2, "
-                "next_attempt_at = coalesce($3, next_attempt_at), "
-                "last_result = $4, outcome = $5, claimed_by = '', lease_until = NULL, "
-                "updated_at = $6 WHERE id = $1 AND claimed_by = $7",
-                call.target_id, "pending" if retry_at else "done", retry_at, result,
-                "" if retry_at else final, now, instance,
-            )  # fmt: skip
-        return True
+        # one statement: the attempt row and its target change together or not at all
+        settled: int = await self._pool.fetchval(
+            "WITH d AS (UPDATE campaign_dials SET result = $2, outcome = $3, data = $4, "
+            "ended_at = $5 WHERE id = $1 AND result = 'dialing' RETURNING target_id), "
+            "t AS (UPDATE campaign_targets t SET state = $6, "
+            "next_attempt_at = coalesce($7, t.next_attempt_at), last_result = $2, outcome = $8, "
+            "claimed_by = '', lease_until = NULL, updated_at = $5 FROM d "
+            "WHERE t.id = d.target_id AND t.claimed_by = $9 RETURNING t.id) "
+            "SELECT count(*) FROM d",
+            call.dial_id, result, outcome, json.dumps(data), now,
+            "pending" if retry_at else "done", retry_at, "" if retry_at else final, instance,
+        )  # fmt: skip
+        return settled > 0
 
     async def finish_campaigns(self) -> int:
         """Running campaigns with every target done become ``done``; how many."""
