@@ -144,10 +144,12 @@ async def measure(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
         finally:
             await runner.aclose()
             await ami.aclose()
-    report(pool_stats=await pool.fetchrow(
+    row = await pool.fetchrow(
         "SELECT count(*) AS dials, count(*) FILTER (WHERE result = 'answered') AS answered, "
         "(SELECT count(*) FROM crm_appointments WHERE status = 'confirmed') AS confirmed "
-        "FROM campaign_dials"), runner=runner, dials=dials, args=args)  # fmt: skip
+        "FROM campaign_dials")  # fmt: skip
+    assert row is not None
+    report(pool_stats=row, runner=runner, dials=dials, args=args)
 
 
 def report(*, pool_stats: asyncpg.Record, runner: CampaignRunner, dials: Dials,

@@ -60,9 +60,9 @@ class CampaignRunner:
         self.dialled = 0
         self.answered = 0
         self.busy_s = 0.0
-        """Channel-seconds spent in calls, claim to free (the benchmark's ideal)."""
+        """Channel-seconds spent in calls, Originate to hang-up (the benchmark's ideal)."""
         self.freed_at: list[float] = []
-        """Monotonic times channels freed (the benchmark's redial gap)."""
+        """Monotonic times calls hung up (the benchmark's redial gap: hang-up → next dial)."""
         self.dial_started_at: list[float] = []
 
     async def start(self) -> None:
@@ -164,17 +164,20 @@ class CampaignRunner:
         task.add_done_callback(self._calls.discard)
 
     async def _call(self, trunk: str, call: ClaimedCall, started: float) -> None:
+        hung_up = 0.0
         try:
             dial = await self._dialer.dial(call)
             step = await self._talk(call, dial) if dial.result == "answered" else None
+            hung_up = time.monotonic()  # the trunk's channel is free from here
             await self._service.settle(call, dial.result, step)
         except (asyncpg.PostgresError, OSError) as e:
             # the dial stays 'dialing' until its lease expires: then recorded unknown,
             # and never redialled the same day
             log.warning("campaign dial %s not settled: %s", call.dial_id, e)
         finally:
+            # the slot is reused once the dial is settled (PostgreSQL counts it till then)
             self._active[trunk] -= 1
-            freed = time.monotonic()
+            freed = hung_up or time.monotonic()
             self.freed_at.append(freed)
             self.busy_s += freed - started
             self._wake.set()
