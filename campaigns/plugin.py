@@ -98,6 +98,11 @@ class CampaignsPlugin:
                 Metric(
                     "callserver_campaign_active_calls", "campaign calls in progress", runner.active
                 ),
+                Metric(
+                    "callserver_campaign_failed_effects_total",
+                    "campaign outcomes whose CRM/callback update failed (logged)",
+                    lambda: service.failed_effects,
+                ),
             ],
             ports={"campaign_calls": sessions},
         )

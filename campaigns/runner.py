@@ -164,23 +164,33 @@ class CampaignRunner:
         task.add_done_callback(self._calls.discard)
 
     async def _call(self, trunk: str, call: ClaimedCall, started: float) -> None:
-        hung_up = 0.0
+        hung_up, released = 0.0, False
         try:
             dial = await self._dialer.dial(call)
             step = await self._talk(call, dial) if dial.result == "answered" else None
             hung_up = time.monotonic()  # the trunk's channel is free from here
-            await self._service.settle(call, dial.result, step)
+            apply = await self._service.record(call, dial.result, step)
+            released = True  # PostgreSQL no longer counts it: the next call may take its place
+            self._release(trunk, hung_up, started)
+            if apply is not None:
+                await apply()
         except (asyncpg.PostgresError, OSError) as e:
             # the dial stays 'dialing' until its lease expires: then recorded unknown,
             # and never redialled the same day
             log.warning("campaign dial %s not settled: %s", call.dial_id, e)
+        except Exception:
+            # one call's bug must not stop the campaign; the lease covers its row as above
+            log.exception("campaign dial %s failed", call.dial_id)
         finally:
-            # the slot is reused once the dial is settled (PostgreSQL counts it till then)
-            self._active[trunk] -= 1
-            freed = hung_up or time.monotonic()
-            self.freed_at.append(freed)
-            self.busy_s += freed - started
-            self._wake.set()
+            if not released:
+                self._release(trunk, hung_up or time.monotonic(), started)
+
+    def _release(self, trunk: str, freed: float, started: float) -> None:
+        """The call's slot is free (its dial settled, or abandoned to its lease)."""
+        self._active[trunk] -= 1
+        self.freed_at.append(freed)
+        self.busy_s += freed - started
+        self._wake.set()
 
     async def _talk(self, call: ClaimedCall, dial: DialResult) -> Step:
         self.answered += 1

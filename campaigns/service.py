@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 
 from callserver.core.phone import mask
+from callserver.errors import CallserverError
 from campaigns.dialog import Step
 from campaigns.models import CampaignSettings, ClaimedCall
 from campaigns.outcomes import Effects, effects, final_outcome
@@ -86,9 +87,20 @@ class CampaignService:
         self._store, self._pool, self._instance, self._clock = store, pool, instance, clock
         self._webhook, self._callbacks, self._crm = webhook, callbacks, crm
         self.outcomes: dict[str, int] = {}
+        self.failed_effects = 0
 
     async def settle(self, call: ClaimedCall, result: str, step: Step | None) -> None:
         """Record the dial and apply its effects. Raises asyncpg errors (PostgreSQL down)."""
+        apply = await self.record(call, result, step)
+        if apply is not None:
+            await apply()
+
+    async def record(
+        self, call: ClaimedCall, result: str, step: Step | None
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Record the dial (one statement: its channel no longer counts as in use) and return
+        the application of its effects, or None when it was settled elsewhere. Raises asyncpg
+        errors (PostgreSQL down)."""
         now = datetime.fromtimestamp(self._clock()).astimezone()
         outcome = step.outcome if step else ""
         eff = effects(call.kind, result, outcome)
@@ -101,10 +113,20 @@ class CampaignService:
         if not await self._store.settle(call, instance=self._instance, result=result,
                                         outcome=outcome, final=final, data=data, now=now,
                                         retry_at=retry_at):  # fmt: skip
-            return
+            return None
         key = outcome or result
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
-        await self._apply(call, eff, data, unreached=eff.retry and retry_at is None, now=now)
+
+        async def apply() -> None:
+            try:
+                await self._apply(call, eff, data, unreached=eff.retry and retry_at is None,
+                                  now=now)  # fmt: skip
+            except CallserverError as e:  # a port (CRM, callbacks) failed: the attempt is recorded
+                self.failed_effects += 1
+                log.warning("campaign dial %s to %s: effects of %s not applied: %s", call.dial_id,
+                            mask(call.target.phone), outcome or result, e)  # fmt: skip
+
+        return apply
 
     async def _apply(
         self, call: ClaimedCall, eff: Effects, data: dict[str, str], *, unreached: bool,
