@@ -143,7 +143,7 @@ class CampaignRunner:
             want = self._settings.channels - self._active.get(trunk, 0)
             if want <= 0:
                 continue
-            claimed, _seen = await self._store.claim(
+            claimed = await self._store.claim(
                 now=now, instance=self._settings.instance, trunk=trunk,
                 channels=self._settings.channels, want=want, campaigns=campaigns,
                 lease=self._settings.lease,

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from campaigns.claim import ClaimBatch, next_day
+from campaigns.claim import next_day, target_of
 from campaigns.errors import CampaignConflict, CampaignNotFound
 from campaigns.models import CampaignSettings, ClaimedCall, Target, parse_settings
 
@@ -119,32 +119,25 @@ class CampaignStore:
     async def claim(
         self, *, now: datetime, instance: str, trunk: str, channels: int, want: int,
         campaigns: dict[int, tuple[str, CampaignSettings]], lease: timedelta,
-    ) -> tuple[list[ClaimedCall], int]:  # fmt: skip
+    ) -> list[ClaimedCall]:  # fmt: skip
         """Claim up to ``want`` due calls on ``trunk`` for ``campaigns`` (open windows only),
-        never more than ``channels`` calls in progress on the trunk over all instances.
-
-        Returns (claimed calls, candidates looked at): fewer claims than candidates means some
-        were on the do-not-call list or already called today (try again at once)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", "campaigns:trunk:" + trunk
-            )
-            active = await conn.fetchval(
-                "SELECT count(*) FROM campaign_dials WHERE result = 'dialing' AND trunk = $1", trunk
-            )
-            free = min(want, channels - int(active))
-            if free <= 0 or not campaigns:
-                return [], 0
-            rows = await conn.fetch(
-                "SELECT t.*, EXISTS (SELECT 1 FROM campaign_dnc n WHERE n.phone = t.phone) AS dnc "
-                "FROM campaign_targets t WHERE t.state = 'pending' AND t.next_attempt_at <= $1 "
-                "AND t.campaign_id = ANY($2::bigint[]) ORDER BY t.next_attempt_at, t.id LIMIT $3 "
-                "FOR UPDATE OF t SKIP LOCKED", now, list(campaigns), free,
-            )  # fmt: skip
-            clinic_load = await _clinic_load(conn, campaigns)
-            batch = ClaimBatch(now=now, instance=instance, trunk=trunk, lease=lease)
-            claimed = await batch.claim(conn, rows, campaigns, clinic_load)
-            return claimed, len(rows)
+        never more than ``channels`` calls in progress on the trunk over all instances: one
+        statement, ``campaign_claim`` in the migration (locks, do-not-call, the day ledger)."""
+        if not campaigns or want <= 0:
+            return []
+        ids = list(campaigns)
+        rows = await self._pool.fetch(
+            "SELECT * FROM campaign_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            now, instance, trunk, channels, want, ids,
+            [campaigns[c][1].window.tz for c in ids],
+            [campaigns[c][1].clinic_channels for c in ids], lease,
+        )  # fmt: skip
+        out = []
+        for row in rows:
+            kind, settings = campaigns[row["campaign_id"]]
+            out.append(ClaimedCall(row["o_dial"], row["id"], row["campaign_id"], kind,
+                                   row["o_attempt"], target_of(row), settings))  # fmt: skip
+        return out
 
     async def settle(
         self, call: ClaimedCall, *, instance: str, result: str, outcome: str, final: str,
@@ -199,19 +192,6 @@ class CampaignStore:
                     next_day(now, r["tz"] or "Europe/Moscow"),
                 )  # fmt: skip
         return len(rows)
-
-
-async def _clinic_load(
-    conn: Any, campaigns: dict[int, tuple[str, CampaignSettings]]
-) -> dict[str, int] | None:
-    """Calls in progress per clinic, when any campaign limits its clinic's channels."""
-    if not any(s.clinic_channels for _k, s in campaigns.values()):
-        return None
-    rows = await conn.fetch(
-        "SELECT t.clinic, count(*) AS n FROM campaign_dials d JOIN campaign_targets t "
-        "ON t.id = d.target_id WHERE d.result = 'dialing' GROUP BY t.clinic"
-    )
-    return {r["clinic"]: r["n"] for r in rows}
 
 
 def _campaign_dict(row: asyncpg.Record) -> dict[str, Any]:

@@ -87,3 +87,86 @@ CREATE TABLE campaign_waitlist (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX campaign_waitlist_doctor ON campaign_waitlist (doctor_id) WHERE active;
+
+-- Claim up to p_want due calls on a trunk in one round trip (the caller's statement is the
+-- transaction). The trunk's calls in progress are counted under a per-trunk advisory lock so the
+-- limit holds over every instance; due targets are locked FOR UPDATE SKIP LOCKED; the
+-- do-not-call list is checked; a patient already called today (campaign_patient_days) waits for
+-- the next local day; the clinic's channel limit is kept; each claim writes its attempt row.
+-- p_tz and p_clinic_caps are per campaign, in the order of p_campaigns.
+CREATE FUNCTION campaign_claim(
+    p_now timestamptz, p_instance text, p_trunk text, p_channels integer, p_want integer,
+    p_campaigns bigint[], p_tz text[], p_clinic_caps integer[], p_lease interval
+) RETURNS TABLE (
+    o_dial bigint, o_attempt integer, id bigint, campaign_id bigint, patient_key text,
+    patient_id bigint, phone text, full_name text, lang text, clinic text,
+    appointment_id bigint, doctor text, doctor_id integer, starts_at timestamptz, rule text,
+    next_attempt_at timestamptz
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    free integer;
+    r record;
+    k integer;
+    zone text;
+    cap integer;
+    busy integer;
+    day date;
+    owner bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('campaigns:trunk:' || p_trunk));
+    SELECT p_channels - count(*) INTO free FROM campaign_dials d
+        WHERE d.result = 'dialing' AND d.trunk = p_trunk;
+    free := least(free, p_want);
+    IF free <= 0 THEN
+        RETURN;
+    END IF;
+    FOR r IN
+        SELECT t.*, EXISTS (SELECT 1 FROM campaign_dnc n WHERE n.phone = t.phone) AS dnc
+        FROM campaign_targets t
+        WHERE t.state = 'pending' AND t.next_attempt_at <= p_now
+          AND t.campaign_id = ANY (p_campaigns)
+        ORDER BY t.next_attempt_at, t.id LIMIT free
+        FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        IF r.dnc THEN
+            UPDATE campaign_targets t SET state = 'done', outcome = 'do_not_call', updated_at = p_now
+                WHERE t.id = r.id;
+            CONTINUE;
+        END IF;
+        k := array_position(p_campaigns, r.campaign_id);
+        zone := p_tz[k];
+        cap := p_clinic_caps[k];
+        IF cap > 0 THEN
+            SELECT count(*) INTO busy FROM campaign_dials d JOIN campaign_targets t
+                ON t.id = d.target_id WHERE d.result = 'dialing' AND t.clinic = r.clinic;
+            IF busy >= cap THEN
+                CONTINUE;
+            END IF;
+        END IF;
+        day := (p_now AT TIME ZONE zone)::date;
+        INSERT INTO campaign_patient_days AS pd (patient_key, call_day, target_id)
+            VALUES (r.patient_key, day, r.id)
+            ON CONFLICT (patient_key, call_day) DO UPDATE SET target_id = pd.target_id
+            RETURNING pd.target_id INTO owner;
+        IF owner <> r.id THEN
+            UPDATE campaign_targets t SET next_attempt_at = ((day + 1)::timestamp AT TIME ZONE zone),
+                last_result = 'called_today', updated_at = p_now WHERE t.id = r.id;
+            CONTINUE;
+        END IF;
+        UPDATE campaign_targets t SET state = 'dialing', attempts = t.attempts + 1,
+            claimed_by = p_instance, lease_until = p_now + p_lease, updated_at = p_now
+            WHERE t.id = r.id RETURNING t.attempts INTO o_attempt;
+        INSERT INTO campaign_dials (target_id, campaign_id, attempt, phone, instance, trunk,
+                                    call_day, started_at)
+            VALUES (r.id, r.campaign_id, o_attempt, r.phone, p_instance, p_trunk, day, p_now)
+            RETURNING campaign_dials.id INTO o_dial;
+        id := r.id; campaign_id := r.campaign_id; patient_key := r.patient_key;
+        patient_id := r.patient_id; phone := r.phone; full_name := r.full_name; lang := r.lang;
+        clinic := r.clinic; appointment_id := r.appointment_id; doctor := r.doctor;
+        doctor_id := r.doctor_id; starts_at := r.starts_at; rule := r.rule;
+        next_attempt_at := r.next_attempt_at;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
