@@ -31,6 +31,8 @@ class CampaignsConfig:
     """False: the API and page only; this instance places no campaign calls."""
     channels: int = 30
     """Concurrent campaign calls per trunk, over all instances."""
+    instance_channels: int = 0
+    """This instance's share of ``channels`` (0: all; set it to spread calls over instances)."""
     ring_s: float = 30.0
     poll_s: float = 1.0
     lease_s: float = 900.0
@@ -54,7 +56,9 @@ class CampaignsPlugin:
     provides: tuple[str, ...] = ("campaign_calls",)
 
     def validate(self, config: CampaignsConfig) -> None:
-        checks = [("channels", 1 <= config.channels <= 1000), ("ring_s", 5 <= config.ring_s <= 120),
+        checks = [("channels", 1 <= config.channels <= 1000),
+                  ("instance_channels", 0 <= config.instance_channels <= config.channels),
+                  ("ring_s", 5 <= config.ring_s <= 120),
                   ("poll_s", 0.05 <= config.poll_s <= 60), ("lease_s", config.lease_s >= 60),
                   ("pickup_s", 0.5 <= config.pickup_s <= 120),
                   ("webhook_url", not config.webhook_url
@@ -76,7 +80,7 @@ class CampaignsPlugin:
             store, PatientDialer(deps.ami, app=deps.server.ari_app, ring_s=config.ring_s),
             sessions, service, deps.clock,
             RunnerSettings(deps.server.instance_id, config.channels, config.poll_s,
-                           timedelta(seconds=config.lease_s)),
+                           timedelta(seconds=config.lease_s), config.instance_channels),
         )  # fmt: skip
         api = CampaignsApi(store, deps.pool, deps.clock, runner.wake)
         return Contribution(

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from callserver.core.backoff import Backoff
+from campaigns.claim import Campaigns, ClaimRequest
 from campaigns.dialer import Conversation, DialResult, PatientDialer
 from campaigns.dialog import CallFacts, Dialog, Step
 from campaigns.models import CampaignSettings, ClaimedCall
@@ -38,6 +39,9 @@ class RunnerSettings:
     poll_s: float = 1.0
     lease: timedelta = timedelta(minutes=15)
     """A dial not settled within this is taken for lost (its instance died)."""
+    own_channels: int = 0
+    """This instance's own share of ``channels`` (0: all of them). A finishing call claims its
+    successor at once, so without a share the first instance keeps every channel."""
 
 
 class CampaignRunner:
@@ -134,13 +138,10 @@ class CampaignRunner:
         """One round of claims for free channels. True when it claimed something (loop again
         at once)."""
         now = datetime.fromtimestamp(self._clock()).astimezone()
-        by_trunk: dict[str, dict[int, tuple[str, CampaignSettings]]] = {}
-        for cid, (kind, s) in self._campaigns.items():
-            if is_allowed(s.window, now):
-                by_trunk.setdefault(s.trunk, {})[cid] = (kind, s)
         claimed_any = False
-        for trunk, campaigns in by_trunk.items():
-            want = self._settings.channels - self._active.get(trunk, 0)
+        for trunk, campaigns in self._open(now).items():
+            own = self._settings.own_channels or self._settings.channels
+            want = min(own, self._settings.channels) - self._active.get(trunk, 0)
             if want <= 0:
                 continue
             claimed = await self._store.claim(
@@ -152,6 +153,22 @@ class CampaignRunner:
                 self._launch(trunk, call)
             claimed_any = claimed_any or bool(claimed)
         return claimed_any
+
+    def _open(self, now: datetime) -> dict[str, Campaigns]:
+        """Running campaigns whose calling window is open ``now``, by trunk."""
+        by_trunk: dict[str, Campaigns] = {}
+        for cid, (kind, s) in self._campaigns.items():
+            if is_allowed(s.window, now):
+                by_trunk.setdefault(s.trunk, {})[cid] = (kind, s)
+        return by_trunk
+
+    def _successor(self, trunk: str, now: datetime) -> ClaimRequest | None:
+        """Claim the call that takes a finishing call's channel (its own slot, want 1)."""
+        campaigns = self._open(now).get(trunk)
+        if not campaigns:
+            return None
+        return ClaimRequest(now, self._settings.instance, trunk, self._settings.channels, 1,
+                            campaigns, self._settings.lease)  # fmt: skip
 
     def _launch(self, trunk: str, call: ClaimedCall) -> None:
         self._active[trunk] = self._active.get(trunk, 0) + 1
@@ -169,7 +186,12 @@ class CampaignRunner:
             dial = await self._dialer.dial(call)
             step = await self._talk(call, dial) if dial.result == "answered" else None
             hung_up = time.monotonic()  # the trunk's channel is free from here
-            apply = await self._service.record(call, dial.result, step)
+            now = self._service.now()
+            apply, successors = await self._service.record(
+                call, dial.result, step, now=now, then=self._successor(trunk, now)
+            )
+            for successor in successors:  # in the same round trip as the settle
+                self._launch(trunk, successor)
             released = True  # PostgreSQL no longer counts it: the next call may take its place
             self._release(trunk, hung_up, started)
             if apply is not None:

@@ -16,6 +16,7 @@ import asyncpg
 
 from callserver.core.phone import mask
 from callserver.errors import CallserverError
+from campaigns.claim import ClaimRequest
 from campaigns.dialog import Step
 from campaigns.models import CampaignSettings, ClaimedCall
 from campaigns.outcomes import Effects, effects, final_outcome
@@ -91,17 +92,21 @@ class CampaignService:
 
     async def settle(self, call: ClaimedCall, result: str, step: Step | None) -> None:
         """Record the dial and apply its effects. Raises asyncpg errors (PostgreSQL down)."""
-        apply = await self.record(call, result, step)
+        apply, _ = await self.record(call, result, step, now=self.now())
         if apply is not None:
             await apply()
 
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock()).astimezone()
+
     async def record(
-        self, call: ClaimedCall, result: str, step: Step | None
-    ) -> Callable[[], Awaitable[None]] | None:
-        """Record the dial (one statement: its channel no longer counts as in use) and return
-        the application of its effects, or None when it was settled elsewhere. Raises asyncpg
-        errors (PostgreSQL down)."""
-        now = datetime.fromtimestamp(self._clock()).astimezone()
+        self, call: ClaimedCall, result: str, step: Step | None, *, now: datetime,
+        then: ClaimRequest | None = None,
+    ) -> tuple[Callable[[], Awaitable[None]] | None, list[ClaimedCall]]:  # fmt: skip
+        """Record the dial (one statement: its channel no longer counts as in use), with
+        ``then`` claiming the calls that take its channel in the same round trip. Returns the
+        application of its effects (None when it was settled elsewhere) and those calls.
+        Raises asyncpg errors (PostgreSQL down)."""
         outcome = step.outcome if step else ""
         eff = effects(call.kind, result, outcome)
         s = call.settings
@@ -110,10 +115,12 @@ class CampaignService:
             retry_at = next_attempt(s.window, now, delay=s.retry_delay, same_day=s.same_day_retry)
         final = final_outcome(result, outcome)
         data = dict(step.data) if step else {}
-        if not await self._store.settle(call, instance=self._instance, result=result,
-                                        outcome=outcome, final=final, data=data, now=now,
-                                        retry_at=retry_at):  # fmt: skip
-            return None
+        settled, claimed = await self._store.settle(
+            call, instance=self._instance, result=result, outcome=outcome, final=final,
+            data=data, now=now, retry_at=retry_at, then=then,
+        )  # fmt: skip
+        if not settled:
+            return None, claimed
         key = outcome or result
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
@@ -126,7 +133,7 @@ class CampaignService:
                 log.warning("campaign dial %s to %s: effects of %s not applied: %s", call.dial_id,
                             mask(call.target.phone), outcome or result, e)  # fmt: skip
 
-        return apply
+        return apply, claimed
 
     async def _apply(
         self, call: ClaimedCall, eff: Effects, data: dict[str, str], *, unreached: bool,

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from campaigns.claim import next_day, target_of
+from campaigns.claim import Campaigns, ClaimRequest, next_day
 from campaigns.errors import CampaignConflict, CampaignNotFound
 from campaigns.models import CampaignSettings, ClaimedCall, Target, parse_settings
 
@@ -118,47 +118,41 @@ class CampaignStore:
 
     async def claim(
         self, *, now: datetime, instance: str, trunk: str, channels: int, want: int,
-        campaigns: dict[int, tuple[str, CampaignSettings]], lease: timedelta,
+        campaigns: Campaigns, lease: timedelta,
     ) -> list[ClaimedCall]:  # fmt: skip
         """Claim up to ``want`` due calls on ``trunk`` for ``campaigns`` (open windows only),
         never more than ``channels`` calls in progress on the trunk over all instances: one
         statement, ``campaign_claim`` in the migration (locks, do-not-call, the day ledger)."""
+        req = ClaimRequest(now, instance, trunk, channels, want, campaigns, lease)
         if not campaigns or want <= 0:
             return []
-        ids = list(campaigns)
         rows = await self._pool.fetch(
-            "SELECT * FROM campaign_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            now, instance, trunk, channels, want, ids,
-            [campaigns[c][1].window.tz for c in ids],
-            [campaigns[c][1].clinic_channels for c in ids], lease,
-        )  # fmt: skip
-        out = []
-        for row in rows:
-            kind, settings = campaigns[row["campaign_id"]]
-            out.append(ClaimedCall(row["o_dial"], row["id"], row["campaign_id"], kind,
-                                   row["o_attempt"], target_of(row), settings))  # fmt: skip
-        return out
+            "SELECT * FROM campaign_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)", now, *req.args()
+        )
+        return req.calls(rows)
 
     async def settle(
         self, call: ClaimedCall, *, instance: str, result: str, outcome: str, final: str,
         data: dict[str, str], now: datetime, retry_at: datetime | None,
-    ) -> bool:  # fmt: skip
+        then: ClaimRequest | None = None,
+    ) -> tuple[bool, list[ClaimedCall]]:  # fmt: skip
         """Record a dial's result/dialog ``outcome`` and the target's next step (``retry_at``
-        None: done with the ``final`` outcome).
-        False when the dial was already settled elsewhere (lease expired and recovered)."""
-        # one statement: the attempt row and its target change together or not at all
-        settled: int = await self._pool.fetchval(
-            "WITH d AS (UPDATE campaign_dials SET result = $2, outcome = $3, data = $4, "
-            "ended_at = $5 WHERE id = $1 AND result = 'dialing' RETURNING target_id), "
-            "t AS (UPDATE campaign_targets t SET state = $6, "
-            "next_attempt_at = coalesce($7, t.next_attempt_at), last_result = $2, outcome = $8, "
-            "claimed_by = '', lease_until = NULL, updated_at = $5 FROM d "
-            "WHERE t.id = d.target_id AND t.claimed_by = $9 RETURNING t.id) "
-            "SELECT count(*) FROM d",
-            call.dial_id, result, outcome, json.dumps(data), now,
-            "pending" if retry_at else "done", retry_at, "" if retry_at else final, instance,
+        None: done with the ``final`` outcome) — and with ``then``, claim the calls that take
+        its channel, in the same round trip. ``settled`` is False when the dial was already
+        settled elsewhere (lease expired and recovered)."""
+        settle = (call.dial_id, result, outcome, json.dumps(data), now,
+                  "pending" if retry_at else "done", retry_at, "" if retry_at else final,
+                  instance)  # fmt: skip
+        if then is None or not then.campaigns or then.want <= 0:
+            ok: bool = await self._pool.fetchval(
+                "SELECT campaign_settle($1, $2, $3, $4, $5, $6, $7, $8, $9)", *settle
+            )
+            return ok, []
+        rows = await self._pool.fetch(
+            "SELECT * FROM campaign_settle_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+            "$12, $13, $14, $15, $16)", *settle, *then.args()[1:],
         )  # fmt: skip
-        return settled > 0
+        return bool(rows[0]["settled"]), then.calls([r for r in rows if r["o_dial"] is not None])
 
     async def finish_campaigns(self) -> int:
         """Running campaigns with every target done become ``done``; how many."""

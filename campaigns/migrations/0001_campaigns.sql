@@ -170,3 +170,53 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Settle one dial: its attempt row and its target's next step, together (false when the dial
+-- was already settled elsewhere, e.g. recorded 'unknown' after its lease expired).
+CREATE FUNCTION campaign_settle(
+    p_dial bigint, p_result text, p_outcome text, p_data jsonb, p_now timestamptz,
+    p_state text, p_retry timestamptz, p_final text, p_instance text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    UPDATE campaign_dials SET result = p_result, outcome = p_outcome, data = p_data,
+        ended_at = p_now WHERE id = p_dial AND result = 'dialing' RETURNING target_id INTO tid;
+    IF tid IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE campaign_targets t SET state = p_state,
+        next_attempt_at = coalesce(p_retry, t.next_attempt_at), last_result = p_result,
+        outcome = p_final, claimed_by = '', lease_until = NULL, updated_at = p_now
+        WHERE t.id = tid AND t.claimed_by = p_instance;
+    RETURN true;
+END
+$$;
+
+-- Settle a dial and claim the call that takes its channel, in one round trip (the freed
+-- channel's next dial waits for nothing else). Always at least one row: ``settled``, and the
+-- claim's columns (NULL when nothing was claimed).
+CREATE FUNCTION campaign_settle_claim(
+    p_dial bigint, p_result text, p_outcome text, p_data jsonb, p_now timestamptz,
+    p_state text, p_retry timestamptz, p_final text, p_instance text,
+    p_trunk text, p_channels integer, p_want integer, p_campaigns bigint[], p_tz text[],
+    p_clinic_caps integer[], p_lease interval
+) RETURNS TABLE (
+    settled boolean, o_dial bigint, o_attempt integer, id bigint, campaign_id bigint,
+    patient_key text, patient_id bigint, phone text, full_name text, lang text, clinic text,
+    appointment_id bigint, doctor text, doctor_id integer, starts_at timestamptz, rule text,
+    next_attempt_at timestamptz
+) LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean;
+BEGIN
+    ok := campaign_settle(p_dial, p_result, p_outcome, p_data, p_now, p_state, p_retry,
+                          p_final, p_instance);
+    RETURN QUERY SELECT ok, c.* FROM campaign_claim(p_now, p_instance, p_trunk, p_channels,
+        p_want, p_campaigns, p_tz, p_clinic_caps, p_lease) c;
+    IF NOT FOUND THEN
+        settled := ok;
+        RETURN NEXT;
+    END IF;
+END
+$$;

@@ -128,13 +128,13 @@ async def ami_client(pbx: Pbx, dials: Dials) -> AmiClient:
 def make_runner(
     pool: asyncpg.Pool, ami: AmiClient, conversation: Conversation, clock: Clock, *,
     instance: str, channels: int, ring_s: float = 30.0, poll_s: float = 0.1,
-    lease: timedelta = timedelta(minutes=15), **service_ports: Any,
+    lease: timedelta = timedelta(minutes=15), own: int = 0, **service_ports: Any,
 ) -> tuple[CampaignRunner, CampaignService]:  # fmt: skip
     store = CampaignStore(pool)
     service = CampaignService(store, pool, instance=instance, clock=clock, **service_ports)
     runner = CampaignRunner(store, PatientDialer(ami, app="callserver", ring_s=ring_s),
                             conversation, service, clock,
-                            RunnerSettings(instance, channels, poll_s, lease))  # fmt: skip
+                            RunnerSettings(instance, channels, poll_s, lease, own))  # fmt: skip
     return runner, service
 
 

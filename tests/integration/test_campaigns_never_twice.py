@@ -147,7 +147,7 @@ async def test_two_instances_share_a_campaign_without_double_dials(pool: asyncpg
             ami = await ami_client(pbx, Dials())
             conversation = ScriptedConversation({}, default=[Input("dtmf", "1")], think_s=0.02)
             runner, _ = make_runner(pool, ami, conversation, clock, instance=name, channels=6,
-                                    ring_s=10.0, webhook=NoHook())  # fmt: skip
+                                    own=4, ring_s=10.0, webhook=NoHook())  # fmt: skip
             amis.append(ami)
             runners.append(runner)
         await asyncio.gather(*(r.start() for r in runners))
