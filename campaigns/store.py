@@ -3,7 +3,8 @@
 The claim is what makes "never twice" hold across instances and restarts:
 
 * due targets are locked ``FOR UPDATE SKIP LOCKED`` (two instances never take the same row);
-* the trunk's channel count is read under a per-trunk advisory transaction lock, so two
+* the trunk's calls in progress are a counter row (``campaign_trunks``) locked by the claim and
+  changed in the same transactions as the dial rows, so two
   instances together stay within the trunk's limit;
 * ``campaign_patient_days`` has one row per patient and clinic-local day (primary key): a second
   campaign (or a duplicate target) cannot call the same patient that day;
@@ -174,8 +175,11 @@ class CampaignStore:
             )  # fmt: skip
             for r in rows:
                 await conn.execute(
-                    "UPDATE campaign_dials SET result = 'unknown', ended_at = $2 "
-                    "WHERE target_id = $1 AND result = 'dialing'", r["id"], now,
+                    "WITH d AS (UPDATE campaign_dials SET result = 'unknown', ended_at = $2 "
+                    "WHERE target_id = $1 AND result = 'dialing' RETURNING trunk) "
+                    "UPDATE campaign_trunks t SET active = t.active - n FROM "
+                    "(SELECT trunk, count(*) AS n FROM d GROUP BY trunk) x WHERE t.trunk = x.trunk",
+                    r["id"], now,
                 )  # fmt: skip
                 done = r["attempts"] >= (r["maxa"] or 1)
                 await conn.execute(

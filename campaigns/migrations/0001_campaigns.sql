@@ -43,6 +43,7 @@ CREATE TABLE campaign_targets (
 CREATE INDEX campaign_targets_due ON campaign_targets (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX campaign_targets_dialing ON campaign_targets (lease_until) WHERE state = 'dialing';
 CREATE INDEX campaign_targets_campaign ON campaign_targets (campaign_id, state);
+CREATE INDEX campaign_targets_open ON campaign_targets (campaign_id) WHERE state <> 'done';
 
 CREATE TABLE campaign_dials (
     id           bigserial PRIMARY KEY,
@@ -61,7 +62,6 @@ CREATE TABLE campaign_dials (
     UNIQUE (target_id, attempt)
 );
 CREATE INDEX campaign_dials_campaign ON campaign_dials (campaign_id);
-CREATE INDEX campaign_dials_in_progress ON campaign_dials (trunk) WHERE result = 'dialing';
 
 -- At most one campaign call per patient per (clinic-local) day, whichever instance dials.
 CREATE TABLE campaign_patient_days (
@@ -69,6 +69,13 @@ CREATE TABLE campaign_patient_days (
     call_day     date NOT NULL,
     target_id    bigint NOT NULL,
     PRIMARY KEY (patient_key, call_day)
+);
+
+-- Calls in progress per trunk over every instance: changed in the same transactions as the
+-- dial rows (claim +1, settle / recovery -1); its row lock serialises the trunk's claims.
+CREATE TABLE campaign_trunks (
+    trunk   text PRIMARY KEY,
+    active  integer NOT NULL DEFAULT 0 CHECK (active >= 0)
 );
 
 CREATE TABLE campaign_dnc (
@@ -89,8 +96,8 @@ CREATE TABLE campaign_waitlist (
 CREATE INDEX campaign_waitlist_doctor ON campaign_waitlist (doctor_id) WHERE active;
 
 -- Claim up to p_want due calls on a trunk in one round trip (the caller's statement is the
--- transaction). The trunk's calls in progress are counted under a per-trunk advisory lock so the
--- limit holds over every instance; due targets are locked FOR UPDATE SKIP LOCKED; the
+-- transaction). The trunk's calls in progress are read from its campaign_trunks row, locked, so
+-- the limit holds over every instance; due targets are locked FOR UPDATE SKIP LOCKED; the
 -- do-not-call list is checked; a patient already called today (campaign_patient_days) waits for
 -- the next local day; the clinic's channel limit is kept; each claim writes its attempt row.
 -- p_tz and p_clinic_caps are per campaign, in the order of p_campaigns.
@@ -113,10 +120,11 @@ DECLARE
     busy integer;
     day date;
     owner bigint;
+    taken integer := 0;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('campaigns:trunk:' || p_trunk));
-    SELECT p_channels - count(*) INTO free FROM campaign_dials d
-        WHERE d.result = 'dialing' AND d.trunk = p_trunk;
+    INSERT INTO campaign_trunks (trunk) VALUES (p_trunk) ON CONFLICT DO NOTHING;
+    SELECT p_channels - ct.active INTO free FROM campaign_trunks ct
+        WHERE ct.trunk = p_trunk FOR UPDATE;
     free := least(free, p_want);
     IF free <= 0 THEN
         RETURN;
@@ -166,8 +174,12 @@ BEGIN
         clinic := r.clinic; appointment_id := r.appointment_id; doctor := r.doctor;
         doctor_id := r.doctor_id; starts_at := r.starts_at; rule := r.rule;
         next_attempt_at := r.next_attempt_at;
+        taken := taken + 1;
         RETURN NEXT;
     END LOOP;
+    IF taken > 0 THEN
+        UPDATE campaign_trunks ct SET active = ct.active + taken WHERE ct.trunk = p_trunk;
+    END IF;
 END
 $$;
 
@@ -179,12 +191,15 @@ CREATE FUNCTION campaign_settle(
 ) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     tid bigint;
+    tr text;
 BEGIN
     UPDATE campaign_dials SET result = p_result, outcome = p_outcome, data = p_data,
-        ended_at = p_now WHERE id = p_dial AND result = 'dialing' RETURNING target_id INTO tid;
+        ended_at = p_now WHERE id = p_dial AND result = 'dialing'
+        RETURNING target_id, trunk INTO tid, tr;
     IF tid IS NULL THEN
         RETURN false;
     END IF;
+    UPDATE campaign_trunks SET active = active - 1 WHERE trunk = tr;
     UPDATE campaign_targets t SET state = p_state,
         next_attempt_at = coalesce(p_retry, t.next_attempt_at), last_result = p_result,
         outcome = p_final, claimed_by = '', lease_until = NULL, updated_at = p_now
