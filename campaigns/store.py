@@ -3,9 +3,9 @@
 The claim is what makes "never twice" hold across instances and restarts:
 
 * due targets are locked ``FOR UPDATE SKIP LOCKED`` (two instances never take the same row);
-* the trunk's calls in progress are a counter row (``campaign_trunks``) locked by the claim and
-  changed in the same transactions as the dial rows, so two
-  instances together stay within the trunk's limit;
+* each call takes one of its trunk's slots (``campaign_channels``, one row per channel, taken
+  ``FOR UPDATE SKIP LOCKED``, freed in the transaction that settles or recovers the dial), so
+  instances together stay within the trunk's limit without waiting for each other;
 * ``campaign_patient_days`` has one row per patient and clinic-local day (primary key): a second
   campaign (or a duplicate target) cannot call the same patient that day;
 * the dial row (``UNIQUE (target_id, attempt)``) is written before the Originate. A target whose
@@ -176,9 +176,9 @@ class CampaignStore:
             for r in rows:
                 await conn.execute(
                     "WITH d AS (UPDATE campaign_dials SET result = 'unknown', ended_at = $2 "
-                    "WHERE target_id = $1 AND result = 'dialing' RETURNING trunk) "
-                    "UPDATE campaign_trunks t SET active = t.active - n FROM "
-                    "(SELECT trunk, count(*) AS n FROM d GROUP BY trunk) x WHERE t.trunk = x.trunk",
+                    "WHERE target_id = $1 AND result = 'dialing' RETURNING id, trunk) "
+                    "UPDATE campaign_channels c SET dial_id = NULL FROM d "
+                    "WHERE c.trunk = d.trunk AND c.dial_id = d.id",
                     r["id"], now,
                 )  # fmt: skip
                 done = r["attempts"] >= (r["maxa"] or 1)

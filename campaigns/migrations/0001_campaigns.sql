@@ -71,11 +71,15 @@ CREATE TABLE campaign_patient_days (
     PRIMARY KEY (patient_key, call_day)
 );
 
--- Calls in progress per trunk over every instance: changed in the same transactions as the
--- dial rows (claim +1, settle / recovery -1); its row lock serialises the trunk's claims.
-CREATE TABLE campaign_trunks (
-    trunk   text PRIMARY KEY,
-    active  integer NOT NULL DEFAULT 0 CHECK (active >= 0)
+-- A trunk's channels, one row each (slot 1..channels): a claim takes free slots
+-- FOR UPDATE SKIP LOCKED and writes its dial id there; settling or recovering the dial frees it.
+-- Over every instance the trunk never carries more calls than it has slots, and claims on
+-- different slots do not wait for each other. (No index on dial_id: its updates stay HOT.)
+CREATE TABLE campaign_channels (
+    trunk    text NOT NULL,
+    slot     integer NOT NULL,
+    dial_id  bigint,
+    PRIMARY KEY (trunk, slot)
 );
 
 CREATE TABLE campaign_dnc (
@@ -96,8 +100,8 @@ CREATE TABLE campaign_waitlist (
 CREATE INDEX campaign_waitlist_doctor ON campaign_waitlist (doctor_id) WHERE active;
 
 -- Claim up to p_want due calls on a trunk in one round trip (the caller's statement is the
--- transaction). The trunk's calls in progress are read from its campaign_trunks row, locked, so
--- the limit holds over every instance; due targets are locked FOR UPDATE SKIP LOCKED; the
+-- transaction). Each call takes a free slot of the trunk (campaign_channels), so the limit
+-- holds over every instance; due targets are locked FOR UPDATE SKIP LOCKED; the
 -- do-not-call list is checked; a patient already called today (campaign_patient_days) waits for
 -- the next local day; the clinic's channel limit is kept; each claim writes its attempt row.
 -- p_tz and p_clinic_caps are per campaign, in the order of p_campaigns.
@@ -121,12 +125,18 @@ DECLARE
     day date;
     owner bigint;
     taken integer := 0;
+    slots integer[];
 BEGIN
-    INSERT INTO campaign_trunks (trunk) VALUES (p_trunk) ON CONFLICT DO NOTHING;
-    SELECT p_channels - ct.active INTO free FROM campaign_trunks ct
-        WHERE ct.trunk = p_trunk FOR UPDATE;
-    free := least(free, p_want);
-    IF free <= 0 THEN
+    IF (SELECT count(*) FROM campaign_channels c WHERE c.trunk = p_trunk) < p_channels THEN
+        INSERT INTO campaign_channels (trunk, slot)
+            SELECT p_trunk, g FROM generate_series(1, p_channels) g ON CONFLICT DO NOTHING;
+    END IF;
+    SELECT array_agg(s.slot) INTO slots FROM (
+        SELECT c.slot FROM campaign_channels c
+        WHERE c.trunk = p_trunk AND c.dial_id IS NULL AND c.slot <= p_channels
+        ORDER BY c.slot LIMIT p_want FOR UPDATE SKIP LOCKED) s;
+    free := coalesce(array_length(slots, 1), 0);
+    IF free = 0 THEN
         RETURN;
     END IF;
     FOR r IN
@@ -169,17 +179,16 @@ BEGIN
                                     call_day, started_at)
             VALUES (r.id, r.campaign_id, o_attempt, r.phone, p_instance, p_trunk, day, p_now)
             RETURNING campaign_dials.id INTO o_dial;
+        taken := taken + 1;
+        UPDATE campaign_channels c SET dial_id = o_dial
+            WHERE c.trunk = p_trunk AND c.slot = slots[taken];
         id := r.id; campaign_id := r.campaign_id; patient_key := r.patient_key;
         patient_id := r.patient_id; phone := r.phone; full_name := r.full_name; lang := r.lang;
         clinic := r.clinic; appointment_id := r.appointment_id; doctor := r.doctor;
         doctor_id := r.doctor_id; starts_at := r.starts_at; rule := r.rule;
         next_attempt_at := r.next_attempt_at;
-        taken := taken + 1;
         RETURN NEXT;
     END LOOP;
-    IF taken > 0 THEN
-        UPDATE campaign_trunks ct SET active = ct.active + taken WHERE ct.trunk = p_trunk;
-    END IF;
 END
 $$;
 
@@ -199,7 +208,7 @@ BEGIN
     IF tid IS NULL THEN
         RETURN false;
     END IF;
-    UPDATE campaign_trunks SET active = active - 1 WHERE trunk = tr;
+    UPDATE campaign_channels SET dial_id = NULL WHERE trunk = tr AND dial_id = p_dial;
     UPDATE campaign_targets t SET state = p_state,
         next_attempt_at = coalesce(p_retry, t.next_attempt_at), last_result = p_result,
         outcome = p_final, claimed_by = '', lease_until = NULL, updated_at = p_now

@@ -166,7 +166,7 @@ async def test_a_reminder_day_ends_with_the_right_crm_statuses(pool: asyncpg.Poo
                            "outcome": "slot_accepted"}  # fmt: skip
     assert all(n == 1 for n in dials.begun.values()) and len(dials.begun) == 9
     assert dials.max_live <= 3
-    assert await pool.fetchval("SELECT sum(active) FROM campaign_trunks") == 0
+    assert await pool.fetchval("SELECT count(dial_id) FROM campaign_channels") == 0
 
 
 async def test_the_calling_window_and_quiet_hours_follow_the_clock(pool: asyncpg.Pool) -> None:
