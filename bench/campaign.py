@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -135,6 +136,7 @@ async def measure(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
         runner, _ = make_runner(pool, ami, talk, clock, instance="bench", channels=args.channels,
                                 ring_s=args.ring, poll_s=0.5, webhook=NoHook())  # fmt: skip
         await CampaignStore(pool).set_state(cid, "running")
+        cpu0, load0 = time.process_time(), os.getloadavg()[0]
         await runner.start()
         try:
             async with asyncio.timeout(args.patients * 0.2 + 120):
@@ -144,6 +146,8 @@ async def measure(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
         finally:
             await runner.aclose()
             await ami.aclose()
+        print(f"this process (runner + AMI client): {time.process_time() - cpu0:.1f} s CPU; "
+              f"load average {load0:.1f} → {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     row = await pool.fetchrow(
         "SELECT count(*) AS dials, count(*) FILTER (WHERE result = 'answered') AS answered, "
         "(SELECT count(*) FROM crm_appointments WHERE status = 'confirmed') AS confirmed "
