@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 _SHOW = (
-    "SELECT {col} AS key, count(*) FILTER (WHERE a.status = 'came') AS came, "
-    "count(*) FILTER (WHERE a.status = 'no_show') AS no_show FROM campaign_targets t "
+    "SELECT {col} AS key, count(DISTINCT a.id) FILTER (WHERE a.status = 'came') AS came, "
+    "count(DISTINCT a.id) FILTER (WHERE a.status = 'no_show') AS no_show FROM campaign_targets t "
     "JOIN crm_appointments a ON a.id = t.appointment_id WHERE t.campaign_id = $1 "
     "GROUP BY {col} ORDER BY {col}"
 )

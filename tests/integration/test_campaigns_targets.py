@@ -74,3 +74,36 @@ def test_csv_lists_report_bad_rows_and_normalise_phones() -> None:
     assert [(t.phone, t.patient_key) for t in targets] == [("+79161234567", "tel:+79161234567")]
     assert targets[0].starts_at == datetime(2026, 12, 3, 10, 0, tzinfo=MSK)
     assert [e["line"] for e in errors] == [3, 4]
+
+
+async def test_results_show_rate_per_doctor_and_rule_and_csv_export(pool: asyncpg.Pool) -> None:
+    from campaigns.reports import campaign_stats, export_csv
+    from campaigns.store import CampaignStore
+
+    ids = await seed_day(pool, datetime(2026, 12, 3, 0, 0, tzinfo=MSK), [
+        ("+79990000501", "=HYPERLINK(1)", 10 * 60), ("+79990000502", "Б", 11 * 60),
+        ("+79990000503", "В", 12 * 60), ("+79990000504", "Г", 13 * 60)])  # fmt: skip
+    settings = parse_settings({"rules": ["3d", "24h"]})
+    targets = await reminder_targets(pool, settings, date_from=NOW.date() - timedelta(days=1),
+                                     date_to=NOW.date() + timedelta(days=3),
+                                     now=datetime(2026, 11, 25, 12, 0, tzinfo=MSK))  # fmt: skip
+    store = CampaignStore(pool)
+    cid = await store.create("show rate", "reminder", settings, "test")
+    assert await store.add_targets(cid, targets) == 8  # two reminders per appointment
+    # 501 (doctor 1) and 502 (doctor 2) came; 503 (doctor 1) did not
+    for phone, status in (("+79990000501", "came"), ("+79990000502", "came"),
+                          ("+79990000503", "no_show")):  # fmt: skip
+        await pool.execute(
+            "UPDATE crm_appointments SET status = $2 WHERE id = $1", ids[phone], status
+        )
+    stats = await campaign_stats(pool, cid)
+    by_doctor = {
+        r["key"]: (r["came"], r["no_show"], r["show_rate"]) for r in stats["show_rate_by_doctor"]
+    }
+    assert by_doctor == {"Иванова Анна Петровна": (1, 1, 0.5), "Петров Олег Ильич": (1, 0, 1.0)}
+    by_rule = {r["key"]: r["show_rate"] for r in stats["show_rate_by_rule"]}
+    assert by_rule == {"days_before:3": round(2 / 3, 3), "hours_before:24": round(2 / 3, 3)}
+    assert stats["targets"] == 8 and stats["outcomes"] == {"pending": 8}
+    text = await export_csv(pool, cid, "Europe/Moscow")
+    assert "'=HYPERLINK(1)" in text  # a spreadsheet will not run it
+    assert "2026-12-03 10:00" in text
