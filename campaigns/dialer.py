@@ -62,12 +62,12 @@ class PatientDialer:
             "Channel": f"PJSIP/{call.target.phone.lstrip('+')}@{s.trunk}",
             "Application": "Stasis", "Data": f"{self._app},campaign,{call.dial_id}",
             "Timeout": str(int(self._ring_s * 1000)),
-            "CallerID": s.caller_id or s.clinic_name,
+            "CallerID": f'"{s.clinic_name.replace(chr(34), "")}" <{s.caller_id}>',
             "Variable": [f"CAMPAIGN_DIAL={call.dial_id}", f"CAMPAIGN_ID={call.campaign_id}"],
         }  # fmt: skip
         try:
             reply = await self._ami.originate(headers, timeout=self._ring_s + 15.0)
-        except CallserverError as e:
+        except (CallserverError, ValueError) as e:  # ValueError: text AMI cannot carry
             log.warning(
                 "campaign dial %s to %s failed: %s", call.dial_id, mask(call.target.phone), e
             )

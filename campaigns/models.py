@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -52,10 +53,16 @@ class CampaignSettings:
         }  # fmt: skip
 
 
-def _str(raw: dict[str, Any], key: str, default: str, limit: int = 200) -> str:
+def _str(raw: dict[str, Any], key: str, default: str, limit: int = 200, pattern: str = "") -> str:
+    """Text without control characters (it reaches AMI headers and speech); ``pattern`` a
+    full-match regex for identifiers (trunk, caller ID)."""
     value = raw.get(key, default)
     if not isinstance(value, str) or len(value) > limit:
         raise CampaignInvalid(message=f"{key}: expected text up to {limit} characters", field=key)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise CampaignInvalid(message=f"{key}: control characters are not allowed", field=key)
+    if pattern and not re.fullmatch(pattern, value):
+        raise CampaignInvalid(message=f"{key}: {value[:40]!r} is not allowed here", field=key)
     return value
 
 
@@ -115,7 +122,8 @@ def parse_settings(raw: object) -> CampaignSettings:
         max_attempts=_int(raw, "max_attempts", 3, 1, 10),
         retry_delay=timedelta(minutes=_int(raw, "retry_delay_min", 120, 1, 7 * 24 * 60)),
         same_day_retry=bool(raw.get("same_day_retry", False)),
-        trunk=_str(raw, "trunk", "trunk", 64), caller_id=_str(raw, "caller_id", "", 32),
+        trunk=_str(raw, "trunk", "trunk", 64, r"[A-Za-z0-9_.-]+"),
+        caller_id=_str(raw, "caller_id", "", 32, r"\+?[0-9]*"),
         clinic_channels=_int(raw, "clinic_channels", 0, 0, 1000),
     )  # fmt: skip
 

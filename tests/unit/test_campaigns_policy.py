@@ -128,3 +128,26 @@ def test_a_window_that_never_opens_gives_none() -> None:
 def test_bad_rules_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="reminder rule"):
         parse_rules([bad])
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"clinic_name": "Улыбка\r\nAction: Hangup"}, "clinic_name"),
+        ({"trunk": "trunk/evil"}, "trunk"),
+        ({"caller_id": "74951234567\n"}, "caller_id"),
+        ({"window": "20:00-09:00"}, "window"),
+        ({"tz": "Mars/Olympus"}, "tz"),
+        ({"rules": ["tomorrow"]}, "rules"),
+        ({"max_attempts": 0}, "max_attempts"),
+    ],
+)
+def test_campaign_settings_refuse_what_could_reach_ami_or_make_no_sense(
+    settings: dict[str, object], field: str
+) -> None:
+    from campaigns.errors import CampaignInvalid
+    from campaigns.models import parse_settings
+
+    with pytest.raises(CampaignInvalid) as caught:
+        parse_settings(settings)
+    assert caught.value.details["field"] == field
