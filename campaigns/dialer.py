@@ -79,6 +79,12 @@ class PatientDialer:
             result, str(get("Channel", "") or "") if get and result == "answered" else ""
         )
 
+    def ready(self) -> bool:
+        """False while AMI is not logged in: claiming then would only burn attempts. (The
+        ``state`` of ``callserver.asterisk.ami_connection.AmiClient``; a client without one is
+        taken as ready.)"""
+        return getattr(self._ami, "state", "connected") == "connected"
+
     async def hangup(self, channel: str) -> None:
         """End the call (the dialog is over). A channel already gone is fine."""
         if not channel:

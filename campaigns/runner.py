@@ -137,6 +137,8 @@ class CampaignRunner:
     async def tick(self) -> bool:
         """One round of claims for free channels. True when it claimed something (loop again
         at once)."""
+        if not self._dialer.ready():
+            return False
         now = datetime.fromtimestamp(self._clock()).astimezone()
         claimed_any = False
         for trunk, campaigns in self._open(now).items():
@@ -165,7 +167,7 @@ class CampaignRunner:
     def _successor(self, trunk: str, now: datetime) -> ClaimRequest | None:
         """Claim the call that takes a finishing call's channel (its own slot, want 1)."""
         campaigns = self._open(now).get(trunk)
-        if not campaigns:
+        if not campaigns or not self._dialer.ready():
             return None
         return ClaimRequest(now, self._settings.instance, trunk, self._settings.channels, 1,
                             campaigns, self._settings.lease)  # fmt: skip
