@@ -20,11 +20,24 @@ from typing import Any
 
 from aiohttp import web
 
-from callbacks.errors import InvalidRequest
+from callbacks.errors import InvalidRequest, JobNotFound
 from callbacks.models import job_dict
 from callbacks.service import CallbackService, parse_phone
 from callbacks.webform import MAX_BODY, FormSettings, RateLimiter, parse_form, require_token
+from callserver.core.text import text_problem
 from callserver.web.auth import Principal, require_role
+from callserver.web.body import json_body
+
+MAX_JOB_ID = 64
+
+
+def _job_id(request: web.Request) -> str:
+    """The path's job id; one no stored job can have (NUL, a lone surrogate, too long) is not
+    found rather than a database error."""
+    job_id = request.match_info["id"]
+    if len(job_id) > MAX_JOB_ID or text_problem(job_id) is not None:
+        raise JobNotFound(message="no such callback job", job_id=job_id[:MAX_JOB_ID])
+    return job_id
 
 FORM_PATH = "/api/callback-requests"
 STATES = ("open", "active", "done")
@@ -36,15 +49,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 async def _body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidRequest(message=f"body larger than {MAX_BODY} bytes", field="")
-    raw = await request.read()  # aiohttp caps it at client_max_size (1 MB) without a length
-    if len(raw) > MAX_BODY:
-        raise InvalidRequest(message=f"body larger than {MAX_BODY} bytes", field="")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequest(message="body must be JSON (UTF-8)", field="") from None
+    return await json_body(request, max_bytes=MAX_BODY)
 
 
 def _user(principal: Principal) -> str:
@@ -73,11 +78,11 @@ class CallbacksApi:
 
     async def job(self, request: web.Request) -> web.Response:
         require_role(request, *WORKERS)
-        return _json(await self._service.get(request.match_info["id"]))
+        return _json(await self._service.get(_job_id(request)))
 
     async def claim(self, request: web.Request) -> web.Response:
         principal = require_role(request, *WORKERS)
-        return _json(await self._service.claim(request.match_info["id"], _user(principal)))
+        return _json(await self._service.claim(_job_id(request), _user(principal)))
 
     async def result(self, request: web.Request) -> web.Response:
         principal = require_role(request, *WORKERS)
@@ -88,7 +93,7 @@ class CallbacksApi:
         note = body.get("note", "")
         if not isinstance(note, str):
             raise InvalidRequest(message="note: must be text", field="note")
-        job = await self._service.record_result(request.match_info["id"], _user(principal),
+        job = await self._service.record_result(_job_id(request), _user(principal),
                                                 body["result"], note)  # fmt: skip
         return _json(job)
 

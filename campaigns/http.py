@@ -4,7 +4,6 @@ in ``store``/``targets``/``reports``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from aiohttp import web
 from callserver.core.phone import PhoneNumberError, normalize_phone
 from callserver.core.text import first_bad_text
 from callserver.web.auth import require_role
+from callserver.web.body import json_body
 from campaigns.errors import CampaignInvalid
 from campaigns.models import KINDS, CampaignSettings, Target, parse_settings
 from campaigns.reports import campaign_stats, export_csv
@@ -33,10 +33,7 @@ async def _raw(request: web.Request) -> bytes:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await _raw(request) or b"{}")
-    except ValueError:
-        raise CampaignInvalid(message="body is not JSON", field="body") from None
+    data = await json_body(request, max_bytes=MAX_BODY)
     if not isinstance(data, dict):
         raise CampaignInvalid(message="body must be a JSON object", field="body")
     if (bad := first_bad_text(data)) is not None:

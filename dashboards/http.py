@@ -16,6 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from callserver.web.auth import PRINCIPAL, AccessDenied, require_role, same_origin
+from callserver.web.body import json_body
 from dashboards import svg
 from dashboards.errors import InvalidReportRequest, ReportsUnavailable
 from dashboards.export import OPERATOR_COLUMNS, STAFFING_COLUMNS, marketer_csv, to_csv
@@ -181,9 +182,16 @@ class DashboardsHttp:
         if fmt == "svg":
             rows = report["rows"]
             labels = [f"{r['dow']}/{r['hour']:02d}" for r in rows]
-            return _svg(svg.bar_chart(label(lang, "staffing"), labels, [
-                (label(lang, "needed"), [float(r["needed"]) for r in rows]),
-                (label(lang, "logged_in"), [float(r["logged_in"] or 0) for r in rows])]))
+            return _svg(
+                svg.bar_chart(
+                    label(lang, "staffing"),
+                    labels,
+                    [
+                        (label(lang, "needed"), [float(r["needed"]) for r in rows]),
+                        (label(lang, "logged_in"), [float(r["logged_in"] or 0) for r in rows]),
+                    ],
+                )
+            )
         return _json(report)
 
 
@@ -200,10 +208,7 @@ def _forbidden(message: str) -> AccessDenied:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidReportRequest(message="body must be JSON", field="body") from None
+    body = await json_body(request, max_bytes=64 * 1024)
     if not isinstance(body, dict):
         raise InvalidReportRequest(message="body must be a JSON object", field="body")
     return body

@@ -52,9 +52,20 @@ async def server(fresh_pg_dsn: str, redis_url: str, redis_prefix: str,
     await srv.start()
     try:
         await asyncio.wait_for(srv.database.ready.wait(), 30)
+        await _settled()  # the plugins' after-database components have started their tasks
         yield srv
     finally:
         await srv.aclose()
+
+
+async def _settled() -> None:
+    """Wait (at most 10 s) until the number of tasks stayed the same for 0.5 s."""
+    async with asyncio.timeout(10):
+        count, same = -1, 0
+        while same < 5:
+            now = len(asyncio.all_tasks())
+            same, count = (same + 1, count) if now == count else (0, now)
+            await asyncio.sleep(0.1)
 
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
