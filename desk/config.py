@@ -25,8 +25,7 @@ class DeskConfig:
     tags: tuple[str, ...] = ("booking", "price_question", "complaint", "wrong_number")
     not_booked_reasons: tuple[str, ...] = ("too_expensive", "will_think", "no_suitable_slot",
                                            "other")  # fmt: skip
-    paid_sources: tuple[str, ...] = ("yandex", "google", "vk", "avito", "2gis", "prodoctorov",
-                                     "source-a")  # fmt: skip
+    paid_sources: tuple[str, ...] = ("yandex", "google", "vk", "avito", "2gis", "prodoctorov")
     """Ad sources whose calls are paid advertising (highlighted): a source matches when it
     starts with one of these."""
     recording_url: str = "/recordings/{file}"

@@ -3,6 +3,7 @@
 Pages: ``GET /desk``. Session: ``POST /api/desk/login`` (public), ``POST /api/desk/logout``,
 ``GET /api/desk/me``. Operator: ``GET /ws/desk``, ``GET /api/desk/pops``,
 ``POST /api/desk/status``, ``POST /api/desk/calls/{id}/outcome``, ``GET …/outcome``,
+``POST …/new-patient``,
 ``POST /api/desk/pops/{id}/dismiss``, ``POST /api/desk/dial``. Everyone logged in:
 ``GET /api/desk/operators``, ``GET /api/desk/scripts``. Supervisor: ``PUT|DELETE
 /api/desk/scripts/{segment}``. Admin: ``GET|POST /api/desk/users``, ``PUT /api/desk/users/{id}``,
@@ -87,6 +88,7 @@ class DeskHttp:
             web.post("/api/desk/status", self.set_status),
             web.post("/api/desk/calls/{call_id}/outcome", self.save_outcome),
             web.get("/api/desk/calls/{call_id}/outcome", self.read_outcome),
+            web.post("/api/desk/calls/{call_id}/new-patient", self.new_patient),
             web.post("/api/desk/pops/{call_id}/dismiss", self.dismiss),
             web.post("/api/desk/dial", self.dial),
             web.get("/api/desk/operators", self.operators),
@@ -165,6 +167,13 @@ class DeskHttp:
         saved = await self.p.service.save_outcome(s.user, request[PRINCIPAL].roles, call_id,
                                                   await _body(request))  # fmt: skip
         return _json(saved)
+
+    async def new_patient(self, request: web.Request) -> web.Response:
+        s = _session(request)
+        call_id = request.match_info["call_id"][:100]
+        sent = await self.p.service.new_patient(s.user, request[PRINCIPAL].roles, call_id,
+                                                await _body(request))  # fmt: skip
+        return _json(sent)
 
     async def read_outcome(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]

@@ -46,11 +46,17 @@ class PatientLookup(Protocol):
 
 
 class CrmOutcomes(Protocol):
-    """``crm_requests``: the call's tags and outcome go to the CRM through its outbox."""
+    """``crm_requests``: a call's tags and outcome, and new patients, go to the CRM through its
+    outbox."""
 
     async def push_outcome(
         self, *, call_id: str, phone: str, tags: Sequence[str], outcome: str, operator: str,
         comment: str,
+    ) -> None: ...  # fmt: skip
+
+    async def request_appointment(
+        self, *, phone: str, full_name: str = "", patient_id: str = "", call_id: str = "",
+        comment: str = "", preferred_time: str = "",
     ) -> None: ...  # fmt: skip
 
 

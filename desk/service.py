@@ -31,6 +31,12 @@ LOGIN_FAILURES = 5
 LOGIN_WINDOW = 300.0
 
 
+class CrmUnavailable(CallserverError):
+    error_id = "desk-crm-unavailable"
+    category = ErrorCategory.UNAVAILABLE
+    public_message = "no CRM is enabled on this server"
+
+
 class TooManyLogins(CallserverError):
     error_id = "desk-login-rate-limited"
     category = ErrorCategory.RATE_LIMITED
@@ -125,6 +131,24 @@ class DeskService:
         if user.extension:
             self._pops.close(user.extension, call_id, "saved")
         return {"call_id": call_id, "saved": True, "recording": recording}
+
+    async def new_patient(self, user: User, roles: frozenset[str], call_id: str,
+                          body: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """The "new patient" form of an unknown caller's card → an appointment request in the
+        CRM (a person there books the slot). Raises DeskInvalid; CrmUnavailable when no CRM
+        plugin is enabled; DeskForbidden when the call is not this user's."""
+        if self._crm is None:
+            raise CrmUnavailable(message="no plugin provides the 'crm_requests' port")
+        phone = try_normalize(str(body.get("phone", ""))[:40])
+        if phone is None:
+            raise DeskInvalid(message="phone: not a phone number", field="phone")
+        name, comment = (str(body.get(k, "") or "")[:n] for k, n in (("full_name", 120),
+                                                                     ("comment", 500)))  # fmt: skip
+        if user.extension and self._pops.pop(user.extension, call_id) is None:
+            await self._call_of(user, roles, call_id)  # raises when not this user's call
+        await self._crm.request_appointment(phone=phone, full_name=name.strip(),
+                                            call_id=call_id, comment=comment)  # fmt: skip
+        return {"call_id": call_id, "sent": True}
 
     async def _call_of(self, user: User, roles: frozenset[str], call_id: str) -> tuple[str, str]:
         """(phone E.164 or "", recording link) of a call this user may tag."""
