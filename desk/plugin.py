@@ -1,8 +1,15 @@
-"""The desk plugin: operators' browser desk (``/desk``), login sessions and scoped API tokens,
-screen-pop, status mirrored to Asterisk, outcomes to the CRM, click-to-call.
+"""Two plugins of the operator desk.
 
-Provides ``operator_directory`` and ``operator_notify``; uses ``patient_lookup``,
-``crm_requests`` and ``dialer`` when some enabled plugin provides them.
+``desk_notify`` provides ``operator_directory`` (names by phone) and ``operator_notify`` (frames
+to operators' browsers). ``desk`` is the browser desk itself (``/desk``): login sessions and
+scoped API tokens, screen-pop, status mirrored to Asterisk, outcomes to the CRM, click-to-call;
+it uses ``patient_lookup``, ``crm_requests`` and ``dialer`` when some enabled plugin provides
+them.
+
+Why two: the callbacks domain uses ``operator_notify`` and provides the ``dialer`` the desk uses;
+with both in one plugin the two would require each other in a circle (the root builds
+providers first, optional ports included). Enable both (``[plugins] enabled`` lists
+``desk_notify`` and ``desk``); the default loads every installed plugin.
 """
 
 from __future__ import annotations
@@ -37,20 +44,49 @@ class Bootstrap:
         return None
 
 
+class DeskNotifyPlugin:
+    name = "desk_notify"
+    config_type = None
+    migrations: Path | None = None
+    """``desk_users`` belongs to ``desk``'s migrations (applied before any component starts)."""
+    requires: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ("operator_directory", "operator_notify")
+
+    def validate(self, config: None) -> None:
+        return None
+
+    def build(self, config: None, deps: PluginDeps) -> Contribution:
+        hub, directory = OperatorHub(), OperatorDirectory(DeskStore(deps.pool))
+        return Contribution(
+            components=[hub],
+            after_database=[directory],
+            metrics=[
+                Metric("callserver_desk_sockets", "desk browsers connected", lambda: hub.clients),
+                Metric("callserver_desk_dropped_clients_total", "desk browsers dropped (slow)",
+                       lambda: hub.dropped_clients),
+            ],
+            ports={"operator_directory": directory, "operator_notify": hub},
+        )
+
+
 class DeskPlugin:
     name = "desk"
     config_type = DeskConfig
     migrations: Path | None = Path(__file__).parent / "migrations"
-    requires: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ("operator_directory", "operator_notify")
     optional: tuple[str, ...] = ("patient_lookup", "crm_requests", "dialer")
-    provides: tuple[str, ...] = ("operator_directory", "operator_notify")
+    provides: tuple[str, ...] = ()
 
     def validate(self, config: DeskConfig) -> None:
         validate_desk(config)
 
     def build(self, config: DeskConfig, deps: PluginDeps) -> Contribution:
         store = DeskStore(deps.pool)
-        hub, directory, scripts = OperatorHub(), OperatorDirectory(store), ScriptBook(store)
+        # our own objects, from our own desk_notify plugin
+        hub = deps.ports.get("operator_notify", OperatorHub)
+        directory = deps.ports.get("operator_directory", OperatorDirectory)
+        scripts = ScriptBook(store)
         auth = SessionAuth(store)
         settings = PopSettings(config.timezone, config.paid_sources, config.recording_url,
                                config.lookup_timeout)  # fmt: skip
@@ -72,16 +108,13 @@ class DeskPlugin:
             authenticators=[auth.session, auth.api_token],
             static=[StaticDir("desk", STATIC)],
             subscribers=[pops.on_event, status.on_event],
-            components=[hub, pops, service],
-            after_database=[directory, scripts, Bootstrap(service, config.bootstrap_admin)],
+            components=[pops, service],
+            after_database=[scripts, Bootstrap(service, config.bootstrap_admin)],
             metrics=[
                 Metric("callserver_desk_pops_total", "screen-pop cards sent", lambda: pops.popped),
-                Metric("callserver_desk_sockets", "desk browsers connected", lambda: hub.clients),
-                Metric("callserver_desk_dropped_clients_total", "desk browsers dropped (slow)",
-                       lambda: hub.dropped_clients),
             ],
-            ports={"operator_directory": directory, "operator_notify": hub},
         )
 
 
 plugin = DeskPlugin()
+notify_plugin = DeskNotifyPlugin()

@@ -3,7 +3,8 @@
 "use strict";
 (function () {
   const S = { me: null, csrf: "", lang: "ru", tz: "Europe/Moscow", tags: [], reasons: [],
-              pops: new Map(), jobs: new Map(), ws: null, retry: 0, dialer: false };
+              pops: new Map(), jobs: new Map(), ws: null, retry: 0, dialer: false,
+              operators: new Map() };
   const $ = (id) => document.getElementById(id);
 
   function t(key) {
@@ -97,7 +98,7 @@
     $("admin").hidden = !roles.has("admin");
     $("scripts-admin").hidden = !(roles.has("supervisor") || roles.has("admin"));
     connect();
-    loadMissed();
+    loadOperators().then(loadMissed);
     if (roles.has("admin")) loadUsers();
     if (!$("scripts-admin").hidden) loadScripts();
   }
@@ -220,7 +221,8 @@
     if (!p && c.lookup === "unknown") card.append(newPatientForm(f));
     if (f.state === "talking") card.append(el("p", { class: "muted" }, `${t("st_talking")} ${fmt(f.answered_at)}`));
     if (f.state === "wrapup") card.append(outcomeForm(f));
-    card.append(dialBox(f));
+    const box = dialBox(f);
+    if (box) card.append(box);
     return card;
   }
 
@@ -308,6 +310,14 @@
   }
 
   // ---- missed calls (callbacks API) -----------------------------------------------------------
+  async function loadOperators() {
+    try {
+      const data = await api("GET", "/api/desk/operators");
+      for (const op of data.operators) S.operators.set(String(op.user_id), op.name);
+    } catch (e) { /* names fall back to what the job carries */ }
+  }
+  function personName(id) { return S.operators.get(String(id)) || (S.me && String(S.me.id) === String(id) ? S.me.name : String(id)); }
+
   let missedError = "";
   async function loadMissed() {
     try {
@@ -343,7 +353,7 @@
     const row = el("div", { class: cls, "data-job-id": job.id },
       el("strong", {}, job.patient_name || job.phone), " ", el("span", { class: "muted" }, job.phone),
       el("div", { class: "muted" }, `${fmt(parseTs(job.missed_at), true)} · ${job.queue || ""} · ${job.reason || ""} · ${t("attempts")}: ${job.attempts || 0}`,
-        job.claimed_by ? ` · ${t("claimed_by")}: ${job.claimed_by}` : ""));
+        job.claimed_by ? ` · ${t("claimed_by")}: ${personName(job.claimed_by)}` : ""));
     const actions = el("div", { class: "actions" });
     if (!job.claimed_by) actions.append(el("button", { type: "button", class: "claim", onclick: () => claim(job) }, t("claim")));
     if (S.dialer) actions.append(el("button", { type: "button", class: "call-back", onclick: () => dial(job.phone, { job_id: String(job.id) }) }, t("call_back")));

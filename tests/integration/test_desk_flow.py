@@ -25,13 +25,13 @@ async def next_frame(ws: aiohttp.ClientWebSocketResponse, kind: str, within: flo
         while True:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            frame = json.loads(msg.data)
+            frame: dict[str, Any] = json.loads(msg.data)
             if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
                 return frame
 
 
 async def frames_now(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     while True:
         try:
             msg = await ws.receive(timeout=0.05)
@@ -87,11 +87,13 @@ async def test_pop_before_answer_follows_the_call_and_outcome_reaches_pg_and_crm
             assert closed["reason"] == "saved"
 
         row = await _one(fresh_pg_dsn, "SELECT * FROM desk_call_outcomes WHERE call_id=$1", call_id)
+        assert row is not None
         assert row["outcome"] == "booked" and list(row["tags"]) == ["booking"]
         assert row["operator"] == "Анна Смирнова" and row["phone"] == "+79161234567"
         assert row["recording"] == "/recordings/20261201-lab-call.wav"
         outbox = await _one(fresh_pg_dsn, "SELECT kind, payload::text AS p FROM crm_outbox"
                             " WHERE kind='call_outcome'")  # fmt: skip
+        assert outbox is not None
         assert json.loads(outbox["p"])["call_id"] == call_id
         crm = await wait_for(lambda: _one(
             fresh_pg_dsn, "SELECT * FROM crm_call_outcomes WHERE call_id=$1", call_id))
