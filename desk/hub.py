@@ -61,9 +61,7 @@ class OperatorHub:
                 self._drop(queue)
 
     def _drop(self, queue: Queue) -> None:
-        self._all.discard(queue)
-        for queues in self._by_ext.values():
-            queues.discard(queue)
+        self.unsubscribe(queue)
         self.dropped_clients += 1
         with contextlib.suppress(asyncio.QueueFull, asyncio.QueueEmpty):
             queue.get_nowait()
@@ -81,26 +79,34 @@ class OperatorHub:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
 
+    def subscribe(self, extension: str) -> Queue:
+        """A queue receiving the frames for ``extension`` (and broadcasts); ``None`` in it means
+        "stop" (shutdown, or this client fell behind)."""
+        queue: Queue = asyncio.Queue(CLIENT_QUEUE)
+        self._all.add(queue)
+        if extension:
+            self._by_ext.setdefault(extension.lower(), set()).add(queue)
+        return queue
+
+    def unsubscribe(self, queue: Queue) -> None:
+        self._all.discard(queue)
+        for queues in self._by_ext.values():
+            queues.discard(queue)
+
     async def serve(
         self, request: web.Request, extension: str, hello: Callable[[], list[dict[str, Any]]]
     ) -> web.WebSocketResponse:
         """Serve one browser until it leaves; ``hello`` frames go first (status, open pops)."""
         ws = web.WebSocketResponse(heartbeat=20.0)
         await ws.prepare(request)
-        queue: Queue = asyncio.Queue(CLIENT_QUEUE)
-        for frame in hello():
+        queue = self.subscribe(extension)
+        for frame in hello()[: CLIENT_QUEUE // 2]:
             queue.put_nowait(dumps(frame))
-        self._all.add(queue)
-        extension = extension.lower()
-        if extension:
-            self._by_ext.setdefault(extension, set()).add(queue)
         reader = asyncio.create_task(self._drain_incoming(ws, queue))
         try:
             await self._send_loop(ws, queue)
         finally:
-            self._all.discard(queue)
-            if extension:
-                self._by_ext.get(extension, set()).discard(queue)
+            self.unsubscribe(queue)
             await cancel_and_wait(reader)
             await ws.close()
         return ws
