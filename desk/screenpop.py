@@ -1,8 +1,9 @@
 """Screen-pop: the card on an operator's screen before pickup, following the call.
 
-A bus subscriber (synchronous, never blocks). The patient lookup starts when the call is queued,
-so when ``AgentRinging`` comes the card usually goes out at once from inside the subscriber; a
-lookup still running gets an owned task that waits for it (at most ``lookup_timeout`` s).
+A bus subscriber (synchronous, never blocks). The patient lookup starts when the call appears
+(``CallStarted`` with a caller ID; routing's greeting and queueing take seconds), so when
+``AgentRinging`` comes the card goes out at once from inside the subscriber; a lookup still
+running gets an owned task that waits for it (at most ``lookup_timeout`` s).
 
 Card states per operator: ``ringing`` → ``talking`` (this operator answered) → ``wrapup`` (the
 call ended; kept until the outcome is saved or the card dismissed); ``gone`` when this phone
@@ -26,6 +27,7 @@ from callserver.core.events import (
     CallEnded,
     CallQueued,
     CallSnapshot,
+    CallStarted,
     DomainEvent,
 )  # fmt: skip
 from callserver.core.phone import mask, try_normalize
@@ -67,8 +69,9 @@ class ScreenPop:
 
     # the bus subscriber ----------------------------------------------------------------
     def on_event(self, event: DomainEvent) -> None:
-        if isinstance(event, CallQueued):
-            self._prefetch(event.call)
+        if isinstance(event, CallStarted | CallQueued):
+            if event.call.caller and event.call.direction != "outbound":
+                self._prefetch(event.call)
         elif isinstance(event, AgentRinging):
             self._ringing(event)
         elif isinstance(event, AgentRingNoAnswer):
@@ -128,7 +131,7 @@ class ScreenPop:
             async with asyncio.timeout(self._settings.lookup_timeout):
                 patient = await self._lookup.lookup(phone)
         except (CallserverError, TimeoutError) as exc:
-            log.warning("screen-pop: patient lookup for %s failed: %s", mask(phone), exc)
+            log.warning("screen-pop: patient lookup for %s failed: %r", mask(phone), exc)
             return ("unavailable", None)
         return ("found", patient) if patient is not None else ("unknown", None)
 
