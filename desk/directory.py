@@ -36,12 +36,6 @@ class OperatorDirectory:
         """The operator's name at ``interface`` (case-insensitive), else the interface."""
         return self._names.get(interface.lower(), interface)
 
-    def user_at(self, interface: str) -> User | None:
-        for u in self._users:
-            if u.active and u.extension and u.extension.lower() == interface.lower():
-                return u
-        return None
-
     async def refresh(self) -> None:
         """Re-read the users (raises StoreError when PostgreSQL fails)."""
         users = await self._store.users()

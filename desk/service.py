@@ -75,6 +75,8 @@ class DeskService:
             raise TooManyLogins(message="too many failed logins; wait five minutes")
         found = await self.store.credentials(login)
         if not await verify_password(found[1] if found else None, password[:200]) or not found:
+            if len(self._failures) > 10_000:  # many distinct logins must not grow memory
+                self._failures.clear()
             self._failures[login] = [*recent, now][-LOGIN_FAILURES:]
             raise LoginFailed(message="wrong login or password")
         self._failures.pop(login, None)

@@ -44,7 +44,8 @@ def test_recording_link_uses_only_a_safe_base_name(value: str, link: str) -> Non
 
 def test_script_placeholders_are_replaced_not_formatted() -> None:
     body = "Я {operator}, {patient}? {0} {__class__}"
-    assert policy.script_text(body, operator="Анна", patient="Пётр") == "Я Анна, Пётр? {0} {__class__}"
+    filled = policy.script_text(body, operator="Анна", patient="Пётр")
+    assert filled == "Я Анна, Пётр? {0} {__class__}"
 
 
 @pytest.mark.parametrize(("paused", "reason", "status"), [
@@ -93,6 +94,7 @@ def test_user_validation() -> None:
 
 
 def test_token_request_validation() -> None:
-    assert policy.parse_token_request({"name": "BI", "roles": ["marketer"]}) == ("BI", ("marketer",))
+    parsed = policy.parse_token_request({"name": "BI", "roles": ["marketer"]})
+    assert parsed == ("BI", ("marketer",))
     with pytest.raises(DeskInvalid):
         policy.parse_token_request({"name": "BI", "roles": []})

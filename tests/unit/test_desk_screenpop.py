@@ -12,7 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from callserver.core.events import (
-    AgentRingNoAnswer, AgentRinging, CallAnswered, CallEnded, CallQueued, CallSnapshot,
+    AgentRinging,
+    AgentRingNoAnswer,
+    CallAnswered,
+    CallEnded,
+    CallQueued,
+    CallSnapshot,
 )  # fmt: skip
 from desk.directory import OperatorDirectory
 from desk.hub import OperatorHub, Queue
@@ -89,13 +94,13 @@ def snap(state: str = "queued", caller: str = "79161234567", **kw: Any) -> CallS
     return CallSnapshot(**fields)
 
 
-async def make(lookup: FakeLookup, timeout: float = 0.3) -> tuple[ScreenPop, dict[str, Queue]]:
+async def make(lookup: FakeLookup, budget: float = 0.3) -> tuple[ScreenPop, dict[str, Queue]]:
     hub, store = OperatorHub(), FakeStore()
     directory, scripts = OperatorDirectory(store), ScriptBook(store)  # type: ignore[arg-type]
     await directory.refresh()
     await scripts.reload()
     pops = ScreenPop(hub, directory, lookup, scripts,
-                     PopSettings("Europe/Moscow", ("yandex",), "/rec/{file}", timeout))  # fmt: skip
+                     PopSettings("Europe/Moscow", ("yandex",), "/rec/{file}", budget))  # fmt: skip
     return pops, {ext: hub.subscribe(ext) for ext in ("PJSIP/op101", "PJSIP/op102")}
 
 
@@ -143,7 +148,8 @@ async def test_card_pops_on_ringing_phones_and_follows_the_call() -> None:
     assert pops.pops_of("PJSIP/op102") == []
 
     ended = snap("ended", agent="PJSIP/op101", answered_at=T0 + 8, ended_at=T0 + 60,
-                 talk_seconds=52.0, variables=(("MIXMONITOR_FILENAME", "/mon/r1.wav"),))  # fmt: skip
+                 talk_seconds=52.0,
+                 variables=(("MIXMONITOR_FILENAME", "/mon/r1.wav"),))  # fmt: skip
     pops.on_event(CallEnded(at=T0 + 60, call=ended))
     wrap = frames(q["PJSIP/op101"])
     assert [(f["state"], f["recording"], f["talk_seconds"]) for f in wrap] == [
@@ -165,7 +171,7 @@ async def test_unknown_caller_gets_the_new_patient_card_and_script() -> None:
 
 
 async def test_slow_crm_does_not_hold_the_card_longer_than_the_lookup_budget() -> None:
-    pops, q = await make(FakeLookup({}, delay=5.0), timeout=0.05)
+    pops, q = await make(FakeLookup({}, delay=5.0), budget=0.05)
     pops.on_event(ring(snap("agent_ringing"), "PJSIP/op101"))
     await asyncio.sleep(0.2)
     (f,) = frames(q["PJSIP/op101"])
