@@ -356,7 +356,7 @@
         job.claimed_by ? ` · ${t("claimed_by")}: ${personName(job.claimed_by)}` : ""));
     const actions = el("div", { class: "actions" });
     if (!job.claimed_by) actions.append(el("button", { type: "button", class: "claim", onclick: () => claim(job) }, t("claim")));
-    if (S.dialer) actions.append(el("button", { type: "button", class: "call-back", onclick: () => dial(job.phone, { job_id: String(job.id) }) }, t("call_back")));
+    if (S.dialer && (!job.claimed_by || mine)) actions.append(el("button", { type: "button", class: "call-back", onclick: () => dial(job.phone, { job_id: String(job.id) }) }, t("call_back")));
     if (mine) {
       const sel = el("select", { class: "job-result" }, ["reached", "booked", "not_needed", "no_answer", "busy"].map((r) => el("option", { value: r }, t("res_" + r))));
       actions.append(sel, el("button", { type: "button", class: "job-save", onclick: () => jobResult(job, sel.value) }, t("save")));
