@@ -175,7 +175,7 @@ async def measure(server: CallServer, args: argparse.Namespace, tokens: list[str
     assert client.stdin is not None and client.stdout is not None
     assert (await client.stdout.readline()).strip() == b"ready"
     ami, ari, agi = ports
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     pbx = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pbxsim", "--scenario", "desk-300", "--rate", str(args.rate),
         "--duration", str(args.seconds), "--ami", f"127.0.0.1:{ami}", "--ari", f"127.0.0.1:{ari}",
@@ -183,6 +183,7 @@ async def measure(server: CallServer, args: argparse.Namespace, tokens: list[str
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)  # fmt: skip
     await pbx.wait()
     elapsed = time.monotonic() - started
+    args.cpu = time.process_time() - cpu
     await asyncio.sleep(1.0)
     client.stdin.close()
     result = json.loads((await client.stdout.readline()).decode())
@@ -198,6 +199,9 @@ def report(server: CallServer, args: argparse.Namespace, result: dict[str, Any],
         raise SystemExit(f"no cards arrived (AgentCalled seen: {called})")
     q = statistics.quantiles(lat, n=100, method="inclusive")
     calls_per_s = server.ami_events["QueueCallerJoin"] / args.seconds
+    joined = max(1, server.ami_events["QueueCallerJoin"])
+    print(f"callserver process CPU: {args.cpu:.1f} s for {joined} calls = "
+          f"{args.cpu / joined * 1000:.2f} ms/call (every plugin; budget for the whole pipeline 3)")
     print(f"AgentCalled seen by callserver: {called}; ringing cards received: {len(lat)}; "
           f"frames in all: {result['frames']}; pbxsim ran {elapsed:.1f} s")
     if len(args.bus_lag) > 1:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 CLIENT_QUEUE = 500
 SEND_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 2.0
+"""Seconds to wait for a browser's answer to our close frame (shutdown, slow client)."""
 EVERYONE = "*"
 """``push("*", frame)`` reaches every connected desk browser (e.g. missed-call list updates)."""
 
@@ -97,7 +99,7 @@ class OperatorHub:
         self, request: web.Request, extension: str, hello: Callable[[], list[dict[str, Any]]]
     ) -> web.WebSocketResponse:
         """Serve one browser until it leaves; ``hello`` frames go first (status, open pops)."""
-        ws = web.WebSocketResponse(heartbeat=20.0)
+        ws = web.WebSocketResponse(heartbeat=20.0, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         queue = self.subscribe(extension)
         for frame in hello()[: CLIENT_QUEUE // 2]:

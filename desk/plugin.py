@@ -61,6 +61,7 @@ class DeskNotifyPlugin:
         return Contribution(
             components=[hub],
             after_database=[directory],
+            on_http_shutdown=[hub.close],  # open desk browsers must not hold shutdown
             metrics=[
                 Metric("callserver_desk_sockets", "desk browsers connected", lambda: hub.clients),
                 Metric("callserver_desk_dropped_clients_total", "desk browsers dropped (slow)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -151,3 +152,20 @@ async def _one(dsn: str, sql: str, *args: Any) -> asyncpg.Record | None:
         return await conn.fetchrow(sql, *args)
     finally:
         await conn.close()
+
+
+async def test_stopping_the_server_closes_open_desk_sockets_at_once(
+    fresh_pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    """Reproduces: an open desk browser held shutdown for the whole 15 s shutdown timeout."""
+    async with desk_stack("originate", fresh_pg_dsn, redis_url, redis_prefix) as st:
+        anna, _ = await login(st.base, "anna")
+        ws = await anna.ws_connect(f"{st.base}/ws/desk")
+        await next_frame(ws, "status")
+        reader = asyncio.create_task(ws.receive())  # a browser keeps reading
+        stopping = time.monotonic()
+    elapsed = time.monotonic() - stopping
+    msg = await reader
+    await anna.close()
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert elapsed < 5.0, f"shutdown took {elapsed:.1f} s with a desk socket open"
