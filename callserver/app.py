@@ -194,7 +194,8 @@ class CallServer:
             ],
             public_paths=[LIVE_WS_PATH, *(p for c in self.contributions for p in c.public_paths)],
             static=[(d.prefix, d.directory) for c in self.contributions for d in c.static],
-            on_shutdown=[self.hub.close],
+            on_shutdown=[self.hub.close, *(h for c in self.contributions
+                                           for h in c.on_http_shutdown)],
             deadline=self.http_deadline,
         )
 

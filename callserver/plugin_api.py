@@ -140,6 +140,9 @@ class Contribution:
     stasis_handlers: list[StasisHandler] = field(default_factory=list)
     ari_event_handlers: list[AriEventHandler] = field(default_factory=list)
     call_annotators: list[CallAnnotator] = field(default_factory=list)
+    on_http_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run when the HTTP side starts stopping, before it waits for open requests: close the
+    plugin's WebSockets here (else each open one holds shutdown up to its timeout)."""
     ports: dict[str, object] = field(default_factory=dict)
     """Ports this plugin provides to others, by the names in ``Plugin.provides``."""
 

@@ -7,12 +7,13 @@ Provides two ports: ``patient_lookup`` (``lookup(phone) -> PatientCard | None``)
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from callserver.plugin_api import Contribution, Metric, PluginDeps
 from crm_bridge.config import CrmConfig, validate_crm
-from crm_bridge.models import AppointmentRequest, CallbackRequest
+from crm_bridge.models import AppointmentRequest, CallbackRequest, CallOutcome
 from crm_bridge.service import CrmService
 from crm_bridge.wiring import CrmBridge
 
@@ -48,6 +49,16 @@ class CrmRequests:
         await self._service.create_appointment_request(
             AppointmentRequest(phone=phone, full_name=full_name, patient_id=patient_id,
                                call_id=call_id, comment=comment, preferred_time=preferred_time)
+        )  # fmt: skip
+
+    async def push_outcome(
+        self, *, call_id: str, phone: str, tags: Sequence[str] = (), outcome: str = "",
+        operator: str = "", comment: str = "",
+    ) -> None:  # fmt: skip
+        """Queue a call's tags and outcome for the CRM (once per distinct content)."""
+        await self._service.push_outcome(
+            CallOutcome(call_id=call_id, phone=phone, tags=tuple(tags), outcome=outcome,
+                        operator=operator, comment=comment)
         )  # fmt: skip
 
 

@@ -11,7 +11,8 @@ Mapping (fields as Asterisk 22 sends them, see ``tests/fixtures/asterisk/``):
 Newchannel             ``channel_created`` (Uniqueid, Linkedid, Channel, CallerID, Context)
 Newstate               ``channel_state`` (ChannelStateDesc)
 NewCallerid            ``caller_id_changed``
-VarSet                 ``variable_set`` for DID, AD_SOURCE, CAMPAIGN, DIALSTATUS, ROUTE_* (inherited
+VarSet                 ``variable_set`` for DID, AD_SOURCE, CAMPAIGN, DIALSTATUS, MIXMONITOR_FILENAME
+                       (the call's recording, for the desk) and ROUTE_* (inherited
                        ``_``/``__`` prefixes stripped); every other variable is ignored
 Hangup                 ``channel_hungup`` (Cause-txt)
 DialEnd                ``dial_ended`` (DestUniqueid, DialStatus)
@@ -66,7 +67,7 @@ DEVICE_STATUS = {
     "8": "onhold",
 }
 """Asterisk ``enum ast_device_state`` as sent in QueueMemberStatus/QueueMember ``Status``."""
-DEFAULT_VARIABLES = ("DID", "AD_SOURCE", "CAMPAIGN", "DIALSTATUS")
+DEFAULT_VARIABLES = ("DID", "AD_SOURCE", "CAMPAIGN", "DIALSTATUS", "MIXMONITOR_FILENAME")
 DEFAULT_PREFIXES = ("ROUTE_",)
 NO_CALLER_ID = frozenset({"<unknown>", "unknown"})
 MAX_TIMESTAMP = 253402300800.0
