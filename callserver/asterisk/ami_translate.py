@@ -11,8 +11,8 @@ Mapping (fields as Asterisk 22 sends them, see ``tests/fixtures/asterisk/``):
 Newchannel             ``channel_created`` (Uniqueid, Linkedid, Channel, CallerID, Context)
 Newstate               ``channel_state`` (ChannelStateDesc)
 NewCallerid            ``caller_id_changed``
-VarSet                 ``variable_set`` for DID, AD_SOURCE, CAMPAIGN, DIALSTATUS, MIXMONITOR_FILENAME
-                       (the call's recording, for the desk) and ROUTE_* (inherited
+VarSet                 ``variable_set`` for DID, AD_SOURCE, CAMPAIGN, DIALSTATUS,
+                       MIXMONITOR_FILENAME (the recording, for the desk), ROUTE_* (inherited
                        ``_``/``__`` prefixes stripped); every other variable is ignored
 Hangup                 ``channel_hungup`` (Cause-txt)
 DialEnd                ``dial_ended`` (DestUniqueid, DialStatus)
