@@ -167,7 +167,10 @@ class CampaignsApi:
         require_role(request, *ROLES)
         body = await _body(request)
         phones, errors = [], []
-        for raw in list(body.get("phones", []))[:100_000]:
+        listed = body.get("phones", [])
+        if not isinstance(listed, list):
+            raise CampaignInvalid(message="phones: expected a list of numbers", field="phones")
+        for raw in listed[:100_000]:
             try:
                 phones.append(normalize_phone(str(raw)))
             except PhoneNumberError as e:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from callserver.web.auth import PRINCIPAL, require_role, same_origin
+from callserver.web.body import json_body
 from desk import policy
 from desk.auth import COOKIE, SESSION, TOKEN_PREFIX, Session, SessionAuth
 from desk.directory import OperatorDirectory
@@ -64,7 +65,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    body = await request.json()
+    body = await json_body(request, max_bytes=64 * 1024)
     if not isinstance(body, dict):
         raise DeskInvalid(message="expected a JSON object", field="body")
     return body

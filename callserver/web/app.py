@@ -10,7 +10,12 @@ from aiohttp import web
 from callserver.metrics import CONTENT_TYPE, Metrics
 from callserver.web.auth import Authenticator
 from callserver.web.health import HealthCheck, health_routes
-from callserver.web.middlewares import RequestDeadline, auth_middleware, error_middleware
+from callserver.web.middlewares import (
+    RequestDeadline,
+    auth_middleware,
+    error_middleware,
+    text_guard_middleware,
+)
 
 MAX_BODY = 1024 * 1024
 REQUEST_TIMEOUT = 30.0
@@ -38,6 +43,7 @@ def build_web_app(
             error_middleware,
             deadline.middleware,
             auth_middleware(authenticators, public_paths),
+            text_guard_middleware,
         ],
         client_max_size=MAX_BODY,
     )

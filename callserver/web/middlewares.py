@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from callserver.core.text import text_problem
 from callserver.errors import CallserverError, ErrorCategory
 from callserver.logs import ALWAYS
 from callserver.logs import escape_control as escape
@@ -132,6 +133,24 @@ class RequestDeadline:
             self.handler_timeouts += 1
             raise RequestTimedOut(message=f"{request.method} {escape(request.path)} took more "
                                   f"than {self.timeout:.0f} s", timeout=self.timeout) from None
+
+
+class BadText(CallserverError):
+    """A path or query parameter holds text no stored value can (NUL, a lone surrogate)."""
+
+    error_id = "bad-parameter"
+    category = ErrorCategory.INVALID
+
+
+@web.middleware
+async def text_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route's path and query parameters are refused with a 400 naming the parameter
+    when they hold NUL or a lone surrogate, before a handler can pass them to PostgreSQL (which
+    refuses them with an error that used to surface as a 5xx)."""
+    for name, value in (*request.match_info.items(), *request.query.items()):
+        if (problem := text_problem(name) or text_problem(value)) is not None:
+            raise BadText(message=f"{escape(name[:40])}: {problem}", field=name[:40])
+    return await handler(request)
 
 
 @web.middleware
