@@ -1,0 +1,185 @@
+"""The catch-up from Asterisk's ``cdr`` and ``queue_log`` tables (issues 9 and 15) in a whole
+CallServer with real PostgreSQL and Redis: calls the live model never saw appear once and
+right (and reach the CRM outbox), a call resync closed is corrected, a right one is left alone,
+and a second pass changes and publishes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+
+from callserver.app import CallServer
+from callserver.config import load_config
+from callserver.core.events import CallEnded, DomainEvent
+from callserver.core.model import RESYNC_CAUSE
+from callserver.store.catchup import CATCHUP_CAUSE
+from devtools.services import free_port
+from pbxsim.durable import CDR_COLUMNS, CREATE_SQL, QUEUE_LOG_COLUMNS
+
+pytestmark = pytest.mark.integration
+T0 = time.time() - 300.0  # inside the first pass's look-back, long settled
+
+
+def _ts(offset: float | None) -> dt.datetime | None:
+    return None if offset is None else dt.datetime.fromtimestamp(T0 + offset, dt.UTC)
+
+
+def _cdr(uid: str, linkedid: str, start: float, answer: float | None, end: float, *,
+         src: str = "79161234567", dst: str = "74951234567", channel: str = "PJSIP/trunk-0000001",
+         dstchannel: str = "", disposition: str = "ANSWERED") -> tuple[Any, ...]:  # fmt: skip
+    values = {"calldate": _ts(start), "answer": _ts(answer), "end": _ts(end),
+              "clid": f'"" <{src}>', "src": src, "dst": dst, "dcontext": "route-inbound",
+              "channel": channel, "dstchannel": dstchannel, "lastapp": "Queue",
+              "lastdata": "reception,r,,,45", "duration": int(end - start),
+              "billsec": int(end - (answer or end)), "disposition": disposition, "amaflags": 3,
+              "accountcode": "", "uniqueid": uid, "linkedid": linkedid, "userfield": "",
+              "peeraccount": "", "sequence": 1}  # fmt: skip
+    return tuple(values[c] for c in CDR_COLUMNS)
+
+
+def _q(at: float, callid: str, event: str, *data: str, agent: str = "NONE") -> tuple[Any, ...]:
+    return (_ts(at), callid, "reception", agent, event, *(*data, "", "", "", "", "")[:5])
+
+
+CDRS = [
+    # A: answered by op101 (wait 3, talk 11), never seen by callserver
+    _cdr("100.1", "100.1", 0, 0.2, 15.5, dstchannel="PJSIP/op101-0000002a"),
+    # B: abandoned after 9 s in the queue, never seen
+    _cdr(
+        "200.1",
+        "200.1",
+        0,
+        0.2,
+        10.5,
+        src="79035550101",
+        dst="74957654321",
+        dstchannel="",
+        disposition="NO ANSWER",
+    ),
+    # C: answered by op102 during an AMI gap, closed by resync with guesses
+    _cdr("300.1", "300.1", 0, 0.2, 30.0, dstchannel="PJSIP/op102-0000002b"),
+    # D: seen live and stored right
+    _cdr("400.1", "400.1", 0, 0.2, 20.0, dstchannel="PJSIP/op103-0000002c"),
+]
+QLOG = [
+    _q(1, "100.1", "ENTERQUEUE", "", "79161234567", "1"),
+    _q(4, "100.1", "CONNECT", "3", "100.2", "1", agent="Operator 101"),
+    _q(15, "100.1", "COMPLETECALLER", "3", "11", "1", agent="Operator 101"),
+    _q(1, "200.1", "ENTERQUEUE", "", "79035550101", "1"),
+    _q(10, "200.1", "ABANDON", "1", "1", "9"),
+    _q(1, "300.1", "ENTERQUEUE", "", "79161234567", "1"),
+    _q(6, "300.1", "CONNECT", "5", "300.2", "2", agent="Operator 102"),
+    _q(30, "300.1", "COMPLETEAGENT", "5", "24", "1", agent="Operator 102"),
+    _q(1, "400.1", "ENTERQUEUE", "", "79161234567", "1"),
+    _q(3, "400.1", "CONNECT", "2", "400.2", "1", agent="Operator 103"),
+    _q(20, "400.1", "COMPLETECALLER", "2", "17", "1", agent="Operator 103"),
+]
+_INSERT_CALL = (
+    "INSERT INTO calls (id, direction, caller, did, queue, agent, state, started_at, queued_at,"
+    " answered_at, ended_at, wait_seconds, talk_seconds, hangup_cause, updated_at)"
+    " VALUES ($1, 'inbound', '79161234567', '74951234567', 'reception', $2, 'ended', $3, $4,"
+    " $5, $6, $7, $8, $9, $6)"
+)
+
+
+async def _seed(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for sql in CREATE_SQL:
+            await conn.execute(sql)
+        names = ", ".join(f'"{c}"' for c in CDR_COLUMNS)
+        marks = ", ".join(f"${i}" for i in range(1, len(CDR_COLUMNS) + 1))
+        await conn.executemany(f"INSERT INTO cdr ({names}) VALUES ({marks})", CDRS)
+        names = ", ".join(f'"{c}"' for c in QUEUE_LOG_COLUMNS)
+        await conn.executemany(f"INSERT INTO queue_log ({names}) VALUES ($1, $2, $3, $4, $5,"
+                               " $6, $7, $8, $9, $10)", QLOG)  # fmt: skip
+        # C as resync left it (no agent, not answered, ended when last seen); D right
+        await conn.execute(_INSERT_CALL, "300.1", "", _ts(0), _ts(1), None, _ts(2), None, None,
+                           RESYNC_CAUSE)  # fmt: skip
+        await conn.execute(_INSERT_CALL, "400.1", "PJSIP/op103", _ts(0), _ts(1), _ts(3), _ts(20),
+                           2.0, 17.0, "16")  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def _wait(conn: asyncpg.Connection, sql: str, want: int, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while (n := await conn.fetchval(sql)) != want:
+        assert time.monotonic() < deadline, f"{sql}: {n} != {want}"
+        await asyncio.sleep(0.1)
+
+
+async def test_catchup_adds_and_corrects_calls_once(
+    fresh_pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    config = load_config(None, env={
+        "CALLSERVER_AMI_ENABLED": "false", "CALLSERVER_ARI_ENABLED": "false",
+        "CALLSERVER_AGI_ENABLED": "false", "CALLSERVER_DATABASE_DSN": fresh_pg_dsn,
+        "CALLSERVER_DATABASE_CDR_DSN": fresh_pg_dsn,
+        "CALLSERVER_DATABASE_FLUSH_INTERVAL": "0.05", "CALLSERVER_REDIS_URL": redis_url,
+        "CALLSERVER_REDIS_PREFIX": redis_prefix, "CALLSERVER_HTTP_PORT": str(free_port()),
+    })  # fmt: skip
+    server = await CallServer.create(config)
+    assert server.catchup is not None
+    await server.database.migrate_once()
+    await _seed(fresh_pg_dsn)
+    ended: list[CallEnded] = []
+
+    def keep(event: DomainEvent) -> None:
+        if isinstance(event, CallEnded) and event.cause == CATCHUP_CAUSE:
+            ended.append(event)
+
+    server.bus.subscribe(keep)
+    conn = await asyncpg.connect(fresh_pg_dsn)
+    await server.start()  # the first pass runs once the schema is there
+    try:
+        await _wait(conn, "SELECT count(*) FROM calls WHERE answered_at IS NOT NULL"
+                          " AND id IN ('100.1', '300.1')", 2)  # fmt: skip
+        await _wait(conn, "SELECT count(*) FROM crm_outbox WHERE kind = 'call_record'", 3)
+        rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM calls")}
+        assert sorted(e.call.id for e in ended) == ["100.1", "200.1", "300.1"]
+        a, b, c, d = (rows[i] for i in ("100.1", "200.1", "300.1", "400.1"))
+        assert (a["caller"], a["did"], a["queue"], a["agent"], a["state"]) == (
+            "79161234567",
+            "74951234567",
+            "reception",
+            "PJSIP/op101",
+            "ended",
+        )
+        assert a["wait_seconds"] == 3.0 and a["talk_seconds"] == pytest.approx(11.0)
+        assert a["answered_at"] == _ts(4) and a["ended_at"] == _ts(15.5)
+        assert a["caller_e164"] == "+79161234567" and a["hangup_by"] == "caller"
+        assert (b["state"], b["answered_at"], b["wait_seconds"], b["abandon_position"]) == (
+            "abandoned",
+            None,
+            9.0,
+            1,
+        )
+        assert (c["agent"], c["answered_at"], c["wait_seconds"]) == ("PJSIP/op102", _ts(6), 5.0)
+        assert c["talk_seconds"] == pytest.approx(24.0) and c["ended_at"] == _ts(30)
+        assert c["hangup_by"] == "agent"
+        assert (d["agent"], d["talk_seconds"], d["updated_at"]) == ("PJSIP/op103", 17.0, _ts(20))
+        keys = {
+            r["k"]
+            for r in await conn.fetch(
+                "SELECT idempotency_key AS k FROM crm_outbox WHERE kind = 'call_record'"
+            )
+        }
+        assert keys == {"call-record:100.1", "call-record:200.1", "call-record:300.1"}
+        # twice: nothing changes, nothing is published again
+        again = await server.catchup.run_once()
+        assert (again.read, again.inserted, again.corrected, again.unchanged) == (4, 0, 0, 4)
+        await asyncio.sleep(0.3)
+        assert len(ended) == 3
+        assert await conn.fetchval("SELECT count(*) FROM calls") == 4
+        assert await conn.fetchval("SELECT count(*) FROM crm_outbox") == 3
+        mark = await conn.fetchval("SELECT watermark FROM catchup_state WHERE name = 'cdr'")
+        assert mark > _ts(30)
+    finally:
+        await conn.close()
+        await server.aclose()
