@@ -71,8 +71,13 @@ class DatabaseConfig:
     cdr_dsn: str = ""
     """Where Asterisk's ``cdr`` (cdr_pgsql) and realtime ``queue_log`` tables are ("": no
     catch-up). See ``callserver.store.catchup``."""
-    cdr_inbound_contexts: tuple[str, ...] = ("from-trunk", "route-inbound")
-    """CDR ``dcontext`` values of inbound calls (their ``dst`` is the DID)."""
+    cdr_inbound_contexts: tuple[str, ...] = (
+        "from-trunk",
+        "route-inbound",
+        "route-mode",
+        "route-fallback",
+    )
+    """CDR ``dcontext`` values of inbound calls (a numeric ``dst`` there is the DID)."""
     catchup_interval: float = 60.0
     """Seconds between catch-up passes besides those after each AMI (re)connect (0: none)."""
     catchup_margin: float = 300.0

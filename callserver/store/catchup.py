@@ -110,7 +110,12 @@ class PassResult:
 class CatchupSettings:
     """Seconds unless named otherwise (``[database]`` keys, see ``callserver.config``)."""
 
-    inbound_contexts: tuple[str, ...] = ("from-trunk", "route-inbound")
+    inbound_contexts: tuple[str, ...] = (
+        "from-trunk",
+        "route-inbound",
+        "route-mode",
+        "route-fallback",
+    )
     interval: float = 60.0
     margin: float = 300.0
     lookback: float = 3600.0

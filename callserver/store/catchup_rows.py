@@ -9,8 +9,9 @@ Where each fact comes from:
 
 * caller, caller name, start: the CDR of the call's first channel (``uniqueid = linkedid``):
   ``src``, ``clid`` (``"Name" <number>``), ``calldate``; the end: the latest CDR end;
-* DID: ``userfield`` when it is a number (a dialplan ``Set(CDR(userfield)=${DID})``), else the
-  first channel's ``dst`` when its ``dcontext`` is an inbound context;
+* DID: ``userfield``'s first ``|``-separated part when it is a number (asterisk-conf's dialplan
+  sets ``CDR(userfield)=${DID}|campaign|reason``), else the first channel's ``dst`` when it is a
+  number and its ``dcontext`` an inbound context;
 * queue, answered at, wait: ENTERQUEUE (queuename, time), the first CONNECT (time, data1
   holdtime), or ABANDON / EXITWITHTIMEOUT (data3 waittime, data1 position);
 * agent: the destination channel (``PJSIP/op101-0000002a`` → ``PJSIP/op101``) of the latest
@@ -133,9 +134,13 @@ def _caller_name(clid: str) -> str:
 
 
 def _did(root: Cdr, inbound_contexts: Sequence[str]) -> str:
-    if _NUMBER.match(root.userfield.strip()):
-        return root.userfield.strip()
-    return _text(root.dst) if root.dcontext in inbound_contexts else ""
+    """``userfield`` (or its first ``|`` part: asterisk-conf sets ``DID|campaign|reason``) when
+    it is a number, else ``dst`` when it is one and the CDR ended in an inbound context."""
+    first = root.userfield.split("|", 1)[0].strip()
+    if _NUMBER.match(first):
+        return first
+    dst = root.dst.strip()
+    return dst if root.dcontext in inbound_contexts and _NUMBER.match(dst) else ""
 
 
 def _agents(cdrs: Sequence[Cdr]) -> tuple[str, ...]:
