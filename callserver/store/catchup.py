@@ -267,6 +267,8 @@ class CdrCatchup:
             return "inserted"
         stored = stored_call(row)
         ended_at = None if row["ended_at"] is None else row["ended_at"].timestamp()
+        stored = dataclasses.replace(stored, call=dataclasses.replace(stored.call,
+                                                                      ended_at=ended_at))
         fix = corrections(stored.call, ended_at, truth, row["hangup_cause"] == RESYNC_CAUSE)
         if not fix:
             result.unchanged += 1

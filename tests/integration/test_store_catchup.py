@@ -65,6 +65,8 @@ CDRS = [
     _cdr("300.1", "300.1", 0, 0.2, 30.0, dstchannel="PJSIP/op102-0000002b"),
     # D: seen live and stored right
     _cdr("400.1", "400.1", 0, 0.2, 20.0, dstchannel="PJSIP/op103-0000002c"),
+    # E: adopted by resync after a restart, its end seen live, its answer not
+    _cdr("500.1", "500.1", 0, 0.2, 12.0, dstchannel="PJSIP/op104-0000002d"),
 ]
 QLOG = [
     _q(1, "100.1", "ENTERQUEUE", "", "79161234567", "1"),
@@ -78,6 +80,9 @@ QLOG = [
     _q(1, "400.1", "ENTERQUEUE", "", "79161234567", "1"),
     _q(3, "400.1", "CONNECT", "2", "400.2", "1", agent="Operator 103"),
     _q(20, "400.1", "COMPLETECALLER", "2", "17", "1", agent="Operator 103"),
+    _q(1, "500.1", "ENTERQUEUE", "", "79161234567", "1"),
+    _q(2, "500.1", "CONNECT", "1", "500.2", "1", agent="Operator 104"),
+    _q(12, "500.1", "COMPLETECALLER", "1", "10", "1", agent="Operator 104"),
 ]
 _INSERT_CALL = (
     "INSERT INTO calls (id, direction, caller, did, queue, agent, state, started_at, queued_at,"
@@ -101,6 +106,8 @@ async def _seed(dsn: str) -> None:
         # C as resync left it (no agent, not answered, ended when last seen); D right
         await conn.execute(_INSERT_CALL, "300.1", "", _ts(0), _ts(1), None, _ts(2), None, None,
                            RESYNC_CAUSE)  # fmt: skip
+        await conn.execute(_INSERT_CALL, "500.1", "", _ts(0), None, None, _ts(12), None, None,
+                           "Normal Clearing")  # fmt: skip
         await conn.execute(_INSERT_CALL, "400.1", "PJSIP/op103", _ts(0), _ts(1), _ts(3), _ts(20),
                            2.0, 17.0, "16")  # fmt: skip
     finally:
@@ -139,10 +146,10 @@ async def test_catchup_adds_and_corrects_calls_once(
     await server.start()  # the first pass runs once the schema is there
     try:
         await _wait(conn, "SELECT count(*) FROM calls WHERE answered_at IS NOT NULL"
-                          " AND id IN ('100.1', '300.1')", 2)  # fmt: skip
-        await _wait(conn, "SELECT count(*) FROM crm_outbox WHERE kind = 'call_record'", 3)
+                          " AND id IN ('100.1', '300.1', '500.1')", 3)  # fmt: skip
+        await _wait(conn, "SELECT count(*) FROM crm_outbox WHERE kind = 'call_record'", 4)
         rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM calls")}
-        assert sorted(e.call.id for e in ended) == ["100.1", "200.1", "300.1"]
+        assert sorted(e.call.id for e in ended) == ["100.1", "200.1", "300.1", "500.1"]
         a, b, c, d = (rows[i] for i in ("100.1", "200.1", "300.1", "400.1"))
         assert (a["caller"], a["did"], a["queue"], a["agent"], a["state"]) == (
             "79161234567",
@@ -164,20 +171,23 @@ async def test_catchup_adds_and_corrects_calls_once(
         assert c["talk_seconds"] == pytest.approx(24.0) and c["ended_at"] == _ts(30)
         assert c["hangup_by"] == "agent"
         assert (d["agent"], d["talk_seconds"], d["updated_at"]) == ("PJSIP/op103", 17.0, _ts(20))
+        e = rows["500.1"]  # corrected, its end kept
+        assert (e["agent"], e["answered_at"], e["ended_at"]) == ("PJSIP/op104", _ts(2), _ts(12))
+        assert e["talk_seconds"] == pytest.approx(10.0) and e["wait_seconds"] == 1.0
         keys = {
             r["k"]
             for r in await conn.fetch(
                 "SELECT idempotency_key AS k FROM crm_outbox WHERE kind = 'call_record'"
             )
         }
-        assert keys == {"call-record:100.1", "call-record:200.1", "call-record:300.1"}
+        assert keys == {f"call-record:{i}00.1" for i in (1, 2, 3, 5)}
         # twice: nothing changes, nothing is published again
         again = await server.catchup.run_once()
-        assert (again.read, again.inserted, again.corrected, again.unchanged) == (4, 0, 0, 4)
+        assert (again.read, again.inserted, again.corrected, again.unchanged) == (5, 0, 0, 5)
         await asyncio.sleep(0.3)
-        assert len(ended) == 3
-        assert await conn.fetchval("SELECT count(*) FROM calls") == 4
-        assert await conn.fetchval("SELECT count(*) FROM crm_outbox") == 3
+        assert len(ended) == 4
+        assert await conn.fetchval("SELECT count(*) FROM calls") == 5
+        assert await conn.fetchval("SELECT count(*) FROM crm_outbox") == 4
         mark = await conn.fetchval("SELECT watermark FROM catchup_state WHERE name = 'cdr'")
         assert mark > _ts(30)
     finally:
