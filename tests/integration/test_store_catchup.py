@@ -22,7 +22,8 @@ from devtools.services import free_port
 from pbxsim.durable import CDR_COLUMNS, CREATE_SQL, QUEUE_LOG_COLUMNS
 
 pytestmark = pytest.mark.integration
-T0 = time.time() - 300.0  # inside the first pass's look-back, long settled
+T0 = 0.0
+"""The calls' start: set when the test starts (inside the first pass's look-back, settled)."""
 
 
 def _ts(offset: float | None) -> dt.datetime | None:
@@ -46,44 +47,50 @@ def _q(at: float, callid: str, event: str, *data: str, agent: str = "NONE") -> t
     return (_ts(at), callid, "reception", agent, event, *(*data, "", "", "", "", "")[:5])
 
 
-CDRS = [
-    # A: answered by op101 (wait 3, talk 11), never seen by callserver
-    _cdr("100.1", "100.1", 0, 0.2, 15.5, dstchannel="PJSIP/op101-0000002a"),
-    # B: abandoned after 9 s in the queue, never seen
-    _cdr(
-        "200.1",
-        "200.1",
-        0,
-        0.2,
-        10.5,
-        src="79035550101",
-        dst="74957654321",
-        dstchannel="",
-        disposition="NO ANSWER",
-    ),
-    # C: answered by op102 during an AMI gap, closed by resync with guesses
-    _cdr("300.1", "300.1", 0, 0.2, 30.0, dstchannel="PJSIP/op102-0000002b"),
-    # D: seen live and stored right
-    _cdr("400.1", "400.1", 0, 0.2, 20.0, dstchannel="PJSIP/op103-0000002c"),
-    # E: adopted by resync after a restart, its end seen live, its answer not
-    _cdr("500.1", "500.1", 0, 0.2, 12.0, dstchannel="PJSIP/op104-0000002d"),
-]
-QLOG = [
-    _q(1, "100.1", "ENTERQUEUE", "", "79161234567", "1"),
-    _q(4, "100.1", "CONNECT", "3", "100.2", "1", agent="Operator 101"),
-    _q(15, "100.1", "COMPLETECALLER", "3", "11", "1", agent="Operator 101"),
-    _q(1, "200.1", "ENTERQUEUE", "", "79035550101", "1"),
-    _q(10, "200.1", "ABANDON", "1", "1", "9"),
-    _q(1, "300.1", "ENTERQUEUE", "", "79161234567", "1"),
-    _q(6, "300.1", "CONNECT", "5", "300.2", "2", agent="Operator 102"),
-    _q(30, "300.1", "COMPLETEAGENT", "5", "24", "1", agent="Operator 102"),
-    _q(1, "400.1", "ENTERQUEUE", "", "79161234567", "1"),
-    _q(3, "400.1", "CONNECT", "2", "400.2", "1", agent="Operator 103"),
-    _q(20, "400.1", "COMPLETECALLER", "2", "17", "1", agent="Operator 103"),
-    _q(1, "500.1", "ENTERQUEUE", "", "79161234567", "1"),
-    _q(2, "500.1", "CONNECT", "1", "500.2", "1", agent="Operator 104"),
-    _q(12, "500.1", "COMPLETECALLER", "1", "10", "1", agent="Operator 104"),
-]
+def _cdrs() -> list[tuple[Any, ...]]:
+    return [
+        # A: answered by op101 (wait 3, talk 11), never seen by callserver
+        _cdr("100.1", "100.1", 0, 0.2, 15.5, dstchannel="PJSIP/op101-0000002a"),
+        # B: abandoned after 9 s in the queue, never seen
+        _cdr(
+            "200.1",
+            "200.1",
+            0,
+            0.2,
+            10.5,
+            src="79035550101",
+            dst="74957654321",
+            dstchannel="",
+            disposition="NO ANSWER",
+        ),
+        # C: answered by op102 during an AMI gap, closed by resync with guesses
+        _cdr("300.1", "300.1", 0, 0.2, 30.0, dstchannel="PJSIP/op102-0000002b"),
+        # D: seen live and stored right
+        _cdr("400.1", "400.1", 0, 0.2, 20.0, dstchannel="PJSIP/op103-0000002c"),
+        # E: adopted by resync after a restart, its end seen live, its answer not
+        _cdr("500.1", "500.1", 0, 0.2, 12.0, dstchannel="PJSIP/op104-0000002d"),
+    ]
+
+
+def _qlog() -> list[tuple[Any, ...]]:
+    return [
+        _q(1, "100.1", "ENTERQUEUE", "", "79161234567", "1"),
+        _q(4, "100.1", "CONNECT", "3", "100.2", "1", agent="Operator 101"),
+        _q(15, "100.1", "COMPLETECALLER", "3", "11", "1", agent="Operator 101"),
+        _q(1, "200.1", "ENTERQUEUE", "", "79035550101", "1"),
+        _q(10, "200.1", "ABANDON", "1", "1", "9"),
+        _q(1, "300.1", "ENTERQUEUE", "", "79161234567", "1"),
+        _q(6, "300.1", "CONNECT", "5", "300.2", "2", agent="Operator 102"),
+        _q(30, "300.1", "COMPLETEAGENT", "5", "24", "1", agent="Operator 102"),
+        _q(1, "400.1", "ENTERQUEUE", "", "79161234567", "1"),
+        _q(3, "400.1", "CONNECT", "2", "400.2", "1", agent="Operator 103"),
+        _q(20, "400.1", "COMPLETECALLER", "2", "17", "1", agent="Operator 103"),
+        _q(1, "500.1", "ENTERQUEUE", "", "79161234567", "1"),
+        _q(2, "500.1", "CONNECT", "1", "500.2", "1", agent="Operator 104"),
+        _q(12, "500.1", "COMPLETECALLER", "1", "10", "1", agent="Operator 104"),
+    ]
+
+
 _INSERT_CALL = (
     "INSERT INTO calls (id, direction, caller, did, queue, agent, state, started_at, queued_at,"
     " answered_at, ended_at, wait_seconds, talk_seconds, hangup_cause, updated_at)"
@@ -99,10 +106,10 @@ async def _seed(dsn: str) -> None:
             await conn.execute(sql)
         names = ", ".join(f'"{c}"' for c in CDR_COLUMNS)
         marks = ", ".join(f"${i}" for i in range(1, len(CDR_COLUMNS) + 1))
-        await conn.executemany(f"INSERT INTO cdr ({names}) VALUES ({marks})", CDRS)
+        await conn.executemany(f"INSERT INTO cdr ({names}) VALUES ({marks})", _cdrs())
         names = ", ".join(f'"{c}"' for c in QUEUE_LOG_COLUMNS)
         await conn.executemany(f"INSERT INTO queue_log ({names}) VALUES ($1, $2, $3, $4, $5,"
-                               " $6, $7, $8, $9, $10)", QLOG)  # fmt: skip
+                               " $6, $7, $8, $9, $10)", _qlog())  # fmt: skip
         # C as resync left it (no agent, not answered, ended when last seen); D right
         await conn.execute(_INSERT_CALL, "300.1", "", _ts(0), _ts(1), None, _ts(2), None, None,
                            RESYNC_CAUSE)  # fmt: skip
@@ -131,6 +138,8 @@ async def test_catchup_adds_and_corrects_calls_once(
         "CALLSERVER_DATABASE_FLUSH_INTERVAL": "0.05", "CALLSERVER_REDIS_URL": redis_url,
         "CALLSERVER_REDIS_PREFIX": redis_prefix, "CALLSERVER_HTTP_PORT": str(free_port()),
     })  # fmt: skip
+    global T0
+    T0 = time.time() - 300.0
     server = await CallServer.create(config)
     assert server.catchup is not None
     await server.database.migrate_once()
