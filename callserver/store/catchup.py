@@ -65,7 +65,7 @@ SETTLE = 5.0
 MAX_CALL = 4 * 3600.0
 """Seconds: the longest call looked for (bounds the scans of ``cdr`` and ``queue_log``)."""
 PAGE = 2000
-"""Calls per pass; a full page is followed by another pass at once."""
+"""Calls read per query; a pass reads page after page until it is done."""
 STATE_NAME = "cdr"
 
 _STORED_SQL = (
@@ -75,11 +75,11 @@ _STORED_SQL = (
     " agents::text AS agents, updated_at FROM calls WHERE id = ANY($1::text[])"
 )
 _ENDS_SQL = (
-    "SELECT linkedid, extract(epoch FROM max({end}))::float8 AS e FROM cdr"
-    " WHERE calldate >= to_timestamp($1) GROUP BY linkedid"
-    " HAVING max({end}) > to_timestamp($2) AND max({end}) <= to_timestamp($3)"
-    " ORDER BY e, linkedid LIMIT $4"
+    "SELECT linkedid, e FROM (SELECT linkedid, extract(epoch FROM max({end}))::float8 AS e"
+    " FROM cdr WHERE calldate >= to_timestamp($1) GROUP BY linkedid) AS t"
+    " WHERE e <= $3 AND (e > $2 OR (e = $2 AND linkedid > $4)) ORDER BY e, linkedid LIMIT $5"
 )
+"""Calls (linkedid, last CDR end) after the keyset cursor ($2, $4) that ended by $3."""
 _CDR_SQL = (
     "SELECT extract(epoch FROM calldate)::float8 AS start,"
     " extract(epoch FROM answer)::float8 AS answer, extract(epoch FROM {end})::float8 AS end,"
@@ -103,7 +103,6 @@ class PassResult:
     corrected: int = 0
     unchanged: int = 0
     live: int = 0
-    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ class CdrCatchup:
                         await self._kick.wait()
             self._kick.clear()
             try:
-                result = await self.run_once()
+                await self.run_once()
             except (StoreError, TimeoutError) as exc:
                 self.errors += 1
                 log.warning("catch-up from Asterisk's records failed: %s", exc or "timeout")
@@ -183,41 +182,48 @@ class CdrCatchup:
                 log.exception("catch-up pass failed")
                 await asyncio.sleep(5.0)
                 continue
-            if result.full:
-                self._kick.set()
 
     # -- one pass --------------------------------------------------------------------
     async def run_once(self) -> PassResult:
-        """One pass (see the module docstring). Raises ``StoreError`` (``StoreUnavailable``,
-        ``StoreTimeout``, ``StoreQueryError``) when either database fails; the watermark then
-        stays where it was, so the next pass reads the same calls again."""
-        async with self._lock, asyncio.timeout(self._s.timeout):
+        """One pass (see the module docstring), page by page (``PAGE`` calls, each page within
+        ``timeout`` seconds). Raises ``StoreError`` (``StoreUnavailable``, ``StoreTimeout``,
+        ``StoreQueryError``) or ``TimeoutError`` when a database fails; the watermark then stays
+        where it was, so the next pass reads the same calls again (merged ones are skipped)."""
+        async with self._lock:
             now = self._clock()
             mark = await self._watermark()
             since = (now - self._s.lookback) if mark is None else mark - self._s.margin
             until = now - SETTLE
-            with store_errors("read Asterisk's cdr/queue_log"):
-                truths, last, full = await self._read(since, until)
-            result = await self._merge(truths)
-            result.full = full
-            new_mark = last if full else until
-            if mark is None or new_mark > mark:
-                await self._save_watermark(new_mark)
+            result = PassResult()
+            cursor: tuple[float, str] = (since, "")
+            full = True
+            while full:
+                async with asyncio.timeout(self._s.timeout):
+                    with store_errors("read Asterisk's cdr/queue_log"):
+                        truths, cursor, full = await self._read(cursor, until)
+                    await self._merge(truths, result)
+            if mark is None or until > mark:
+                await self._save_watermark(until)
             self.passes += 1
         if result.inserted or result.corrected:
             log.info("catch-up: %d calls read, %d added, %d corrected", result.read,
                      result.inserted, result.corrected)  # fmt: skip
         return result
 
-    async def _read(self, since: float, until: float) -> tuple[list[Truth], float, bool]:
+    async def _read(
+        self, cursor: tuple[float, str], until: float
+    ) -> tuple[list[Truth], tuple[float, str], bool]:
+        """The calls of one page after ``cursor`` (last end, linkedid), the new cursor and
+        whether the page was full."""
+        since = cursor[0]
         conn = await asyncpg.connect(self._dsn, timeout=5.0)
         try:
             end, seq = await _cdr_columns(conn)
             ends = await conn.fetch(_ENDS_SQL.format(end=end), since - MAX_CALL, since, until,
-                                    PAGE)  # fmt: skip
+                                    cursor[1], PAGE)  # fmt: skip
             ids = [r["linkedid"] for r in ends]
             if not ids:
-                return [], since, False
+                return [], cursor, False
             rows = await conn.fetch(_CDR_SQL.format(end=end, seq=seq), ids, since - MAX_CALL)
             groups: dict[str, list[Cdr]] = defaultdict(list)
             for r in rows:
@@ -227,10 +233,11 @@ class CdrCatchup:
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2.0)
-        return _truths(groups, qrows, self._s.inbound_contexts), ends[-1]["e"], len(ids) >= PAGE
+        truths = _truths(groups, qrows, self._s.inbound_contexts)
+        return truths, (ends[-1]["e"], ends[-1]["linkedid"]), len(ids) >= PAGE
 
-    async def _merge(self, truths: Sequence[Truth]) -> PassResult:
-        result = PassResult(read=len(truths))
+    async def _merge(self, truths: Sequence[Truth], result: PassResult) -> None:
+        result.read += len(truths)
         ids = [t.id for t in truths]
         with store_errors("catch-up: read calls"):
             stored = {r["id"]: r for r in await self._pool.fetch(_STORED_SQL, ids)}
@@ -254,7 +261,6 @@ class CdrCatchup:
                 "INSERT INTO catchup_merged (call_id, fingerprint, action) VALUES ($1, $2, $3)"
                 " ON CONFLICT (call_id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
                 " action = EXCLUDED.action, merged_at = now()", done)  # fmt: skip
-        return result
 
     def _apply(self, truth: Truth, row: asyncpg.Record | None, result: PassResult) -> str:
         """Publish what the records add to the call; returns the action taken."""

@@ -17,7 +17,9 @@ from callserver.app import CallServer
 from callserver.config import load_config
 from callserver.core.events import CallEnded, DomainEvent
 from callserver.core.model import RESYNC_CAUSE
-from callserver.store.catchup import CATCHUP_CAUSE
+from callserver.store import catchup as catchup_module
+from callserver.store.catchup import CATCHUP_CAUSE, CdrCatchup
+from callserver.store.migrate import apply_migrations, core_sources
 from devtools.services import free_port
 from pbxsim.durable import CDR_COLUMNS, CREATE_SQL, QUEUE_LOG_COLUMNS
 
@@ -202,3 +204,33 @@ async def test_catchup_adds_and_corrects_calls_once(
     finally:
         await conn.close()
         await server.aclose()
+
+
+async def test_catchup_pages_through_more_calls_than_a_page(
+    fresh_pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 calls: every call is read once per pass, and a pass over calls already
+    merged (more of them than a page, all inside the safety margin) ends."""
+    global T0
+    T0 = time.time() - 300.0
+    monkeypatch.setattr(catchup_module, "PAGE", 2)
+    conn = await asyncpg.connect(fresh_pg_dsn)
+    try:
+        await apply_migrations(conn, core_sources())
+    finally:
+        await conn.close()
+    await _seed(fresh_pg_dsn)
+    ended: list[DomainEvent] = []
+    pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=2)
+    try:
+        catchup = CdrCatchup(pool, fresh_pg_dsn, ended.append, lambda _cid: False)
+        first = await catchup.run_once()
+        assert (first.read, first.inserted, first.corrected, first.unchanged) == (5, 2, 2, 1)
+        await pool.execute("DELETE FROM catchup_state")  # the same rows once more
+        async with asyncio.timeout(10):
+            again = await catchup.run_once()
+        assert (again.read, again.inserted, again.corrected, again.unchanged) == (5, 0, 0, 5)
+        assert sorted(e.call.id for e in ended if isinstance(e, CallEnded)) == [
+            "100.1", "200.1", "300.1", "500.1"]
+    finally:
+        await pool.close()
