@@ -40,6 +40,7 @@ from callserver.metrics_wiring import KNOWN_AMI_EVENTS, register_metrics
 from callserver.plugin_api import Component, Contribution, PluginDeps, Ports, ServerInfo
 from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migration_sources
 from callserver.store.call_writer import CallWriter
+from callserver.store.catchup import build_catchup
 from callserver.store.live_state import RedisLiveState
 from callserver.store.migrate import core_sources
 from callserver.store.open_calls import PgOpenCalls
@@ -82,6 +83,10 @@ class CallServer:
         self.pool = pool
         self.writer = CallWriter(config.database.dsn, config.database)
         self.open_calls = PgOpenCalls(pool)
+        # calls missed on AMI, from Asterisk's cdr/queue_log ([database] cdr_dsn; None: off)
+        self.catchup = build_catchup(
+            config.database, pool, self.bus.publish, lambda cid: self.model.call(cid) is not None
+        )
         self.redis = aioredis.from_url(
             config.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
@@ -166,6 +171,8 @@ class CallServer:
             )  # fmt: skip
         except Exception as exc:  # the connection logs and retries; the model stays as it was
             log.warning("live model resync failed: %s", exc)
+        if self.catchup is not None:
+            self.catchup.kick()  # what AMI missed meanwhile, from Asterisk's records
 
     async def _resync_if_connected(self) -> None:
         if self.config.ami.enabled and self.ami.state == "connected":
@@ -213,6 +220,8 @@ class CallServer:
         # calls open in PostgreSQL that ended while we were down are closed by resync: run it
         # again once the schema is there, in case PostgreSQL was not at the first AMI login
         self.database.on_ready(self._resync_if_connected)
+        if self.catchup is not None:
+            self.database.on_ready(self.catchup.start)
         for contribution in self.contributions:
             for component in contribution.after_database:
                 self.database.on_ready(functools.partial(self._start_component, component))
@@ -260,6 +269,7 @@ class CallServer:
             self.stasis.aclose,
             self.ami.aclose,
             self.agi.aclose,
+            *([self.catchup.aclose] if self.catchup is not None else []),
             self.writer.aclose,
             self._stop_http,
             *(c.aclose for c in reversed(self._started)),

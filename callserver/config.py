@@ -68,6 +68,22 @@ class DatabaseConfig:
     batch_size: int = 500
     flush_interval: float = 0.2
     buffer_limit: int = 100_000
+    cdr_dsn: str = ""
+    """Where Asterisk's ``cdr`` (cdr_pgsql) and realtime ``queue_log`` tables are ("": no
+    catch-up). See ``callserver.store.catchup``."""
+    cdr_inbound_contexts: tuple[str, ...] = (
+        "from-trunk",
+        "route-inbound",
+        "route-mode",
+        "route-fallback",
+    )
+    """CDR ``dcontext`` values of inbound calls (a numeric ``dst`` there is the DID)."""
+    catchup_interval: float = 60.0
+    """Seconds between catch-up passes besides those after each AMI (re)connect (0: none)."""
+    catchup_margin: float = 300.0
+    """Seconds re-read before the watermark (late CDR rows, clock skew)."""
+    catchup_lookback: float = 3600.0
+    """Seconds of history the very first pass reads."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +239,21 @@ def _validate(config: Config) -> None:
     _validate_positive(config)
     _check_url("ari.url", config.ari.url, need_host=True)
     _check_url("database.dsn", config.database.dsn, need_host=False)
+    _validate_catchup(config.database)
     _check_url("redis.url", config.redis.url, need_host=False)
+
+
+def _validate_catchup(db: DatabaseConfig) -> None:
+    if db.cdr_dsn:
+        if not db.cdr_dsn.startswith(("postgres://", "postgresql://")):
+            raise ConfigError(message="database.cdr_dsn: expected postgresql://…",
+                              key="database.cdr_dsn")  # fmt: skip
+        _check_url("database.cdr_dsn", db.cdr_dsn, need_host=False)
+    for key in ("catchup_interval", "catchup_margin", "catchup_lookback"):
+        value = getattr(db, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(message=f"database.{key}: must be a finite number >= 0, "
+                              f"got {value!r}", key=f"database.{key}")  # fmt: skip
 
 
 def _check_url(key: str, url: str, *, need_host: bool) -> None:

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 
@@ -99,6 +100,10 @@ reconnect_max = 2.0
 port = {p["agi"]}
 [database]
 dsn = "{pg}"
+# Asterisk's cdr/queue_log: pbxsim --cdr-dsn writes them into this same database (a clinic
+# points cdr_dsn at the database cdr_pgsql and the realtime queue_log write)
+cdr_dsn = "{pg}"
+catchup_interval = 5.0
 [redis]
 url = "redis://127.0.0.1:{st.proxies["redis"].port}/0"
 prefix = "{st.prefix}"
@@ -151,20 +156,25 @@ async def _setup(svc: Services) -> _Stack:
 
 
 def _start_callserver(st: _Stack) -> None:
-    log = (st.tmp / "callserver.log").open("ab")
-    st.procs["callserver"] = subprocess.Popen(
-        [sys.executable, "-m", "callserver", "--log-level", "WARNING", "run", "--config",
-         str(st.conf)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )  # fmt: skip
+    with (st.tmp / "callserver.log").open("ab") as log:  # the child keeps its own copy
+        st.procs["callserver"] = subprocess.Popen(
+            [sys.executable, "-m", "callserver", "--log-level", "WARNING", "run", "--config",
+             str(st.conf)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
 
 
 def _start_pbxsim(st: _Stack, plan: Plan) -> None:
-    p = st.ports
     bursts = [a for b in plan.bursts for a in ("--burst", ":".join(str(x) for x in b))]
-    log = (st.tmp / "pbxsim.log").open("ab")
+    with (st.tmp / "pbxsim.log").open("ab") as log:
+        _popen_pbxsim(st, plan, bursts, log)
+
+
+def _popen_pbxsim(st: _Stack, plan: Plan, bursts: list[str], log: IO[bytes]) -> None:
+    p = st.ports
     st.procs["pbxsim"] = subprocess.Popen(
         [sys.executable, "-m", "pbxsim", "--scenario", "load", "--rate", str(plan.rate),
          "--duration", str(plan.seconds), *bursts, "--speed", "1", "--ledger", str(st.ledger),
+         "--cdr-dsn", st.dsn,
          "--ami", f"127.0.0.1:{p['ami']}", "--ari", f"127.0.0.1:{p['ari']}",
          "--agi", f"127.0.0.1:{p['agi']}", "--wait-for-ami", "--keep-running",
          "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -285,6 +295,9 @@ async def _teardown(st: _Stack) -> None:
     await st.crm.aclose()
     if not os.environ.get("CHAOS_KEEP_LOGS"):
         shutil.rmtree(st.tmp, ignore_errors=True)
+    if os.environ.get("CHAOS_KEEP_DB"):
+        print(f"chaos: database {st.db} kept")
+        return
     conn = await asyncpg.connect(st.svc.pg_dsn)
     await conn.execute(f'DROP DATABASE IF EXISTS "{st.db}" WITH (FORCE)')
     await conn.close()

@@ -164,7 +164,10 @@ def _check_calls(report: Report, ledger: Sequence[Mapping[str, Any]],
             report.stuck_open.append(call_id)
         for name, a, b in compare_call(truth, row, tolerance):
             report.wrong_fields.append((call_id, name, a, b))
-        if truth.get("route_mode") and call_id not in decided:
+        # a call whose routing AGI failed (callserver down: AGISTATUS=FAILURE) ran no route
+        # script; ledgers without agi_status count every routed call
+        ran = truth.get("agi_status", "SUCCESS") in ("SUCCESS", "HANGUP")
+        if truth.get("route_mode") and ran and call_id not in decided:
             report.wrong_fields.append((call_id, "decision", truth.get("route_mode"), None))
     starts = {(_digits(t.get("caller")), round(float(t.get("start") or 0))) for t in ledger}
     for call_id, row in rows.items():

@@ -62,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ledger", default="", metavar="PATH", help="append a JSON line per ended call here"
     )
+    p.add_argument(
+        "--cdr-dsn", default="", metavar="DSN",
+        help="write Asterisk's cdr and queue_log rows into this PostgreSQL database",
+    )  # fmt: skip
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -92,6 +96,7 @@ async def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         wait_for_ami=args.wait_for_ami,
         ledger_path=args.ledger,
+        cdr_dsn=args.cdr_dsn,
     )
     try:
         pbx = Pbx(scenario, opts)

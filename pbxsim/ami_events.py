@@ -169,12 +169,14 @@ def _fmt_time(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else ""
 
 
-def cdr(ch: Channel, dest_channel: str, disposition: str, end: float) -> bytes:
-    """The Cdr event of ``ch`` (Source/Destination from its dialplan position)."""
+def cdr_fields(
+    ch: Channel, dest_channel: str, disposition: str, end: float
+) -> tuple[tuple[str, object], ...]:
+    """The fields of ``ch``'s Cdr event (also the ``cdr`` table row, ``pbxsim.durable``)."""
     start = ch.created
     answer = ch.answered
     billable = int(end - answer) if answer else 0
-    body = _kv(
+    return (
         ("AccountCode", ""),
         ("Source", ch.cid_num if ch.cid_num != "<unknown>" else ""),
         ("Destination", ch.variables.get("CDR_DST", ch.exten)),
@@ -194,7 +196,11 @@ def cdr(ch: Channel, dest_channel: str, disposition: str, end: float) -> bytes:
         ("UniqueID", ch.uniqueid),
         ("UserField", ""),
     )
-    return _ev("Cdr", "cdr", body)
+
+
+def cdr(ch: Channel, dest_channel: str, disposition: str, end: float) -> bytes:
+    """The Cdr event of ``ch`` (Source/Destination from its dialplan position)."""
+    return _ev("Cdr", "cdr", _kv(*cdr_fields(ch, dest_channel, disposition, end)))
 
 
 def _callerid(ch: Channel) -> str:

@@ -20,6 +20,7 @@ from pbxsim.ami_server import AmiCredentials, AmiServer
 from pbxsim.breaks import take_breaks
 from pbxsim.clock import Clock
 from pbxsim.dialplan import Dialplan, InboundCall, run_inbound
+from pbxsim.durable import DurableWriter
 from pbxsim.engine import Engine, EngineConfig
 from pbxsim.ledger import Ledger
 from pbxsim.queues import Member, Queue
@@ -49,6 +50,8 @@ class PbxOptions:
     """Wall seconds ``run_scenario`` waits for running calls after the last arrival."""
     ledger_path: str = ""
     """JSON-lines ground-truth ledger of every generated call ("": none)."""
+    cdr_dsn: str = ""
+    """PostgreSQL DSN: write Asterisk's ``cdr`` and ``queue_log`` rows there ("": none)."""
 
 
 class Pbx:
@@ -67,9 +70,11 @@ class Pbx:
         )
         self.server = AmiServer(AmiCredentials(opts.ami_user, opts.ami_secret), self._dispatch)
         self.ledger = Ledger(opts.ledger_path) if opts.ledger_path else None
+        self.records = DurableWriter(opts.cdr_dsn) if opts.cdr_dsn else None
         self.engine = Engine(
-            self.server.broadcast, self.clock, cfg, seed=opts.seed, ledger=self.ledger
-        )
+            self.server.broadcast, self.clock, cfg, seed=opts.seed, ledger=self.ledger,
+            records=self.records,
+        )  # fmt: skip
         self.dialplan = Dialplan(
             dict(scenario.dids), set(scenario.stasis_dids), scenario.default_queue
         )
@@ -110,6 +115,8 @@ class Pbx:
 
     async def start(self) -> None:
         """Start listening for AMI clients (``ami_port`` 0 picks a free port)."""
+        if self.records is not None:
+            await self.records.start()
         self.ami_port = await self.server.start(self.opts.ami_host, self.opts.ami_port)
         log.info("pbxsim AMI on %s:%d", self.opts.ami_host, self.ami_port)
 
@@ -171,5 +178,7 @@ class Pbx:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.engine.aclose()
         await self.server.aclose()
+        if self.records is not None:
+            await self.records.aclose()
         if self.ledger is not None:
             self.ledger.close()

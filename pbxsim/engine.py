@@ -53,6 +53,17 @@ class CallLog(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
 
+class DurableRecords(Protocol):
+    """Sink of Asterisk's durable records (``pbxsim.durable.DurableWriter``): must not block."""
+
+    def cdr(self, fields: dict[str, Any], *, start: float, answer: float, end: float,
+            linkedid: str) -> None: ...  # fmt: skip
+
+    def event(self, data: bytes, at: float) -> None: ...
+
+    def queue_timeout(self, uniqueid: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Where the simulated Asterisk reaches out, and its static identity."""
@@ -126,9 +137,12 @@ class Engine:
         config: EngineConfig | None = None,
         seed: int = 1,
         ledger: CallLog | None = None,
+        records: DurableRecords | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
+        self.records = records
+        """``cdr``/``queue_log`` rows like ``cdr_pgsql`` and realtime queue_log (``--cdr-dsn``)."""
         """Where each generated call's ground-truth record goes when it ends (``--ledger``)."""
         self.clock = clock
         self.config = config or EngineConfig()
@@ -207,6 +221,8 @@ class Engine:
     def emit(self, data: bytes) -> None:
         self.events_emitted += 1
         self.sink(data)
+        if self.records is not None:
+            self.records.event(data, self.clock.wall())
 
     # -- channels -----------------------------------------------------------------
     def new_channel(
@@ -311,7 +327,18 @@ class Engine:
             self.device_down(ch.device)
 
     def cdr(self, ch: Channel, dest_channel: str, disposition: str) -> None:
-        self.emit(ev.cdr(ch, dest_channel, disposition, self.clock.wall()))
+        """Emit the Cdr event of ``ch``; with ``records`` also its ``cdr`` row."""
+        end = self.clock.wall()
+        fields = ev.cdr_fields(ch, dest_channel, disposition, end)
+        self.emit(ev.cdr(ch, dest_channel, disposition, end))
+        if self.records is not None:
+            self.records.cdr(dict(fields), start=ch.created, answer=ch.answered, end=end,
+                             linkedid=ch.linkedid)  # fmt: skip
+
+    def queue_timeout(self, ch: Channel) -> None:
+        """The caller leaves ``Queue()`` by its timeout (queue_log EXITWITHTIMEOUT)."""
+        if self.records is not None:
+            self.records.queue_timeout(ch.uniqueid)
 
     # -- bridges ------------------------------------------------------------------
     def bridge_create(

@@ -40,6 +40,7 @@ def record(call: Call, did: str) -> dict[str, Any]:
         "did": did,
         "ad_source": ch.variables.get("AD_SOURCE", ""),
         "route_mode": ch.variables.get("ROUTE_MODE", ""),
+        "agi_status": ch.variables.get("AGISTATUS", ""),
         "queue": call.queue,
         "outcome": _outcome(call),
         "agents": [{"interface": k, "talk_s": v} for k, v in agents.items()],

@@ -223,6 +223,7 @@ def _leave(
     if abandoned and not redirect:
         _abandon_vars(eng, call, q, entry, legs)
     elif not redirect:  # queue_exec's EXITWITHTIMEOUT: record_abandoned(), set_queue_variables()
+        eng.queue_timeout(ch)
         _record_abandoned(eng, call, q, entry)
         for k, v in q.queue_vars():
             eng.setvar(ch, k, v)
