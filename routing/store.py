@@ -10,6 +10,7 @@ it comes back. ``PgOverrideStore`` keeps overrides and their audit trail. Librar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -21,6 +22,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from callserver.core.backoff import Backoff
 from callserver.core.tasks import cancel_and_wait
 from callserver.core.text import clean_text
 from callserver.logs import escape_control
@@ -86,13 +88,20 @@ class PgDecisionLog:
         self._timeout = timeout
         self._buffer: deque[RouteRecord] = deque(maxlen=buffer_limit)
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._backoff = Backoff(max(flush_interval, 0.05), 5.0)
         self.written = 0
         self.dropped = 0
 
     def record(self, record: RouteRecord) -> None:
+        """Buffer ``record`` and wake the writer at once: a decision reaches PostgreSQL while
+        the route script is still setting its variables (a few ms), so a ``kill -9`` right
+        after a call was routed loses at most the decisions of that instant; under load the
+        records that arrive during one write go together in the next."""
         if len(self._buffer) == self._buffer.maxlen:
             self.dropped += 1
         self._buffer.append(record)
+        self._wake.set()
 
     async def get(self, uniqueid: str) -> RouteRecord | None:
         """By uniqueid, else the newest by linkedid. Raises StoreError."""
@@ -171,12 +180,19 @@ class PgDecisionLog:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            self._wake.clear()
+            if not self._buffer:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._wake.wait()
             try:
                 await self.flush()
             except StoreError as exc:
                 log.warning("call tracking records buffered (%d), database: %s",
                             len(self._buffer), exc)  # fmt: skip
+                await asyncio.sleep(self._backoff.next())
+            else:
+                self._backoff.reset()
 
 
 def _override(row: asyncpg.Record) -> Override:
