@@ -25,10 +25,10 @@ import pytest
 
 from callserver.app import CallServer
 from callserver.config import load_config
-from callserver.plugins import load_plugins, order
+from callserver.plugins import LoadedPlugin, load_plugins, order
 from devtools.services import free_port
 from tests.fixtures.speech.synth import speak
-from tests.integration.test_end_to_end import wait_for
+from tests.integration.test_end_to_end import CapturePlugin, wait_for
 from tests.pbxsim_proc import Pbx, run_pbxsim
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ivr"
@@ -63,7 +63,7 @@ def bot_stack(fresh_pg_dsn: str, redis_url: str, redis_prefix: str,
               tmp_path: Path) -> Callable[..., Any]:  # fmt: skip
     @contextlib.asynccontextmanager
     async def start(scenario: str, *, speed: float, extra: tuple[str, ...] = (),
-                    env: dict[str, str] | None = None,
+                    env: dict[str, str] | None = None, plugins: tuple[Any, ...] = (),
                     ) -> AsyncIterator[tuple[CallServer, Pbx]]:  # fmt: skip
         rtp = min(free_port(), 65400)
         rules = tmp_path / "rules.toml"
@@ -85,13 +85,11 @@ def bot_stack(fresh_pg_dsn: str, redis_url: str, redis_prefix: str,
                 "CALLSERVER_IVR_RTP_PORT_MIN": str(rtp), "CALLSERVER_IVR_RTP_PORT_MAX": str(rtp + 99),
                 **(env or {}),
             })  # fmt: skip
-            server = await CallServer.create(config, order(load_plugins(config)))
+            loaded = [*load_plugins(config), *(LoadedPlugin(p, None) for p in plugins)]
+            server = await CallServer.create(config, order(loaded))
             await server.start()
             try:
                 yield server, pbx
-            except BaseException:
-                print(pbx.output()[-6000:])
-                raise
             finally:
                 await server.aclose()
 
@@ -141,3 +139,47 @@ async def test_spoken_booking_becomes_an_appointment_request(
 async def _finished(server: CallServer) -> dict[str, Any] | None:
     data = await bot_calls(server)
     return data if data["calls"] else None
+
+
+async def test_keypad_only_booking_when_recognition_is_off(
+    bot_stack: Callable[..., Any], fresh_pg_dsn: str
+) -> None:
+    env = {"CALLSERVER_IVR_BACKEND": "none"}
+    async with bot_stack("bot-line-dtmf", speed=2.0, env=env) as (server, _):
+        requests = await wait_for(lambda: outbox(fresh_pg_dsn, "appointment_request"), 30)
+        data = await wait_for(lambda: _finished(server), 10)
+    assert len(requests) == 1
+    assert "intent=book" in requests[0]["comment"]
+    call = data["calls"][0]
+    assert call["speech"] is False
+    assert data["recognition"]["available"] is False
+    assert call["keys"] == "11"
+    assert call["outcome"] == "appointment"
+
+
+async def test_operator_freeing_up_sends_the_caller_back_to_the_queue_first(
+    bot_stack: Callable[..., Any], fresh_pg_dsn: str
+) -> None:
+    capture = CapturePlugin()
+    env = {"CALLSERVER_IVR_BACKEND": "none", "CALLSERVER_IVR_SILENCE_S": "20"}
+    async with bot_stack("bot-line", speed=1.0, env=env, plugins=(capture,)) as (server, _):
+        await wait_for(lambda: _active(server), 20)
+        reply = await server.ami.send_action(
+            "QueueAdd", {"Queue": "reception", "Interface": "PJSIP/op101"}, timeout=5)
+        assert reply.get("Response") == "Success"
+        data = await wait_for(lambda: _finished(server), 15)
+        sets = {e["variable"]: e["value"] for e in capture.seen
+                if e.get("type") == "ChannelVarset" and e.get("variable", "").startswith(
+                    ("ROUTE_", "IVR_"))}  # fmt: skip
+        ends = [e for e in capture.seen if e.get("type") == "StasisEnd"]
+    assert data["calls"][0]["outcome"] == "queue"
+    assert sets["ROUTE_MODE"] == "queue"
+    assert sets["ROUTE_QUEUE"] == "reception"
+    assert sets["ROUTE_PRIORITY"] == "10"  # 0 from routing + priority_boost 10
+    assert sets["IVR_OUTCOME"] == "queue"
+    assert ends, "the caller left Stasis (continue)"
+    assert await outbox(fresh_pg_dsn, "callback_request") == []
+
+
+async def _active(server: CallServer) -> bool:
+    return bool((await bot_calls(server))["active"])
