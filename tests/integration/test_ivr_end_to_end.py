@@ -82,7 +82,8 @@ def bot_stack(fresh_pg_dsn: str, redis_url: str, redis_prefix: str,
                 "CALLSERVER_ROUTING_RULES_FILE": str(rules),
                 "CALLSERVER_IVR_LANGUAGE": "en", "CALLSERVER_IVR_WORKERS": "1",
                 "CALLSERVER_IVR_SILENCE_S": "3",
-                "CALLSERVER_IVR_RTP_PORT_MIN": str(rtp), "CALLSERVER_IVR_RTP_PORT_MAX": str(rtp + 99),
+                "CALLSERVER_IVR_RTP_PORT_MIN": str(rtp),
+                "CALLSERVER_IVR_RTP_PORT_MAX": str(rtp + 99),
                 **(env or {}),
             })  # fmt: skip
             loaded = [*load_plugins(config), *(LoadedPlugin(p, None) for p in plugins)]
