@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ivr.errors import NoRtpPort
-from recognition.jitter import Frame, JitterBuffer
+from recognition.jitter import Frame, JitterBuffer, JitterStats
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,11 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.stats = RtpStats()
+
+    @property
+    def jitter(self) -> JitterStats:
+        """The jitter buffer's counters (concealed = lost frames filled in, late, duplicate)."""
+        return self._jitter.stats
 
     def _accepts(self, pkt: RtpPacket) -> bool:
         if self.codec == "slin16":
