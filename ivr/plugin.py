@@ -52,6 +52,7 @@ def _routes(handler: BotStasisHandler, recognizer: SharedRecognizer) -> list[web
             "active": handler.active, "calls_total": handler.calls_total,
             "refused": handler.refused, "outcomes": dict(handler.outcomes),
             "calls": list(reversed(handler.recent)),
+            "active_calls": handler.live(),
         })  # fmt: skip
 
     return [web.get("/api/ivr/calls", calls)]

@@ -127,6 +127,10 @@ class BotStasisHandler:
     def active(self) -> int:
         return len(self._router.sessions)
 
+    def live(self) -> list[dict[str, object]]:
+        """The transcripts of the calls in the bot now (what it has heard so far)."""
+        return [s.transcript.to_dict() for s in self._router.sessions.values()]
+
     async def _var(self, channel_id: str, name: str) -> str:
         try:
             return (await self._ari.get_variable(channel_id, name))[:100]

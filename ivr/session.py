@@ -186,6 +186,8 @@ class BotSession:
                 await self._execute(self.dialog.handle(Answered(speech=speech)))
                 while self.dialog.state != "done":
                     await self._step(await self.inbox.get())
+        except AriError as exc:  # answer failed: the caller is gone or Asterisk went away
+            log.warning("ivr: call %s not answered: %s", clean(self.call.channel_id), clean(exc))
         except TimeoutError:
             log.warning("ivr: call %s reached max_call_s", clean(self.call.channel_id))
             await self._execute(self.dialog.handle(Hangup()))
@@ -204,6 +206,7 @@ class BotSession:
         try:
             port = await media.open(self.settings.rtp_host, self._ports())
             self.media = media
+            media.listen("main_menu")  # audio flows once bridged, before the first prompt
             host = f"{self.settings.rtp_host}:{port}"
             self.media_channel = f"{self.call.channel_id}-ivr"
             await self._ari.external_media(self.settings.app, host, self.settings.codec,
@@ -281,7 +284,9 @@ class BotSession:
 
     # ---- commands -------------------------------------------------------------------------
     async def _execute(self, commands: list[Command]) -> None:
-        for cmd in commands:
+        # the grammar first: a play request can take a while, the caller may already speak
+        first = [c for c in commands if isinstance(c, StartRecognition | StopRecognition)]
+        for cmd in first + [c for c in commands if c not in first]:
             log.debug("ivr %s: do %r", self.call.channel_id, cmd)
             try:
                 await self._do(cmd)
