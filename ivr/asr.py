@@ -15,14 +15,16 @@ from collections.abc import Awaitable, Callable
 
 from ivr.config import IvrConfig
 from recognition.backends import BackendName, Grammar, RecognitionConfig, Result, load_backend
-from recognition.errors import BackendUnavailable
+from recognition.errors import BackendUnavailable, RecognitionError, RecognitionFailed
 from recognition.executor import AsyncStream, RecognitionPool
 from recognition.workers import ProcessPool
 
 log = logging.getLogger(__name__)
-PREWARM_PER_WORKER = 6
-"""pocketsphinx decoders made per worker at start-up (~0.17 s and ~28 MB each): utterances
-spoken at the same moment on one worker; more are made on demand."""
+MAX_FAILURES = 3
+"""Utterances failing in a row (worker timed out or gone) before the call goes keypad-only."""
+MAX_PREWARM = 32
+"""pocketsphinx decoders made per worker at start-up: ``max_calls / workers`` (~0.17 s and ~28 MB
+each), so 40 callers speaking at once find a decoder ready; more are made on demand."""
 
 
 class SharedRecognizer:
@@ -37,7 +39,8 @@ class SharedRecognizer:
         self._open: Callable[[], Awaitable[AsyncStream]] | None = None
         self._close: Callable[[], Awaitable[None]] | None = None
         self._rate: int | None = None
-        self._prewarm = PREWARM_PER_WORKER
+        self._prewarm = min(MAX_PREWARM, -(-config.max_calls // config.workers))
+        self.audio_bytes = 0
         self.available = False
         self.reason = "not started"
 
@@ -68,7 +71,15 @@ class SharedRecognizer:
         unavailable (keypad-only for that call)."""
         if self._open is None or self._rate is None:
             return None
-        return UtteranceStream(self._open, self._rate)
+        return UtteranceStream(self._open, self._rate, self._count)
+
+    def _count(self, nbytes: int) -> None:
+        self.audio_bytes += nbytes
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of caller audio handed to the recogniser so far (speech only)."""
+        return self.audio_bytes / 2 / (self._rate or 16000)
 
     async def aclose(self) -> None:
         self.available = False
@@ -92,33 +103,66 @@ class UtteranceStream:
     starts from the backend's initial cepstral mean, as a fresh call does. Raises
     ``RecognitionError`` from the pool (the call then continues keypad-only)."""
 
-    def __init__(self, open_stream: Callable[[], Awaitable[AsyncStream]], sample_rate: int) -> None:
-        self._open = open_stream
+    def __init__(self, open_stream: Callable[[], Awaitable[AsyncStream]], sample_rate: int,
+                 count: Callable[[int], None] = lambda _n: None) -> None:
+        self._open, self._count = open_stream, count
         self.sample_rate = sample_rate
         self._inner: AsyncStream | None = None
-        self.opened = 0
+        self.opened = self.failures = 0
 
     async def start(self, grammar: Grammar | None) -> None:
-        if self._inner is None:
-            self._inner = await self._open()
-            self.opened += 1
-        await self._inner.start(grammar)
+        try:
+            if self._inner is None:
+                self._inner = await self._open()
+                self.opened += 1
+            await self._inner.start(grammar)
+        except RecognitionError:
+            await self._failed()
 
     async def accept(self, pcm: bytes) -> Result | None:
         if self._inner is None:
             return None
-        return await self._inner.accept(pcm)
+        self._count(len(pcm))
+        try:
+            return await self._inner.accept(pcm)
+        except RecognitionError:
+            await self._failed()
+            return None
 
     async def finish(self) -> Result:
+        """The utterance's result; ``''`` when it failed (the caller is asked again). Raises
+        ``RecognitionError`` after ``MAX_FAILURES`` failed utterances in a row."""
         if self._inner is None:
             return Result("", 0.0, True)
         inner, self._inner = self._inner, None
         try:
-            return await inner.finish()
-        finally:
-            await inner.aclose()
+            result = await inner.finish()
+        except RecognitionError:
+            self._inner = inner
+            await self._failed()
+            return Result("", 0.0, True)
+        self.failures = 0
+        await _quiet_close(inner)
+        return result
+
+    async def _failed(self) -> None:
+        """Drop this utterance's stream; raise once failures keep coming."""
+        self.failures += 1
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            await _quiet_close(inner)
+        if self.failures >= MAX_FAILURES:
+            raise RecognitionFailed(message=f"{self.failures} utterances failed in a row",
+                                    backend="pool")
 
     async def aclose(self) -> None:
         if self._inner is not None:
             inner, self._inner = self._inner, None
             await inner.aclose()
+
+
+async def _quiet_close(stream: AsyncStream) -> None:
+    try:
+        await stream.aclose()
+    except RecognitionError as exc:
+        log.info("ivr: recogniser stream not released: %s", exc.message[:200])

@@ -48,7 +48,8 @@ def _routes(handler: BotStasisHandler, recognizer: SharedRecognizer) -> list[web
         require_role(request, "supervisor", "admin")
         return web.json_response({
             "recognition": {"available": recognizer.available, "reason": recognizer.reason,
-                            "language": recognizer.language},
+                            "language": recognizer.language,
+                            "audio_s": round(recognizer.audio_seconds, 3)},
             "active": handler.active, "calls_total": handler.calls_total,
             "refused": handler.refused, "outcomes": dict(handler.outcomes),
             "calls": list(reversed(handler.recent)),
