@@ -34,7 +34,7 @@ class IvrConfig:
     enabled: bool = True
     backend: str = "pocketsphinx"
     model_path: str = ""
-    language: str = "ru"
+    language: str = "en"
     use_route_language: bool = True
     prompts: str = "callserver"
     silence_s: float = 5.0
