@@ -59,6 +59,21 @@ def _routes(handler: BotStasisHandler, recognizer: SharedRecognizer) -> list[web
     return [web.get("/api/ivr/calls", calls)]
 
 
+def _metrics(handler: BotStasisHandler, watch: OperatorWatch,
+             recognizer: SharedRecognizer) -> list[Metric]:
+    return [
+        Metric("callserver_ivr_active_calls", "bot calls running", lambda: handler.active),
+        Metric("callserver_ivr_calls_total", "bot calls started",
+               lambda: handler.calls_total),
+        Metric("callserver_ivr_refused_total", "bot calls over max_calls sent back",
+               lambda: handler.refused),
+        Metric("callserver_ivr_operator_freed_total", "bot calls returned to a queue",
+               lambda: watch.freed_total),
+        Metric("callserver_ivr_recognition_available", "1 when speech recognition runs",
+               lambda: int(recognizer.available)),
+    ]
+
+
 class IvrPlugin:
     name = "ivr"
     config_type = IvrConfig
@@ -103,17 +118,7 @@ class IvrPlugin:
             stasis_handlers=[handler],
             ari_event_handlers=[router],
             subscribers=[watch],
-            metrics=[
-                Metric("callserver_ivr_active_calls", "bot calls running", lambda: handler.active),
-                Metric("callserver_ivr_calls_total", "bot calls started",
-                       lambda: handler.calls_total),
-                Metric("callserver_ivr_refused_total", "bot calls over max_calls sent back",
-                       lambda: handler.refused),
-                Metric("callserver_ivr_operator_freed_total", "bot calls returned to a queue",
-                       lambda: watch.freed_total),
-                Metric("callserver_ivr_recognition_available", "1 when speech recognition runs",
-                       lambda: int(recognizer.available)),
-            ],
+            metrics=_metrics(handler, watch, recognizer),
         )
 
 
