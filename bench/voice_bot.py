@@ -2,7 +2,9 @@
 
 Each step runs pbxsim (``tests/ivr_pbx.py``, its own process: AMI, ARI, externalMedia RTP, a
 voice per caller) and callserver with every plugin (in this process; recognition in its
-pocketsphinx worker processes). N callers arrive within ``--ramp`` seconds; each says three
+pocketsphinx worker processes). N callers arrive within ``--ramp`` seconds (5 s: every call is
+in the bot at the same time, their phrases are not in lock-step; ``--ramp 0`` is the worst case of
+N people starting to speak at the same moment); each says three
 phrases of the English test set (``tests/fixtures/speech/make_utterances.py``: espeak-ng, 7
 voices, telephone band, noise, µ-law) with ``--gap`` seconds between them, and the bot answers
 each (a reprompt counts as a reply; call-back phrases, which end the call, are left out).
@@ -212,7 +214,7 @@ async def main_async(args: argparse.Namespace) -> None:
         for n in [int(x) for x in args.steps.split(",")]:
             s = await run_step(n, svc, dsn, items, udir, args)
             steps.append(s)
-            print(f"N={n:3d}  replies={len(s.reply_ms):3d}  reply p50={s.p(50):6.1f} ms  "
+            print(f"N={n:3d} (ramp {args.ramp:g} s)  replies={len(s.reply_ms):3d}  reply p50={s.p(50):6.1f} ms  "
                   f"p99={s.p(99):6.1f} ms  (from last voice +{args.pause} ms)  "
                   f"decode p50={_pct(s.decode_ms, 50):.1f} p99={_pct(s.decode_ms, 99):.1f} ms  "
                   f"rtf={s.rtf:.3f} over {s.audio_s:.0f} s of speech  "
@@ -236,7 +238,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", default="10,20,30,40,50", help="concurrent calls per step")
     ap.add_argument("--gap", type=float, default=2.5, help="seconds between a caller's phrases")
-    ap.add_argument("--ramp", type=float, default=2.0, help="seconds over which callers arrive")
+    ap.add_argument("--ramp", type=float, default=5.0,
+                    help="seconds over which callers arrive (all N are in the bot together; "
+                         "their phrases do not start in lock-step)")
     ap.add_argument("--pause", type=int, default=400, help="VAD trailing pause (ms), printed")
     ap.add_argument("--dir", default="/tmp/callserver-asr", help="utterance cache")
     asyncio.run(main_async(ap.parse_args()))
