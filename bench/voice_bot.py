@@ -214,7 +214,8 @@ async def main_async(args: argparse.Namespace) -> None:
         for n in [int(x) for x in args.steps.split(",")]:
             s = await run_step(n, svc, dsn, items, udir, args)
             steps.append(s)
-            print(f"N={n:3d} (ramp {args.ramp:g} s)  replies={len(s.reply_ms):3d}  reply p50={s.p(50):6.1f} ms  "
+            print(f"N={n:3d} (ramp {args.ramp:g} s)  replies={len(s.reply_ms):3d}  "
+                  f"reply p50={s.p(50):6.1f} ms  "
                   f"p99={s.p(99):6.1f} ms  (from last voice +{args.pause} ms)  "
                   f"decode p50={_pct(s.decode_ms, 50):.1f} p99={_pct(s.decode_ms, 99):.1f} ms  "
                   f"rtf={s.rtf:.3f} over {s.audio_s:.0f} s of speech  "
