@@ -3,9 +3,10 @@
 Asterisk's ``UnicastRTP`` channel sends the caller's audio to ``external_host`` in 20 ms RTP
 packets (RFC 3550). ``RtpReceiver`` binds a port from the configured range, parses each datagram
 (version 2, CSRCs, header extension and padding honoured), keeps only the first source it hears
-(a stray sender on the port cannot inject audio) and the expected payload type, and puts
-``(sequence, payload)`` pairs through a ``recognition.jitter.JitterBuffer`` (reordering, loss
-concealment). Released payloads go to ``on_frame`` — synchronously, on the event loop, cheap.
+(address and SSRC: a stray sender on the port cannot inject audio) and the expected payload
+type, and puts ``(sequence, payload)`` pairs through a ``recognition.jitter.JitterBuffer``
+(reordering, loss concealment). Released payloads go to ``on_frame`` — synchronously, on the
+event loop, cheap.
 
 Payload types: ``ulaw`` 0, ``alaw`` 8, ``slin16`` dynamic (Asterisk uses 118 by default; any
 dynamic type 96–127 is accepted for it).
@@ -90,6 +91,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._on_frame = on_frame
         self._jitter = JitterBuffer(silence=SILENCE[codec], depth=depth)
         self._ssrc: int | None = None
+        self._peer: tuple[str | object, ...] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.stats = RtpStats()
@@ -107,10 +109,11 @@ class RtpReceiver(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.stats.datagrams += 1
         pkt = parse_rtp(data)
-        if pkt is None or not self._accepts(pkt) or (self._ssrc not in (None, pkt.ssrc)):
+        if (pkt is None or not self._accepts(pkt) or self._ssrc not in (None, pkt.ssrc)
+                or self._peer not in (None, addr)):  # fmt: skip
             self.stats.rejected += 1
             return
-        self._ssrc = pkt.ssrc
+        self._ssrc, self._peer = pkt.ssrc, addr
         for frame in self._jitter.push(pkt.seq, pkt.payload):
             self.stats.frames += 1
             self._on_frame(frame)

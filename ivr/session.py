@@ -55,6 +55,8 @@ from ivr.models import (
 from recognition.pipeline import SpeechStarted as VadStarted
 
 log = logging.getLogger(__name__)
+MAX_HEARD = 50
+"""Utterances kept in a call's transcript."""
 
 
 class AriPort(Protocol):
@@ -271,9 +273,10 @@ class BotSession:
 
     def _heard(self, item: Heard) -> DialogInput | None:
         r = item.result
-        self.transcript.heard.append({"state": self.dialog.state, "text": r.text[:200],
-                                      "intent": r.intent.intent, "score": round(r.intent.score, 3),
-                                      "decode_ms": round(r.decode_ms, 1)})  # fmt: skip
+        if len(self.transcript.heard) < MAX_HEARD:
+            self.transcript.heard.append({
+                "state": self.dialog.state, "text": r.text[:200], "intent": r.intent.intent,
+                "score": round(r.intent.score, 3), "decode_ms": round(r.decode_ms, 1)})
         if not r.text.strip():
             if not self.dialog.playing and self.dialog.state != "done":
                 self._arm(self.settings.dialog.silence_s)

@@ -70,22 +70,28 @@ async def test_speech_over_udp_with_reordering_and_loss_reaches_the_recogniser(
     for i in range(0, len(order) - 1, 7):  # swap neighbours: reordering
         order[i], order[i + 1] = order[i + 1], order[i]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 3  # the garbage and the two strays
     try:
         sock.sendto(b"not rtp at all", ("127.0.0.1", port))
         for n, i in enumerate(order):
             if rng.random() < 0.03:
                 continue  # lost
             sock.sendto(build_rtp(pt, 1000 + i, i * 160, 0x1234, payloads[i]), ("127.0.0.1", port))
-            if n == 5:  # a stray sender on the port
+            sent += 1
+            if n == 5:  # a stray stream from the same address, and the right SSRC from another
                 sock.sendto(build_rtp(pt, 5, 0, 0x9999, payloads[0]), ("127.0.0.1", port))
+                other.sendto(build_rtp(pt, 1001, 0, 0x1234, payloads[0]), ("127.0.0.1", port))
             if n % 10 == 0:
                 await asyncio.sleep(0.005)
         for _ in range(200):
-            if any(isinstance(e, Heard) for e in events):
+            heard_it = any(isinstance(e, Heard) for e in events)
+            if heard_it and media.receiver.stats.datagrams >= sent:
                 break
             await asyncio.sleep(0.01)
     finally:
         sock.close()
+        other.close()
         stats, jitter = media.receiver.stats, media.receiver.jitter
         await media.aclose()
     assert isinstance(events[0], SpeechStarted)
@@ -95,8 +101,8 @@ async def test_speech_over_udp_with_reordering_and_loss_reaches_the_recogniser(
     assert stream.started == 1
     voiced_s = stream.audio / 2 / stream.sample_rate
     assert 1.0 < voiced_s < len(speech) / 8000  # the utterance, not the whole stream
-    assert stats.rejected == 2  # garbage + stray SSRC
-    lost = len(payloads) - (stats.datagrams - 2)
+    assert stats.rejected == 3  # garbage, a stray SSRC, a stray address
+    lost = len(payloads) - (stats.datagrams - 3)
     assert lost > 0 and jitter.concealed >= 1  # lost frames were filled in
     assert stats.frames >= len(payloads) - 3 - 5  # all but the last few held back (depth)
     assert jitter.late <= 2  # swapped neighbours mostly fit in the buffer's depth
