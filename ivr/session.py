@@ -142,6 +142,8 @@ class Transcript:
     ended: float = 0.0
     heard: list[dict[str, object]] = field(default_factory=list)
     keys: str = ""
+    prompts_stopped: int = 0
+    """Prompts cut short by the caller (barge-in by voice or key)."""
     reply_ms: list[float] = field(default_factory=list)
     """VAD end of utterance → the reply prompt's play request answered, per utterance."""
 
@@ -149,6 +151,7 @@ class Transcript:
         return {"channel_id": self.channel_id, "caller": mask(self.caller), "lang": self.lang,
                 "started": self.started, "ended": self.ended, "speech": self.speech,
                 "outcome": self.outcome, "heard": self.heard, "keys": self.keys,
+                "prompts_stopped": self.prompts_stopped,
                 "reply_ms": [round(x, 1) for x in self.reply_ms]}  # fmt: skip
 
 
@@ -305,6 +308,7 @@ class BotSession:
             await self._play_next()
         elif isinstance(cmd, StopPlayback):
             self._prompts.clear()
+            self.transcript.prompts_stopped += bool(self.playing)
             await self._stop_current()
         elif isinstance(cmd, StartRecognition) and self.media is not None:
             self.media.listen(cmd.grammar)

@@ -134,6 +134,7 @@ async def test_spoken_booking_becomes_an_appointment_request(
     assert call["outcome"] == "appointment"
     intents = [h["intent"] for h in call["heard"] if h["text"]]
     assert intents[:2] == ["book", "yes"], call["heard"]
+    assert call["prompts_stopped"] >= 1  # the caller spoke over the greeting: barge-in
     assert data["recognition"]["available"] is True
 
 
@@ -184,3 +185,17 @@ async def test_operator_freeing_up_sends_the_caller_back_to_the_queue_first(
 
 async def _active(server: CallServer) -> bool:
     return bool((await bot_calls(server))["active"])
+
+
+async def test_a_silent_caller_is_asked_twice_then_gets_a_callback_request(
+    bot_stack: Callable[..., Any], fresh_pg_dsn: str
+) -> None:
+    env = {"CALLSERVER_IVR_BACKEND": "none", "CALLSERVER_IVR_SILENCE_S": "1"}
+    async with bot_stack("bot-line", speed=2.0, env=env) as (server, _):
+        requests = await wait_for(lambda: outbox(fresh_pg_dsn, "callback_request"), 30)
+        data = await wait_for(lambda: _finished(server), 10)
+    assert len(requests) == 1
+    assert requests[0]["reason"] == "bot_no_input"
+    assert requests[0]["phone"].lstrip("+") == "79161234567"
+    assert data["calls"][0]["outcome"] == "callback"
+    assert await outbox(fresh_pg_dsn, "appointment_request") == []
