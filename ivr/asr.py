@@ -46,6 +46,13 @@ class SharedRecognizer:
 
     async def start(self) -> None:
         """Load the backend (seconds for a vosk model); never raises for a missing model."""
+        if (self._config.backend == "pocketsphinx" and not self._config.model_path
+                and self.language != "en"):  # fmt: skip
+            self.reason = "the pocketsphinx model in the wheel is English only"
+            log.warning("ivr: speech recognition unavailable (%s; [ivr] language = %s: use vosk "
+                        "with a model of that language): keypad-only menu", self.reason,
+                        self.language)  # fmt: skip
+            return
         try:
             if self._config.backend == "pocketsphinx":
                 procs = ProcessPool(self._config, workers=self._config.workers,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from callserver.errors import ConfigError
-from ivr.asr import MAX_FAILURES, UtteranceStream
+from ivr.asr import MAX_FAILURES, SharedRecognizer, UtteranceStream
 from ivr.config import IvrConfig, validate_ivr
 from ivr.prompt_sounds import build, prompt_path
 from ivr.prompts import PROMPTS
@@ -117,3 +117,20 @@ def test_prompt_set_is_built_in_asterisk_layout(tmp_path: Path) -> None:
     greeting.write_bytes(b"studio recording")
     assert build(tmp_path, langs=("en",)) == []  # a clinic's own files are kept
     assert greeting.read_bytes() == b"studio recording"
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"backend": "none"}, "switched off"),
+    ({"backend": "pocketsphinx", "language": "ru"}, "English only"),
+    ({"backend": "vosk", "model_path": "/nonexistent/model"}, ""),
+])  # fmt: skip
+async def test_no_recogniser_means_keypad_only_with_a_reason(
+    change: dict[str, object], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = SharedRecognizer(replace(IvrConfig(), **change))  # type: ignore[arg-type]
+    await rec.start()
+    assert rec.available is False
+    assert reason in rec.reason and rec.reason
+    assert await rec.open_stream() is None
+    assert "keypad-only menu" in caplog.text
+    await rec.aclose()
