@@ -22,9 +22,6 @@ from recognition.workers import ProcessPool
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
 """Utterances failing in a row (worker timed out or gone) before the call goes keypad-only."""
-MAX_PREWARM = 32
-"""pocketsphinx decoders made per worker at start-up: ``max_calls / workers`` (~0.17 s and ~28 MB
-each), so 40 callers speaking at once find a decoder ready; more are made on demand."""
 
 
 class SharedRecognizer:
@@ -39,7 +36,7 @@ class SharedRecognizer:
         self._open: Callable[[], Awaitable[AsyncStream]] | None = None
         self._close: Callable[[], Awaitable[None]] | None = None
         self._rate: int | None = None
-        self._prewarm = min(MAX_PREWARM, -(-config.max_calls // config.workers))
+        self._prewarm = config.prewarm
         self.audio_bytes = 0
         self.available = False
         self.reason = "not started"
