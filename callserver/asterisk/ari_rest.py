@@ -187,6 +187,10 @@ class AriRest:
             Playback, await self._object("POST", *path, query={"media": media, "lang": lang})
         )
 
+    async def stop_playback(self, playback_id: str) -> None:
+        """``DELETE /playbacks/{id}`` (204): stop a playback (404 when it already ended)."""
+        await self._request("DELETE", "playbacks", playback_id)
+
     async def create_bridge(
         self, type: str = "mixing", bridge_id: str | None = None, *, name: str | None = None
     ) -> Bridge:
