@@ -1,10 +1,11 @@
 """One call's audio path into the recogniser: RTP port → jitter buffer → decode → VAD →
 recogniser (in the executor / worker processes) → speech events.
 
-``CallMedia`` owns the call's ``RtpReceiver`` and a consumer task. Frames arrive synchronously
-from the datagram callback and wait in a bounded queue (``QUEUE_FRAMES``: 10 s; beyond it frames
-are dropped and counted, never blocking the loop); the task decodes them and feeds
-``recognition.pipeline.AsyncListener``, whose recogniser calls run off the loop. Events go to
+``CallMedia`` owns the call's ``RtpReceiver`` and ``recognition.pipeline.AsyncListener``. Frames
+arrive synchronously from the datagram callback, in order from the jitter buffer, and are decoded
+and fed to the listener at once (the VAD runs there: barge-in is never late); the listener queues
+the recogniser's work for its own task, which runs it off the loop, and a task of ours hands the
+final results on. Events go to
 ``emit``: ``pipeline.SpeechStarted``, ``pipeline.Recognised``, or ``MediaLost`` when the
 recogniser fails (the dialog then continues keypad-only).
 
@@ -25,11 +26,10 @@ from recognition.audio import decode
 from recognition.errors import RecognitionError
 from recognition.executor import AsyncStream
 from recognition.jitter import Frame
-from recognition.pipeline import AsyncListener, Recognised, SpeechEvent, SpeechStarted
+from recognition.pipeline import AsyncListener, Recognised, SpeechStarted
 from recognition.vad import VadSettings
 
 log = logging.getLogger(__name__)
-QUEUE_FRAMES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +61,17 @@ class CallMedia:
         self._emit = emit
         self.receiver = RtpReceiver(codec, self._on_frame)
         self.listener = AsyncListener(stream, in_rate=self.receiver.rate, lang=lang, vad=vad)
-        self._frames: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_FRAMES)
         self._task: asyncio.Task[None] | None = None
         self.listening = False
         self.dropped = 0
         self.port = 0
 
     async def open(self, host: str, ports: Sequence[int]) -> int:
-        """Bind the call's RTP port (raises ``NoRtpPort``) and start the consumer task."""
+        """Bind the call's RTP port (raises ``NoRtpPort``) and start the listener and the task
+        that hands its results on."""
         self.port = await self.receiver.open(host, ports)
-        self._task = asyncio.create_task(self._consume(), name=f"ivr-media-{self.port}")
+        self.listener.start()
+        self._task = asyncio.create_task(self._results(), name=f"ivr-media-{self.port}")
         return self.port
 
     def listen(self, state: str) -> None:
@@ -83,29 +84,28 @@ class CallMedia:
         self.listening = False
 
     def _on_frame(self, frame: Frame) -> None:
+        """A frame in order from the jitter buffer: VAD now (barge-in is never late); the
+        recogniser's work is queued inside the listener and runs off the loop."""
         if not self.listening:
             return
         try:
-            self._frames.put_nowait(frame.payload)
-        except asyncio.QueueFull:
-            self.dropped += 1
+            for started in self.listener.feed(decode(self.codec, frame.payload)):
+                self._emit(started)
+        except RecognitionError as exc:
+            self._lost(exc)
 
-    async def _consume(self) -> None:
+    def _lost(self, exc: RecognitionError) -> None:
+        self.listening = False
+        self._emit(MediaLost(exc.message[:200]))
+
+    async def _results(self) -> None:
         while True:
-            payload = await self._frames.get()
-            if not self.listening:
-                continue
             try:
-                events: list[SpeechEvent] = await self.listener.feed(decode(self.codec, payload))
+                result = await self.listener.next_result()
             except RecognitionError as exc:
-                self.listening = False
-                self._emit(MediaLost(exc.message[:200]))
+                self._lost(exc)
                 return
-            for ev in events:
-                if isinstance(ev, Recognised):
-                    self._emit(Heard(ev, time.perf_counter() - ev.decode_ms / 1000.0))
-                else:
-                    self._emit(ev)
+            self._emit(Heard(result, time.perf_counter() - result.decode_ms / 1000.0))
 
     async def aclose(self) -> None:
         """Stop the task, release the port and the recogniser stream (errors logged)."""
@@ -116,6 +116,6 @@ class CallMedia:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
-            await self._stream.aclose()
+            await self.listener.aclose()
         except RecognitionError as exc:
             log.warning("ivr: recogniser stream not closed cleanly: %s", exc.message[:200])
