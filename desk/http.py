@@ -252,7 +252,12 @@ class DeskHttp:
 
 
 def _int(request: web.Request, key: str) -> int:
+    """A path id: an integer PostgreSQL's bigint holds (DeskInvalid otherwise)."""
+    raw = request.match_info[key]
     try:
-        return int(request.match_info[key])
+        value = int(raw) if len(raw) <= 20 else None
     except ValueError:
-        raise DeskInvalid(message=f"{key}: expected an integer", field=key) from None
+        value = None
+    if value is None or not -(2**63) <= value < 2**63:
+        raise DeskInvalid(message=f"{key}: expected an integer id", field=key)
+    return value

@@ -26,6 +26,8 @@ from routing.service import RoutingService
 
 log = logging.getLogger(__name__)
 
+DECISION_WAIT = 0.05
+"""Seconds the route script waits, after setting its variables, for the decision to be stored."""
 OPTIONAL_VARIABLES = frozenset({"ROUTE_AGENT", "ROUTE_STICKY", "ROUTE_CAMPAIGN"})
 """Not sent when empty or ``0``: unset reads as empty in the dialplan (no sticky agent)."""
 
@@ -76,6 +78,9 @@ def make_route_handler(service: RoutingService) -> AgiHandler:
         try:
             for name, value in variables_to_send(decision):
                 await session.set_variable(name, value)
+            # the call tracking record is durable before the script ends (a few ms; never
+            # longer than DECISION_WAIT: a slow or absent PostgreSQL does not hold the caller)
+            await service.decision_written(request.uniqueid, DECISION_WAIT)
         except AgiHangup:
             log.info("caller hung up while routing; uniqueid=%s", request.uniqueid)
         except AgiError as exc:

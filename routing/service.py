@@ -125,6 +125,18 @@ class RoutingService:
                                    elapsed))  # fmt: skip
         return decision
 
+    async def decision_written(self, uniqueid: str, within: float) -> bool:
+        """Wait at most ``within`` seconds until the decision of ``uniqueid`` is in the decision
+        log's store (True), when the log can tell; never raises."""
+        written = getattr(self._ports.decisions, "wait_written", None)
+        if written is None:
+            return True
+        try:
+            return bool(await written(uniqueid, within))
+        except Exception as exc:
+            log.warning("decision log wait failed: %r", exc)
+            return False
+
     async def record_for(self, call_id: str) -> RouteRecord | None:
         """The tracking record of a call (uniqueid or linkedid): recent ones from memory, older
         ones from the DecisionLog port. Raises what the port raises."""

@@ -70,6 +70,10 @@ def _record(row: asyncpg.Record) -> RouteRecord:
                        row["elapsed_ms"])  # fmt: skip
 
 
+SEQ_MEMORY = 10_000
+"""Calls whose decision's place in the write order is remembered (for ``wait_written``)."""
+
+
 class PgDecisionLog:
     """``DecisionLog`` on PostgreSQL. ``flush_interval`` and ``timeout`` are seconds."""
 
@@ -89,6 +93,10 @@ class PgDecisionLog:
         self._buffer: deque[RouteRecord] = deque(maxlen=buffer_limit)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._seq = self._done = 0
+        """Records buffered so far / records that left the buffer (both counted from start)."""
+        self._seq_of: dict[str, int] = {}
         self._backoff = Backoff(max(flush_interval, 0.05), 5.0)
         self.written = 0
         self.dropped = 0
@@ -100,8 +108,29 @@ class PgDecisionLog:
         records that arrive during one write go together in the next."""
         if len(self._buffer) == self._buffer.maxlen:
             self.dropped += 1
+            self._done += 1  # the oldest falls out of the buffer unwritten: it is settled too
         self._buffer.append(record)
+        self._seq += 1
+        self._seq_of[record.uniqueid] = self._seq
+        while len(self._seq_of) > SEQ_MEMORY:
+            self._seq_of.pop(next(iter(self._seq_of)))
         self._wake.set()
+
+    async def wait_written(self, uniqueid: str, within: float) -> bool:
+        """Wait at most ``within`` seconds until the record of ``uniqueid`` left the buffer
+        (written, or refused and dropped); True when it did. The route script waits for
+        this before it ends, so a ``kill -9`` after a call was routed loses no decision."""
+        seq = self._seq_of.get(uniqueid)
+        if seq is None:
+            return True
+        try:
+            async with asyncio.timeout(within):
+                while self._done < seq:
+                    self._settled.clear()
+                    await self._settled.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def get(self, uniqueid: str) -> RouteRecord | None:
         """By uniqueid, else the newest by linkedid. Raises StoreError."""
@@ -143,6 +172,8 @@ class PgDecisionLog:
                 written = await self._write_one_by_one(batch)
             for _ in batch:
                 self._buffer.popleft()
+            self._done += len(batch)
+            self._settled.set()
             total += written
             self.written += written
         return total

@@ -246,3 +246,36 @@ async def test_one_unwritable_record_does_not_block_the_decision_log(pool: async
     async with pool.acquire() as conn:
         ids = await conn.fetch("SELECT uniqueid FROM route_decisions ORDER BY uniqueid")
     assert [r["uniqueid"] for r in ids] == ["u-0", "u-1", "u-2"]
+
+
+async def test_a_decision_is_stored_before_the_route_script_ends(pool: asyncpg.Pool) -> None:
+    """The chaos harness found decisions lost when callserver was killed within the 0.2 s the
+    log buffered them: the route script now waits (briefly) for its decision to be written."""
+    log = PgDecisionLog(pool, flush_interval=5.0)  # a long interval: only the wake-up writes
+    service = _service(pool, log)
+    await service.start(install_sighup=False)
+    await log.start()
+    try:
+        await service.route(RouteRequest("u-9", "l-9", did="74951234567"))
+        assert await service.decision_written("u-9", 2.0) is True
+        count = await pool.fetchval("SELECT count(*) FROM route_decisions WHERE uniqueid='u-9'")
+        assert count == 1
+        assert await service.decision_written("never-routed", 0.01) is True  # nothing to wait
+    finally:
+        await log.aclose()
+        await service.aclose()
+
+
+async def test_waiting_for_a_decision_is_bounded_when_postgresql_is_away(
+    pool: asyncpg.Pool,
+) -> None:
+    log = PgDecisionLog(pool, flush_interval=5.0)  # not started: nothing writes
+    service = _service(pool, log)
+    await service.start(install_sighup=False)
+    try:
+        await service.route(RouteRequest("u-10", "l-10", did="74951234567"))
+        started = asyncio.get_running_loop().time()
+        assert await service.decision_written("u-10", 0.05) is False
+        assert asyncio.get_running_loop().time() - started < 0.5
+    finally:
+        await service.aclose()
