@@ -155,7 +155,7 @@ async def run_step(n: int, svc: Services, dsn: str, items: list[dict[str, Any]],
                 "CALLSERVER_HTTP_PORT": str(http), "CALLSERVER_HTTP_API_TOKEN": "bench",
                 "CALLSERVER_ROUTING_RULES_FILE": str(tmp / "rules.toml"),
                 "CALLSERVER_IVR_LANGUAGE": "en", "CALLSERVER_IVR_SILENCE_S": "20",
-                "CALLSERVER_IVR_MAX_CALLS": str(max(40, n)),
+                "CALLSERVER_IVR_MAX_CALLS": str(max(40, n)), "CALLSERVER_IVR_LOAD_AT_START": "true",
                 "CALLSERVER_IVR_PREWARM": str(-(-max(40, n) // 2)),  # max_calls / workers
                 "CALLSERVER_IVR_RTP_PORT_MIN": str(rtp),
                 "CALLSERVER_IVR_RTP_PORT_MAX": str(rtp + 2 * max(40, n) + 10),

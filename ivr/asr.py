@@ -37,11 +37,30 @@ class SharedRecognizer:
         self._close: Callable[[], Awaitable[None]] | None = None
         self._rate: int | None = None
         self._prewarm = config.prewarm
+        self._load_at_start = config.load_at_start
+        self._lock = asyncio.Lock()
+        self._tried = False
         self.audio_bytes = 0
         self.available = False
         self.reason = "not started"
 
     async def start(self) -> None:
+        """Load the backend now with ``load_at_start``, else at the first ``ensure()``."""
+        if self._load_at_start:
+            await self.ensure()
+        else:
+            self.reason = "loads with the first bot call"
+
+    async def ensure(self) -> bool:
+        """Load the backend once (concurrent callers wait for the one load); True when
+        recognition is available. Never raises for a missing model (logged, keypad-only)."""
+        async with self._lock:
+            if not self._tried:
+                self._tried = True
+                await self._load()
+        return self.available
+
+    async def _load(self) -> None:
         """Load the backend (seconds for a vosk model); never raises for a missing model."""
         if (self._config.backend == "pocketsphinx" and not self._config.model_path
                 and self.language != "en"):  # fmt: skip

@@ -51,6 +51,10 @@ class IvrConfig:
     workers: int = 2
     prewarm: int = 8
     max_call_s: float = 300.0
+    load_at_start: bool = False
+    """Load the recogniser (worker processes, decoders: seconds, ~250 MB per pocketsphinx
+    worker) when the server starts; by default it loads with the first bot call, while the
+    greeting plays, so a server that sends no call to the bot never pays for it."""
     priority_boost: int = 10
 
 

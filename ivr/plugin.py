@@ -33,7 +33,7 @@ def _media_factory(config: IvrConfig, recognizer: SharedRecognizer) -> MediaFact
     vad = replace(vad, sample_rate=16000) if config.codec == "slin16" else vad
 
     async def media(lang: str, emit: Callable[[MediaEvent], None]) -> CallMedia | None:
-        if not recognizer.available or lang != recognizer.language:
+        if lang != recognizer.language or not await recognizer.ensure():
             return None  # keypad-only: no recogniser, or none for the caller's language
         stream = await recognizer.open_stream()
         if stream is None:

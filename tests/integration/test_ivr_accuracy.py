@@ -87,7 +87,7 @@ async def test_intent_accuracy_over_pbxsim_rtp_is_at_least_90_percent(
             "CALLSERVER_ROUTING_RULES_FILE": str(rules), "CALLSERVER_IVR_LANGUAGE": "en",
             "CALLSERVER_IVR_SILENCE_S": "20", "CALLSERVER_IVR_RTP_PORT_MIN": str(rtp),
             "CALLSERVER_IVR_RTP_PORT_MAX": str(rtp + 199), "CALLSERVER_IVR_MAX_CALLS": "100",
-            "CALLSERVER_IVR_PREWARM": "16",
+            "CALLSERVER_IVR_PREWARM": "16", "CALLSERVER_IVR_LOAD_AT_START": "true",
         })  # fmt: skip
         server = await CallServer.create(config, order(load_plugins(config)))
         await server.start()
