@@ -50,6 +50,10 @@ class Dialer(Protocol):
     async def wait_end(self, uniqueid: str) -> DialOutcome: ...
 
 
+MIN_TICK_S = 0.25
+"""Seconds between two ticks at the least (a wake-up meanwhile is kept for the next one)."""
+
+
 @dataclass(frozen=True)
 class SchedulerSettings:
     owner: str
@@ -129,6 +133,9 @@ class Scheduler:
             except Exception as exc:  # the database may be briefly away: keep going
                 self.errors += 1
                 log.warning("callback scheduler tick failed: %r", exc)
+            # operators' statuses change many times a second in a busy center: one tick per
+            # MIN_TICK_S at most, not one (with its database query) per change
+            await asyncio.sleep(MIN_TICK_S)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._s.poll_interval_s):
                     await self._wake.wait()
