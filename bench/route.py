@@ -139,7 +139,8 @@ async def _serve(kind: str, setup: dict[str, Any], conn: Connection) -> None:
     if kind == "ours":
         port, closer = agi_port, None
     else:
-        (handler,) = [c.agi_handlers["route"] for c in server.contributions if c.agi_handlers]
+        (handler,) = [c.agi_handlers["route"] for c in server.contributions
+                      if "route" in c.agi_handlers]
         port, closer = await _panoramisk(handler)
     conn.send(port)
     await asyncio.get_running_loop().run_in_executor(None, _control, conn)
