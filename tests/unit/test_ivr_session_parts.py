@@ -129,6 +129,7 @@ async def test_no_recogniser_means_keypad_only_with_a_reason(
 ) -> None:
     rec = SharedRecognizer(replace(IvrConfig(), **change))  # type: ignore[arg-type]
     await rec.start()
+    assert await rec.ensure() is False  # loads with the first bot call: keypad-only then
     assert rec.available is False
     assert reason in rec.reason and rec.reason
     assert await rec.open_stream() is None
