@@ -165,8 +165,11 @@ def _check_calls(report: Report, ledger: Sequence[Mapping[str, Any]],
         for name, a, b in compare_call(truth, row, tolerance):
             report.wrong_fields.append((call_id, name, a, b))
         # a call whose routing AGI failed (callserver down: AGISTATUS=FAILURE) ran no route
-        # script; ledgers without agi_status count every routed call
+        # script, and one whose script died before ROUTE_REASON (callserver killed mid-script:
+        # the dialplan defaults took it) has no decision to store; the route script sets
+        # ROUTE_REASON only once the decision is written. Older ledgers count every routed call
         ran = truth.get("agi_status", "SUCCESS") in ("SUCCESS", "HANGUP")
+        ran = ran and bool(truth.get("route_reason", "?"))
         if truth.get("route_mode") and ran and call_id not in decided:
             report.wrong_fields.append((call_id, "decision", truth.get("route_mode"), None))
     starts = {(_digits(t.get("caller")), round(float(t.get("start") or 0))) for t in ledger}

@@ -40,6 +40,7 @@ def record(call: Call, did: str) -> dict[str, Any]:
         "did": did,
         "ad_source": ch.variables.get("AD_SOURCE", ""),
         "route_mode": ch.variables.get("ROUTE_MODE", ""),
+        "route_reason": ch.variables.get("ROUTE_REASON", ""),
         "agi_status": ch.variables.get("AGISTATUS", ""),
         "queue": call.queue,
         "outcome": _outcome(call),

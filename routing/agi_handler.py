@@ -27,7 +27,9 @@ from routing.service import RoutingService
 log = logging.getLogger(__name__)
 
 DECISION_WAIT = 0.05
-"""Seconds the route script waits, after setting its variables, for the decision to be stored."""
+"""Seconds the route script waits, before it sets ``ROUTE_REASON``, for the stored decision."""
+DURABLE_BEFORE = "ROUTE_REASON"
+"""The variable sent only once the decision is written (or ``DECISION_WAIT`` has passed)."""
 OPTIONAL_VARIABLES = frozenset({"ROUTE_AGENT", "ROUTE_STICKY", "ROUTE_CAMPAIGN"})
 """Not sent when empty or ``0``: unset reads as empty in the dialplan (no sticky agent)."""
 
@@ -77,10 +79,14 @@ def make_route_handler(service: RoutingService) -> AgiHandler:
         decision = await service.route(request)
         try:
             for name, value in variables_to_send(decision):
+                if name == DURABLE_BEFORE:
+                    # the call tracking record is durable before ROUTE_REASON is set (the write
+                    # ran while the other variables went out; never longer than DECISION_WAIT:
+                    # a slow or absent PostgreSQL does not hold the caller), so a call whose
+                    # channel carries a ROUTE_REASON has its decision stored even when
+                    # callserver is killed the next instant
+                    await service.decision_written(request.uniqueid, DECISION_WAIT)
                 await session.set_variable(name, value)
-            # the call tracking record is durable before the script ends (a few ms; never
-            # longer than DECISION_WAIT: a slow or absent PostgreSQL does not hold the caller)
-            await service.decision_written(request.uniqueid, DECISION_WAIT)
         except AgiHangup:
             log.info("caller hung up while routing; uniqueid=%s", request.uniqueid)
         except AgiError as exc:

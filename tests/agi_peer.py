@@ -79,13 +79,15 @@ async def agi_call(
     fail_command: str | None = None,
     hangup_after: int | None = None,
     deadline: float = 5.0,
+    call: AgiCall | None = None,
 ) -> AgiCall:
     """Run one FastAGI session against ``127.0.0.1:port``. ``env`` entries replace BASE_ENV's
     (a None-like empty value is sent as is). ``fail_command`` (e.g. ``SET``) is answered with
-    510; ``hangup_after`` sends ``HANGUP`` and closes after that many commands."""
+    510; ``hangup_after`` sends ``HANGUP`` and closes after that many commands. ``call``: the
+    record to fill (a test watching the session while it runs passes its own)."""
     full = {**BASE_ENV, **(env or {})}
     known = dict(channel_vars or {})
-    call = AgiCall()
+    call = AgiCall() if call is None else call
     async with asyncio.timeout(deadline):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:

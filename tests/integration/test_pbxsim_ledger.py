@@ -56,7 +56,7 @@ transferer_hangup_s = [1.0, 3.0]
 KEYS = {
     "direction", "uniqueid", "linkedid", "caller", "did", "ad_source", "route_mode", "queue",
     "outcome", "agents", "start", "answer", "abandon", "end", "wait_s", "talk_s", "hold_s",
-    "hangup_cause", "transfers", "agi_status",
+    "hangup_cause", "transfers", "agi_status", "route_reason",
 }  # fmt: skip
 
 

@@ -14,11 +14,11 @@ import pytest
 
 from callserver.asterisk.agi_server import FastAgiServer
 from routing.agi_handler import make_route_handler
-from routing.models import CallerProfile, LiveSnapshot, QueueLive
+from routing.models import CallerProfile, LiveSnapshot, QueueLive, RouteRecord
 from routing.overrides import OverrideBook
 from routing.reload import RulesHolder
 from routing.service import RoutingPorts, RoutingService, RoutingSettings
-from tests.agi_peer import agi_call
+from tests.agi_peer import AgiCall, agi_call
 
 EXAMPLE = Path(__file__).parents[2] / "routing" / "rules.example.toml"
 MONDAY_NOON_MSK = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -268,3 +268,46 @@ async def test_supervisor_override_applies_to_next_call(rig: Rig) -> None:
     assert f"override:{override.id}" in call.variables["ROUTE_REASON"]
     audit = await rig.service.overrides.audit()
     assert [(e.action, e.actor) for e in audit] == [("create", "supervisor-1")]
+
+
+class HeldLog:
+    """A DecisionLog whose writes finish only when the test says so."""
+
+    def __init__(self) -> None:
+        self.records: list[RouteRecord] = []
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def record(self, record: RouteRecord) -> None:
+        self.records.append(record)
+
+    async def wait_written(self, uniqueid: str, within: float) -> bool:
+        self.waiting.set()
+        await self.release.wait()
+        return True
+
+    async def get(self, uniqueid: str) -> RouteRecord | None:
+        return None
+
+
+async def test_route_reason_is_set_only_once_the_decision_is_written(rig: Rig) -> None:
+    """A channel carrying ROUTE_REASON has a stored decision: callserver killed while the write
+    is pending leaves the dialplan without it (the reconciler relies on this)."""
+    log = HeldLog()
+    service = RoutingService(
+        RulesHolder(rig.rules_file), OverrideBook(),
+        RoutingPorts(directory=rig.directory, live=rig.live, decisions=log),
+        RoutingSettings(lookup_budget_ms=150), clock=rig.clock,
+    )  # fmt: skip
+    server = FastAgiServer("127.0.0.1", 0, {"route": make_route_handler(service)})
+    await server.start()
+    try:
+        call = AgiCall()
+        task = asyncio.ensure_future(agi_call(server.port, {"agi_uniqueid": "1.1"}, call=call))
+        await asyncio.wait_for(log.waiting.wait(), 5)
+        assert "ROUTE_MODE" in call.variables and "ROUTE_REASON" not in call.variables
+        log.release.set()
+        await asyncio.wait_for(task, 5)
+        assert call.variables["ROUTE_REASON"] and [r.uniqueid for r in log.records] == ["1.1"]
+    finally:
+        await server.aclose()
