@@ -80,12 +80,27 @@ class RedisLookupCache:
             await self._call("invalidate", pipe.execute())
 
     async def _call(self, what: str, awaitable: Awaitable[Any]) -> Any:
+        """``awaitable`` within ``timeout``. The Redis command runs in a task of its own that a
+        timeout (ours or the caller's lookup budget) leaves running: redis-py drops a connection
+        whose command was cancelled mid-reply, and under load reconnecting costs more CPU than
+        the lookup, which makes more lookups late (the client's ``socket_timeout`` still bounds
+        a command)."""
+        task = asyncio.ensure_future(awaitable)
         try:
-            async with asyncio.timeout(self._timeout):
-                return await awaitable
+            return await asyncio.wait_for(asyncio.shield(task), self._timeout)
         except TimeoutError as exc:
+            task.add_done_callback(_settle)
             raise CrmTimeout(
                 message=f"lookup cache {what} timed out", timeout=self._timeout
             ) from exc
+        except asyncio.CancelledError:
+            task.add_done_callback(_settle)
+            raise
         except (RedisError, OSError) as exc:
             raise CrmUnavailable(message=f"lookup cache {what} failed: {exc}") from exc
+
+
+def _settle(task: asyncio.Future[Any]) -> None:
+    """Retrieve a late command's outcome (nobody waits for it any more)."""
+    if not task.cancelled():
+        task.exception()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
 from crm_bridge.cache import RedisLookupCache
+from crm_bridge.errors import CrmTimeout
 from crm_bridge.models import PatientCard
 from crm_bridge.service import CrmService
 
@@ -76,3 +79,58 @@ async def test_cache_still_serves_hits_and_unknown_numbers(
     assert await cache.get(PHONE) == (False, None)
     await cache.put("+79990001122", None)
     assert await cache.get("+79990001122") == (True, None)
+
+
+class SlowProxy:
+    """Forwards to Redis, holding replies back ``delay`` seconds; counts connections."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.delay = 0.0
+        self.accepted = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_r, up_w = await asyncio.open_connection(*self.target)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    if slow and self.delay:
+                        await asyncio.sleep(self.delay)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_w, False), pipe(up_r, writer, True))
+
+
+async def test_a_late_redis_reply_keeps_its_connection(redis_url: str, redis_prefix: str) -> None:
+    """Bug: a lookup over its deadline cancelled the Redis command, redis-py dropped the
+    connection, and every late lookup under load paid for a new one (more CPU, more lateness)."""
+    url = urlsplit(redis_url)
+    proxy = SlowProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    port = await proxy.start()
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}{url.path}", socket_timeout=2.0)
+    try:
+        cache = RedisLookupCache(client, prefix=redis_prefix, timeout=0.05)
+        await cache.put(PHONE, OLD)
+        proxy.delay = 0.3
+        for _ in range(3):
+            with contextlib.suppress(CrmTimeout):
+                await cache.get(PHONE)
+                raise AssertionError("a reply held back 0.3 s beat a 0.05 s deadline")
+        proxy.delay = 0.0
+        await asyncio.sleep(0.5)  # the late replies arrive and free their connections
+        for _ in range(5):
+            assert await cache.get(PHONE) == (True, OLD)
+        assert proxy.accepted <= 3  # the timed-out commands' connections were reused
+    finally:
+        await client.aclose()
+        assert proxy.server is not None
+        proxy.server.close()
