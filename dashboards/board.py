@@ -215,6 +215,10 @@ class LiveBoard:
         recent = sum_buckets(b for m, b in per.items() if m >= first_recent)
         return today, recent
 
+    def observe_queues(self, now: float) -> list[Transition]:
+        """Feed the overload detectors at ``now`` without building the board."""
+        return self._queues(now)[1]
+
     def tick(self, now: float) -> tuple[dict[str, Any], list[Transition]]:
         """The board at ``now`` and the overload transitions this reading caused."""
         queues, transitions = self._queues(now)
