@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from callbacks.ports import OperatorNotify
+from callbacks.ports import EVERYONE, OperatorNotify
 from callserver.core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -18,15 +18,13 @@ PUSH_TIMEOUT_S = 2.0
 
 
 class Notifier:
-    """``broadcast`` goes to every extension ``targets()`` names (the operators the live model
-    knows); ``push`` to one. Without the port (no desk plugin) both do nothing."""
+    """``broadcast`` goes to every operator's browser (one frame to the port's ``EVERYONE``:
+    it was one per extension the live model knew, 1,200 JSON encodings per job change in a
+    big clinic); ``push`` to one. Without the port (no desk plugin) both do nothing."""
 
-    def __init__(
-        self, port: Callable[[], OperatorNotify | None], targets: Callable[[], list[str]]
-    ) -> None:
+    def __init__(self, port: Callable[[], OperatorNotify | None]) -> None:
         self._resolve = port
         self._port: OperatorNotify | None = None
-        self._targets = targets
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
@@ -46,8 +44,7 @@ class Notifier:
             self.dropped += 1
 
     def broadcast(self, frame: dict[str, Any]) -> None:
-        for extension in self._targets():
-            self.push(extension, frame)
+        self.push(EVERYONE, frame)
 
     async def start(self) -> None:
         """Resolve the port (desk may be built after us) and start sending."""

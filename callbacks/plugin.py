@@ -55,8 +55,7 @@ class CallbacksPlugin:
 
     def build(self, config: CallbacksConfig, deps: PluginDeps) -> Contribution:
         cfg, store = config, CallbackStore(deps.pool)
-        notifier = Notifier(deps.ports.late("operator_notify", OperatorNotify),
-                            lambda: [a.interface for a in deps.live.agents()])  # fmt: skip
+        notifier = Notifier(deps.ports.late("operator_notify", OperatorNotify))
         directory = deps.ports.late("operator_directory", OperatorDirectory)
         service = CallbackService(ServiceParts(
             store, retry_policy(cfg), deps.clock, notifier,

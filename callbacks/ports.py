@@ -19,8 +19,13 @@ class PatientLookup(Protocol):
     async def lookup(self, phone: str) -> PatientCard | None: ...
 
 
+EVERYONE = "*"
+"""The ``operator_notify`` extension meaning every operator's browser."""
+
+
 class OperatorNotify(Protocol):
-    """``operator_notify`` (desk): a JSON frame to an operator's browser(s)."""
+    """``operator_notify`` (desk): a JSON frame to an operator's browser(s), or with
+    ``EVERYONE`` to every operator's."""
 
     async def push(self, extension: str, frame: dict[str, Any]) -> None: ...
 

@@ -108,7 +108,7 @@ class FakeDialer:
 def make_service(pool: asyncpg.Pool, clock: Clock, cfg: CallbacksConfig | None = None
                  ) -> CallbackService:  # fmt: skip
     cfg = cfg or CallbacksConfig()
-    notifier = Notifier(lambda: None, list)
+    notifier = Notifier(lambda: None)
     return CallbackService(ServiceParts(CallbackStore(pool), retry_policy(cfg), clock, notifier,
                                         paid_sources=frozenset(cfg.paid_sources)))  # fmt: skip
 
@@ -117,5 +117,5 @@ def make_scheduler(pool: asyncpg.Pool, clock: Clock, live: FakeLive, dialer: Fak
                    owner: str, cfg: CallbacksConfig | None = None) -> Scheduler:  # fmt: skip
     cfg = cfg or CallbacksConfig()
     return Scheduler(CallbackStore(pool), dialer, live, retry_policy(cfg), clock,
-                     Notifier(lambda: None, list),
+                     Notifier(lambda: None),
                      SchedulerSettings(owner, cfg.lease_s, 0.01, cfg.reconcile_gap_s))  # fmt: skip
