@@ -3,7 +3,8 @@
 A trunk originate answered into Stasis (``pbxsim.patients``) may carry, in its channel
 variables (the Originate's ``Variable:`` control hook, or the scenario's ``[originate]``):
 
-* ``PBXSIM_DTMF`` — key groups separated by commas (``"2"``, ``"4,#"``): each group is pressed
+* ``PBXSIM_DTMF`` — key groups separated by ``|`` (``"2"``, ``"4|#"``; not commas: AMI splits
+  an Originate's ``Variable:`` at commas, as Asterisk does): each group is pressed
   (DTMFBegin/DTMFEnd ``Received`` on AMI → ``ChannelDtmfReceived`` on ARI, 280 ms a key,
   ``KEY_GAP_S`` apart) after the next prompt finished;
 * ``PBXSIM_REPLY_AFTER=prompt`` — the ``PBXSIM_AUDIO`` WAV is not streamed from the moment the
@@ -45,7 +46,7 @@ def reply_of(ch: Channel) -> PatientReply | None:
     """The reply the channel's variables ask for, or None."""
     keys = ch.variables.get("PBXSIM_DTMF", "")
     after = ch.variables.get("PBXSIM_REPLY_AFTER", "") == "prompt"
-    groups = ["".join(k for k in g if k in KEYS) for g in keys.split(",")]
+    groups = ["".join(k for k in g if k in KEYS) for g in keys.split("|")]
     turns = (["audio"] if after and ch.variables.get("PBXSIM_AUDIO") else [])
     turns += [g for g in groups if g]
     return PatientReply(turns, after) if turns or after else None
