@@ -139,9 +139,7 @@ class CampaignDialog:
         if ev.score >= self.min_score and ev.intent in CANONICAL:
             ru, en = CANONICAL[ev.intent]
             return self._feed("text", en if self.lang == "en" else ru)
-        text = ev.text.strip()
-        if ev.score >= self.min_score and ev.intent == "score" and text:
-            return self._feed("text", text)
+        text = ev.text.strip()  # a score word, or words the campaign may still understand
         return self._feed("text", text) if text else [StartSilenceTimer(self.silence_s)]
 
     def _feed(self, kind: str, value: str = "") -> list[Command]:

@@ -153,6 +153,8 @@ async def _check(pool: asyncpg.Pool, appointments: dict[str, int], cid: int,
     assert [(j["phone"], j["reason"]) for j in jobs] == [
         (RESCHEDULE, "campaign_reminder_reschedule")]
     assert await pool.fetchval("SELECT array_agg(phone) FROM campaign_dnc") == [OPT_OUT]
+    # outbound campaign calls are not inbound calls to route
+    assert await pool.fetchval("SELECT count(*) FROM route_decisions") == 0
     retry = await pool.fetchrow(
         "SELECT state, attempts, last_result, next_attempt_at FROM campaign_targets "
         "WHERE campaign_id = $1 AND phone = $2", cid, AWAY)  # fmt: skip
