@@ -1,9 +1,11 @@
 """The voice bot plugin (issue 12): calls routing sends to ``bot`` are answered over ARI.
 
 Requires ``crm_requests`` (appointment and callback requests through the CRM outbox); uses
-``callback_jobs`` (callbacks plugin) for callbacks when some plugin provides it. Contributes the
-Stasis handler, a quick ARI event handler, a bus subscriber (operators freeing up), the shared
-recogniser (a component), ``GET /api/ivr/calls`` (supervisor, admin) and ``/metrics`` gauges.
+``callback_jobs`` (callbacks plugin) for callbacks when some plugin provides it, and
+``campaign_calls`` (campaigns plugin) to speak answered campaign calls (``ivr.campaign_calls``).
+Contributes the Stasis handlers, a quick ARI event handler, a bus subscriber (operators freeing
+up), the shared recogniser (a component), ``GET /api/ivr/calls`` (supervisor, admin) and
+``/metrics`` gauges.
 """
 
 from __future__ import annotations
