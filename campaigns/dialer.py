@@ -143,6 +143,7 @@ class IvrSessions:
 
     def __init__(self, *, pickup_s: float = 10.0, talk_s: float = 300.0) -> None:
         self._pending: dict[int, CampaignSession] = {}
+        self._arrived: dict[int, asyncio.Event] = {}
         self._pickup_s, self._talk_s = pickup_s, talk_s
 
     def session(self, dial_id: int, *, hangs_up: bool = False) -> CampaignSession | None:
@@ -154,9 +155,31 @@ class IvrSessions:
             session.picked.set()
         return session
 
+    async def take(
+        self, dial_id: int, *, within: float, hangs_up: bool = False
+    ) -> CampaignSession | None:
+        """``session()``, waiting up to ``within`` seconds for the call to be handed over: the
+        patient's StasisStart (ARI) may arrive before the runner has read the OriginateResponse
+        (AMI) that registers the session."""
+        session = self.session(dial_id, hangs_up=hangs_up)
+        if session is not None or within <= 0:
+            return session
+        arrived = self._arrived.setdefault(dial_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(within):
+                await arrived.wait()
+        except TimeoutError:
+            return None
+        finally:
+            self._arrived.pop(dial_id, None)
+        return self.session(dial_id, hangs_up=hangs_up)
+
     async def converse(self, call: ClaimedCall, channel: str, dialog: Dialog) -> Step:
         done: asyncio.Future[Step] = asyncio.get_running_loop().create_future()
         session = self._pending[call.dial_id] = CampaignSession(dialog, done)
+        arrived = self._arrived.get(call.dial_id)
+        if arrived is not None:
+            arrived.set()
         try:
             async with asyncio.timeout(self._pickup_s):
                 await session.picked.wait()

@@ -2,11 +2,13 @@
 
 ``PatientDialer`` (campaigns) originates the patient into ``Stasis(<app>,campaign,<dial id>)``.
 On that StasisStart ``CampaignStasisHandler`` takes the call's session from the port
-(``session(dial_id, hangs_up=True)``: the runner hangs up only after the bot released the line,
+(``take(dial_id, hangs_up=True)``, waiting ``TAKE_WITHIN_S`` for the runner to have read the
+OriginateResponse; ``hangs_up``: the runner hangs up only after the bot released the line,
 so the goodbye is heard), wraps it in a ``CampaignDialog`` and runs it in a ``BotSession`` (the
 same answer, externalMedia → VAD → recognition path, DTMF, playback queue and silence timer as
 inbound bot calls; ``BotStasisHandler.run_session`` counts and records it). A session that is
-unknown or already taken is left alone (the runner's ``pickup_s`` ends that call).
+unknown, already taken or not handed over in time is left alone (the runner's ``pickup_s`` ends
+that call).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ivr.session import BotSession, CallInfo
 
 log = logging.getLogger(__name__)
 MAX_DIAL_ID = 10**15
+TAKE_WITHIN_S = 5.0
+"""How long a StasisStart waits for the runner to hand its call over (AMI and ARI race)."""
 
 
 def _text(obj: object, key: str) -> str:
@@ -54,7 +58,7 @@ class CampaignStasisHandler:
         channel_id = _text(channel, "id")
         if dial_id is None or not channel_id:
             return
-        session = self._port.session(dial_id, hangs_up=True)
+        session = await self._port.take(dial_id, within=TAKE_WITHIN_S, hangs_up=True)
         if session is None:
             self.unclaimed += 1
             log.info("ivr: campaign dial %d on %s: no session (unknown or taken)", dial_id,

@@ -66,7 +66,8 @@ class CampaignSessionPort(Protocol):
 class CampaignCallsPort(Protocol):
     """The ``campaign_calls`` port (``campaigns.dialer.IvrSessions``)."""
 
-    def session(self, dial_id: int, *, hangs_up: bool = False) -> CampaignSessionPort | None: ...
+    async def take(self, dial_id: int, *, within: float,
+                   hangs_up: bool = False) -> CampaignSessionPort | None: ...  # fmt: skip
 
 
 def _says(step: Mapping[str, object]) -> tuple[str, ...]:
