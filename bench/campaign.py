@@ -6,7 +6,7 @@ ledger), AMI ``Originate`` of each patient into Stasis through callserver's ``Am
 the dialog, ``CampaignService.settle`` (the attempt row, the CRM appointment ``confirmed``).
 pbxsim runs as its own process (scenario ``campaign``: 70 % answer after 2–8 s, 20 % ring
 until the Originate's timeout, 7 % busy, 3 % congestion) at ``--speed``; the patient's side of
-an answered call is the scripted patient (``campaigns.scripted``: pbxsim cannot press keys),
+an answered call is the scripted patient (``campaigns.scripted``: no audio, the bot not measured),
 who presses 1 after ``--think`` wall seconds.
 
   ideal_s            Σ(channel-busy seconds of every call) ÷ channels: the channel-limited time

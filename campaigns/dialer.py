@@ -102,15 +102,21 @@ class Conversation(Protocol):
 
 
 class CampaignSession:
-    """One answered campaign call as the voice bot sees it: plain dicts in and out."""
+    """One answered campaign call as the voice bot sees it: plain dicts in and out.
+
+    A taker that said ``hangs_up=True`` in :meth:`IvrSessions.session` calls :meth:`release`
+    once it is done with the line (the goodbye played, or the patient gone): only then does
+    the runner hang the channel up, so the goodbye is not cut off."""
 
     def __init__(self, dialog: Dialog, done: asyncio.Future[Step]) -> None:
         self._dialog, self._done = dialog, done
         self.lang = dialog.facts.lang
         self.picked = asyncio.Event()
+        self.released = asyncio.Event()
+        self.hangs_up = False
 
     def start(self) -> dict[str, object]:
-        return _step_dict(self._dialog.start())
+        return self._step_dict(self._dialog.start())
 
     def feed(self, kind: str, value: str = "") -> dict[str, object]:
         """``kind``: dtmf | text | silence | machine | hangup. Raises ValueError for others."""
@@ -120,11 +126,16 @@ class CampaignSession:
         step = self._dialog.feed(Input(ik, value[:2000]))
         if step.done and not self._done.done():
             self._done.set_result(step)
-        return _step_dict(step)
+        return self._step_dict(step)
 
+    def release(self) -> None:
+        """The taker is done with the line (idempotent)."""
+        self.released.set()
 
-def _step_dict(step: Step) -> dict[str, object]:
-    return {"say": list(step.say), "done": step.done, "outcome": step.outcome, "data": step.data}
+    def _step_dict(self, step: Step) -> dict[str, object]:
+        """``say``: texts to speak in order; ``expects``: see ``Dialog.expects``."""
+        return {"say": list(step.say), "done": step.done, "outcome": step.outcome,
+                "data": step.data, "expects": self._dialog.expects}  # fmt: skip
 
 
 class IvrSessions:
@@ -132,18 +143,43 @@ class IvrSessions:
 
     def __init__(self, *, pickup_s: float = 10.0, talk_s: float = 300.0) -> None:
         self._pending: dict[int, CampaignSession] = {}
+        self._arrived: dict[int, asyncio.Event] = {}
         self._pickup_s, self._talk_s = pickup_s, talk_s
 
-    def session(self, dial_id: int) -> CampaignSession | None:
-        """The session of an answered campaign call (once; None if unknown or already taken)."""
+    def session(self, dial_id: int, *, hangs_up: bool = False) -> CampaignSession | None:
+        """The session of an answered campaign call (once; None if unknown or already taken).
+        ``hangs_up``: the taker calls ``release()`` when done with the line (see the class)."""
         session = self._pending.pop(dial_id, None)
         if session is not None:
+            session.hangs_up = hangs_up
             session.picked.set()
         return session
+
+    async def take(
+        self, dial_id: int, *, within: float, hangs_up: bool = False
+    ) -> CampaignSession | None:
+        """``session()``, waiting up to ``within`` seconds for the call to be handed over: the
+        patient's StasisStart (ARI) may arrive before the runner has read the OriginateResponse
+        (AMI) that registers the session."""
+        session = self.session(dial_id, hangs_up=hangs_up)
+        if session is not None or within <= 0:
+            return session
+        arrived = self._arrived.setdefault(dial_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(within):
+                await arrived.wait()
+        except TimeoutError:
+            return None
+        finally:
+            self._arrived.pop(dial_id, None)
+        return self.session(dial_id, hangs_up=hangs_up)
 
     async def converse(self, call: ClaimedCall, channel: str, dialog: Dialog) -> Step:
         done: asyncio.Future[Step] = asyncio.get_running_loop().create_future()
         session = self._pending[call.dial_id] = CampaignSession(dialog, done)
+        arrived = self._arrived.get(call.dial_id)
+        if arrived is not None:
+            arrived.set()
         try:
             async with asyncio.timeout(self._pickup_s):
                 await session.picked.wait()
@@ -152,6 +188,9 @@ class IvrSessions:
             return Step((), done=True, outcome="no_dialog")
         try:
             async with asyncio.timeout(self._talk_s):
-                return await done
+                step = await done
+                if session.hangs_up:
+                    await session.released.wait()
+                return step
         except TimeoutError:
-            return Step((), done=True, outcome="no_response")
+            return done.result() if done.done() else Step((), done=True, outcome="no_response")

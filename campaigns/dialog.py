@@ -22,6 +22,7 @@ from campaigns.speech import say_date, say_time
 
 InputKind = Literal["dtmf", "text", "silence", "machine", "hangup"]
 MAX_REPROMPTS = 2
+RESCHEDULABLE = ("reminder", "confirmation")
 
 _INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # order matters: «не звоните» before «нет», «перенести» before «да»
@@ -110,6 +111,15 @@ class Dialog:
         self.reprompts = 0
         self.score = 0
 
+    @property
+    def expects(self) -> str:
+        """What the patient may answer now, for a recogniser's grammar: ``yes_no_reschedule``
+        (reminder, confirmation), ``yes_no`` (recall, waitlist, custom), ``score``, ``comment``;
+        ``""`` before ``start`` and after the end. Keys, «оператор» and «не звоните» always."""
+        if self.state == "choice":
+            return "yes_no_reschedule" if self.facts.kind in RESCHEDULABLE else "yes_no"
+        return self.state if self.state in ("score", "comment") else ""
+
     def start(self) -> Step:
         self.state = "score" if self.facts.kind == "feedback" else "choice"
         return Step((self._intro(), self._question()))
@@ -143,7 +153,7 @@ class Dialog:
 
     def _chosen(self, choice: str) -> Step:
         allowed = {"yes", "no", "operator"}
-        if self.facts.kind in ("reminder", "confirmation"):
+        if self.facts.kind in RESCHEDULABLE:
             allowed.add("reschedule")
         if choice not in allowed:
             return self._reprompt()

@@ -1,10 +1,12 @@
 """A patient stand-in that answers campaign dialogs from a script (tests, the benchmark, demos).
 
-pbxsim answers an Originate to a patient's number (Reason 4/3/5/8) but its trunk calls do not
-enter Stasis or speak: nobody presses keys on them. This :class:`Conversation` plays the
-patient's part instead — the same ``Dialog``, fed the scripted keypad digits or recognised
-text per phone — so everything after the answer (outcomes, CRM updates, retries) is the
-production path. It is labelled as such wherever it is used.
+In production the voice bot (ivr plugin) holds the line (``campaign_calls``), and pbxsim's
+patients can answer it by voice and keys (``tests/integration/test_campaigns_voice.py``). Where
+the bot is not what is measured (``bench/campaign.py``: 10,000 calls; the runner's tests), this
+:class:`Conversation` plays the patient's part without audio — the same ``Dialog``, fed the
+scripted keypad digits or recognised text per phone — so everything after the answer
+(outcomes, CRM updates, retries) is the production path. It is labelled as such wherever it is
+used.
 """
 
 from __future__ import annotations

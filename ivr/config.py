@@ -56,6 +56,9 @@ class IvrConfig:
     worker) when the server starts; by default it loads with the first bot call, while the
     greeting plays, so a server that sends no call to the bot never pays for it."""
     priority_boost: int = 10
+    sounds_dir: str = "/var/lib/asterisk/sounds"
+    """Asterisk's sounds directory as this host sees it: campaign calls' texts are synthesised
+    into ``<sounds_dir>/<lang>/<prompts>/spoken/`` (``ivr.spoken``); empty: not synthesised."""
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -82,3 +85,5 @@ def validate_ivr(c: IvrConfig) -> None:
     _check(0 <= c.prewarm <= 64, "prewarm", "must be 0..64")
     _check(10 <= c.max_call_s <= 3600, "max_call_s", "must be 10..3600 seconds")
     _check(0 <= c.priority_boost <= 100, "priority_boost", "must be 0..100")
+    _check(".." not in c.sounds_dir.split("/") and "\n" not in c.sounds_dir, "sounds_dir",
+           "a directory path without ..")

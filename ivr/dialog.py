@@ -83,6 +83,11 @@ class Dialog:
             RecognitionLost: self._recognition_lost, Hangup: self._hangup,
         }
 
+    @property
+    def grammar(self) -> str:
+        """The grammar to listen with before the first prompt (callers may speak at once)."""
+        return "main_menu"
+
     def handle(self, event: DialogInput) -> list[Command]:
         """Apply one input; return the commands to carry out, in order. Inputs that make no
         sense in the current state (a digit after the goodbye) return ``[]``."""

@@ -1,9 +1,11 @@
 """The voice bot plugin (issue 12): calls routing sends to ``bot`` are answered over ARI.
 
 Requires ``crm_requests`` (appointment and callback requests through the CRM outbox); uses
-``callback_jobs`` (callbacks plugin) for callbacks when some plugin provides it. Contributes the
-Stasis handler, a quick ARI event handler, a bus subscriber (operators freeing up), the shared
-recogniser (a component), ``GET /api/ivr/calls`` (supervisor, admin) and ``/metrics`` gauges.
+``callback_jobs`` (callbacks plugin) for callbacks when some plugin provides it, and
+``campaign_calls`` (campaigns plugin) to speak answered campaign calls (``ivr.campaign_calls``).
+Contributes the Stasis handlers, a quick ARI event handler, a bus subscriber (operators freeing
+up), the shared recogniser (a component), ``GET /api/ivr/calls`` (supervisor, admin) and
+``/metrics`` gauges.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callserver.plugin_api import Contribution, Metric, PluginDeps
+from callserver.plugin_api import Contribution, Metric, PluginDeps, StasisHandler
 from callserver.web.auth import require_role
 from ivr.asr import SharedRecognizer
+from ivr.campaign_calls import CampaignStasisHandler
+from ivr.campaign_dialog import CampaignCallsPort, CampaignDialog
 from ivr.config import IvrConfig, validate_ivr
 from ivr.media import CallMedia, MediaEvent
 from ivr.models import DialogSettings, Lang
@@ -24,6 +28,7 @@ from ivr.outcomes import CallbackJobs, CrmRequests, PortOutcomes
 from ivr.rtp import PortPool
 from ivr.runtime import BotStasisHandler, EventRouter, OperatorWatch
 from ivr.session import AriPort, BotSession, CallInfo, MediaFactory, SessionSettings
+from ivr.spoken import SpokenTexts
 from recognition.vad import VadSettings
 
 
@@ -79,9 +84,10 @@ class IvrPlugin:
     config_type = IvrConfig
     migrations: Path | None = None
     requires: tuple[str, ...] = ("crm_requests",)
-    optional: tuple[str, ...] = ("callback_jobs", "route_decisions")
+    optional: tuple[str, ...] = ("callback_jobs", "route_decisions", "campaign_calls")
     """``route_decisions`` is not called: listing it orders routing's Stasis handler (which sets
-    ``ROUTE_*`` on the channel) before ours."""
+    ``ROUTE_*`` on the channel) before ours. ``campaign_calls`` (campaigns plugin): the bot
+    speaks the answered campaign calls (``ivr.campaign_calls``); without it, inbound only."""
     provides: tuple[str, ...] = ()
 
     def validate(self, config: IvrConfig) -> None:
@@ -112,10 +118,22 @@ class IvrPlugin:
         lang: Lang = "ru" if config.language == "ru" else "en"
         handler = BotStasisHandler(ari, router, watch, make, max_calls=config.max_calls,
                                    language=lang, use_route_language=config.use_route_language)
+        stasis: list[StasisHandler] = [handler]
+        campaign_calls = deps.ports.maybe("campaign_calls", CampaignCallsPort)
+        if campaign_calls is not None:
+            spoken = SpokenTexts(config.sounds_dir, config.prompts)
+
+            def make_campaign(call: CallInfo, dialog: CampaignDialog) -> BotSession:
+                settings = replace(base, dialog=replace(base.dialog, lang=call.lang))
+                return BotSession(call, ari, outcomes, settings, media, ports.candidates,
+                                  dialog=dialog, sound=spoken.media)  # fmt: skip
+
+            stasis.insert(0, CampaignStasisHandler(campaign_calls, make_campaign,
+                                                   handler.run_session, silence_s=config.silence_s))
         return Contribution(
             routes=_routes(handler, recognizer),
             components=[recognizer],
-            stasis_handlers=[handler],
+            stasis_handlers=stasis,
             ari_event_handlers=[router],
             subscribers=[watch],
             metrics=_metrics(handler, watch, recognizer),

@@ -3,6 +3,8 @@
 The ARI session plays ``sound:{lang}/callserver/{prompt_id}``; the sound files are synthesised
 from these texts ahead of time (espeak-ng, or a studio recording a clinic drops in with the same
 name) — never fetched at run time. Numbers, dates and times are said with Asterisk's Say*.
+Campaign calls say sentences of their own (a visit's doctor, date and time in words): those are
+synthesised locally with the same tools when first needed (``ivr.spoken``).
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ class BotStasisHandler:
         if self.active >= self.max_calls:
             await self._refuse(call)
             return
-        await self._run(self._make(call))
+        await self.run_session(self._make(call))
 
     async def _call_info(self, channel_id: str, channel: Mapping[str, Any]) -> CallInfo:
         caller = channel.get("caller")
@@ -172,7 +172,8 @@ class BotStasisHandler:
         except AriError as exc:
             log.warning("ivr: refused call %s not continued: %s", clean(call.channel_id), exc)
 
-    async def _run(self, session: BotSession) -> None:
+    async def run_session(self, session: BotSession) -> None:
+        """Run one bot call to its end: counted, routed events, its transcript kept."""
         self.calls_total += 1
         self._router.add(session)
         t0 = time.monotonic()

@@ -124,6 +124,27 @@ class CallGone:
     left: bool = False
 
 
+class CallDialog(Protocol):
+    """What a session drives: ``ivr.dialog.Dialog`` (inbound) or
+    ``ivr.campaign_dialog.CampaignDialog`` (outbound campaign calls)."""
+
+    state: str
+    playing: bool
+
+    @property
+    def outcome(self) -> str | None: ...
+
+    @property
+    def grammar(self) -> str:
+        """The recognition grammar to listen with before the first prompt."""
+        ...
+
+    def handle(self, event: DialogInput) -> list[Command]: ...
+
+
+SoundResolver = Callable[[str, str], Awaitable[str]]
+"""``(prompt, lang)`` → the ARI media URI to play (``""``: nothing to play, skip it)."""
+
 Inbox = DialogInput | PlaybackDone | CallGone | MediaEvent
 MediaFactory = Callable[[str, Callable[[MediaEvent], None]], Awaitable[CallMedia | None]]
 """``(lang, emit)`` → an unopened ``CallMedia``, or None when recognition is unavailable."""
@@ -160,10 +181,12 @@ class BotSession:
 
     def __init__(self, call: CallInfo, ari: AriPort, outcomes: Outcomes,
                  settings: SessionSettings, media: MediaFactory,
-                 ports: Callable[[], list[int]] = lambda: list(range(40000, 41000))) -> None:
+                 ports: Callable[[], list[int]] = lambda: list(range(40000, 41000)), *,
+                 dialog: CallDialog | None = None, sound: SoundResolver | None = None) -> None:
         self.call, self._ari, self._outcomes, self.settings = call, ari, outcomes, settings
         self._media_factory, self._ports = media, ports
-        self.dialog = Dialog(settings.dialog)
+        self.dialog: CallDialog = dialog or Dialog(settings.dialog)
+        self._sound = sound or self._prompt_sound
         self.inbox: asyncio.Queue[Inbox] = asyncio.Queue()
         self.media: CallMedia | None = None
         self.bridge_id = ""
@@ -211,7 +234,7 @@ class BotSession:
         try:
             port = await media.open(self.settings.rtp_host, self._ports())
             self.media = media
-            media.listen("main_menu")  # audio flows once bridged, before the first prompt
+            media.listen(self.dialog.grammar)  # audio flows once bridged, before the first prompt
             host = f"{self.settings.rtp_host}:{port}"
             self.media_channel = f"{self.call.channel_id}-ivr"
             await self._ari.external_media(self.settings.app, host, self.settings.codec,
@@ -331,15 +354,19 @@ class BotSession:
         except Exception:  # the caller is told "we will call you" either way: log it loudly
             log.exception("ivr: outcome of call %s not recorded", clean(self.call.channel_id))
 
+    async def _prompt_sound(self, prompt: str, _lang: str) -> str:
+        return f"sound:{self.settings.prompts}/{prompt}"
+
     async def _play_next(self) -> None:
-        if not self._prompts:
-            await self._execute(self.dialog.handle(PromptFinished()))
-            return
-        prompt = self._prompts.pop(0)
+        media = ""
+        while not media:
+            if not self._prompts:
+                await self._execute(self.dialog.handle(PromptFinished()))
+                return
+            media = await self._sound(self._prompts.pop(0), self._lang)
         pid = f"ivr-{uuid.uuid4().hex}"
         self.playing = pid
         self.own_playback(pid)
-        media = f"sound:{self.settings.prompts}/{prompt}"
         await self._ari.play(self.call.channel_id, media, pid, lang=self._lang)
         if self._heard_at is not None:
             self.transcript.reply_ms.append((time.perf_counter() - self._heard_at) * 1000.0)

@@ -25,7 +25,7 @@ from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbou
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
-from pbxsim.patients import outbound_record, pick_audio, stasis_patient
+from pbxsim.patients import REPLY_VARIABLES, outbound_record, pick_reply, stasis_patient
 from pbxsim.queue_events import agent_status
 
 OUTCOMES = {
@@ -55,6 +55,11 @@ class OriginatePolicy:
     audio: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Number (or ``*``) → WAV files the patient "says" on successive answered calls."""
     machine_audio: tuple[str, ...] = ()
+    dtmf: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Number (or ``*``) → the keys (``PBXSIM_DTMF``) the patient presses on successive
+    answered calls (see ``pbxsim.ari.patient_reply``)."""
+    reply_after: str = "bridge"
+    """``prompt``: patients speak their WAV after the bot's first prompt, not at bridging."""
 
 
 @dataclass(frozen=True)
@@ -313,11 +318,11 @@ def _not_answered(
 def _patient_audio(
     eng: Engine, policy: OriginatePolicy, ch: Channel, number: str, machine: bool
 ) -> None:
-    """``PBXSIM_AUDIO`` of an answered trunk call, unless the Originate set it already."""
-    if "PBXSIM_AUDIO" not in ch.variables:
-        wav = pick_audio(eng, policy.audio, policy.machine_audio, number, machine)
-        if wav:
-            eng.setvar(ch, "PBXSIM_AUDIO", wav)
+    """``PBXSIM_AUDIO`` / ``PBXSIM_DTMF`` / ``PBXSIM_REPLY_AFTER`` of an answered trunk call,
+    unless the Originate set any of them already (the control hook wins)."""
+    if not any(k in ch.variables for k in REPLY_VARIABLES):
+        for key, value in pick_reply(eng, policy, number, machine).items():
+            eng.setvar(ch, key, value)
 
 
 async def _ring_out(eng: Engine, call: Call, agent: Agent | None, wait_s: float) -> bool:

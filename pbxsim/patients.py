@@ -12,29 +12,38 @@ receives the patient's "speech": the WAV named by the channel variable ``PBXSIM_
 is set from the Originate's own ``Variable: PBXSIM_AUDIO=/path.wav`` (the per-call control
 hook) or else from ``[originate] audio`` (number → list of WAV paths, the n-th call to that
 number gets the n-th file, cycling; ``"*"`` for any number) or ``machine_audio`` for a
-machine. Times are scenario seconds.
+machine. ``PBXSIM_DTMF`` / ``[originate] dtmf`` (keys) and ``PBXSIM_REPLY_AFTER=prompt`` /
+``[originate] reply_after`` make the patient answer the bot's prompts: keys and speech after the
+prompt finished (``pbxsim.ari.patient_reply``). Times are scenario seconds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pbxsim.engine import Call, Engine
 from pbxsim.stasis_run import run_stasis
 
+if TYPE_CHECKING:
+    from pbxsim.originate import OriginatePolicy
 
-def pick_audio(
-    eng: Engine,
-    audio: dict[str, tuple[str, ...]],
-    machine_audio: tuple[str, ...],
-    number: str,
-    machine: bool,
-) -> str:
-    """The WAV this answered call "says" ("" for silence); counts calls per number."""  # fmt: skip
+
+REPLY_VARIABLES = ("PBXSIM_AUDIO", "PBXSIM_DTMF", "PBXSIM_REPLY_AFTER")
+
+
+def pick_reply(eng: Engine, policy: OriginatePolicy, number: str, machine: bool) -> dict[str, str]:
+    """The channel variables of what this answered call "says" and presses (the n-th call to
+    ``number`` takes the n-th entry of its lists, cycling); counts calls per number."""
     n = eng.dialled.get(number, 0)
     eng.dialled[number] = n + 1
-    files = machine_audio if machine else audio.get(number) or audio.get("*", ())
-    return files[n % len(files)] if files else ""
+    audio, dtmf = policy.audio, policy.dtmf
+    files = policy.machine_audio if machine else audio.get(number) or audio.get("*", ())
+    keys = () if machine else dtmf.get(number) or dtmf.get("*", ())
+    out = {"PBXSIM_AUDIO": files[n % len(files)] if files else "",
+           "PBXSIM_DTMF": keys[n % len(keys)] if keys else "",
+           "PBXSIM_REPLY_AFTER": "prompt" if policy.reply_after == "prompt" and not machine
+           else ""}  # fmt: skip
+    return {k: v for k, v in out.items() if v}
 
 
 async def stasis_patient(eng: Engine, call: Call, data: str, talk_s: float) -> bool:

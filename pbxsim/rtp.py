@@ -280,6 +280,8 @@ class RtpEndpoint:
         self.format = fmt
         self.remote = remote
         self.audio = audio
+        self.audio_from = 0
+        """The packet number ``audio`` starts at (``say``: audio that starts later)."""
         self.ssrc = rnd.getrandbits(32)
         self.first_sequence = rnd.getrandbits(16)
         self.first_timestamp = rnd.getrandbits(32)
@@ -328,7 +330,8 @@ class RtpEndpoint:
     def packet(self, n: int) -> RtpPacket:
         """The ``n``-th packet this endpoint sends (0-based): audio, then silence."""
         spp = self.format.samples_per_packet
-        chunk = self.audio[n * spp * 2 : (n + 1) * spp * 2]
+        at = n - self.audio_from
+        chunk = self.audio[at * spp * 2 : (at + 1) * spp * 2] if at >= 0 else b""
         chunk += bytes(spp * 2 - len(chunk))
         return RtpPacket(
             self.format.payload_type,
@@ -338,6 +341,10 @@ class RtpEndpoint:
             encode(self.format, chunk),
             marker=n == 0,
         )
+
+    def say(self, pcm: bytes) -> None:
+        """Send ``pcm`` from the next packet on (silence before it and after it)."""
+        self.audio, self.audio_from = pcm, self.sent
 
     @property
     def running(self) -> bool:

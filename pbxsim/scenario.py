@@ -22,7 +22,8 @@ what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s`
 ``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``):
 ``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
 ``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
-list of WAV paths), ``machine_audio`` (see ``pbxsim.patients``).
+list of WAV paths), ``machine_audio``, ``dtmf`` (number or ``*`` → list of key groups),
+``reply_after`` (``bridge`` | ``prompt``) (see ``pbxsim.patients``).
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ def _policy(orig: dict[str, Any]) -> OriginatePolicy:
         machine_s=_pair(orig.get("machine_s", d.machine_s)),
         audio={str(k): tuple(str(x) for x in v) for k, v in orig.get("audio", {}).items()},
         machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
+        dtmf={str(k): tuple(str(x) for x in v) for k, v in orig.get("dtmf", {}).items()},
+        reply_after="prompt" if orig.get("reply_after") == "prompt" else "bridge",
     )
 
 

@@ -9,11 +9,11 @@ from typing import Literal
 
 Intent = Literal[
     "book", "reschedule", "cancel", "operator", "callback", "yes", "no", "digits", "repeat",
-    "unknown",
+    "opt_out", "score", "unknown",
 ]
 INTENTS: tuple[Intent, ...] = (
     "book", "reschedule", "cancel", "operator", "callback", "yes", "no", "digits", "repeat",
-    "unknown",
+    "opt_out", "score", "unknown",
 )
 
 PHRASES: dict[str, dict[Intent, tuple[str, ...]]] = {
@@ -45,6 +45,9 @@ PHRASES: dict[str, dict[Intent, tuple[str, ...]]] = {
         "yes": ("yes", "yeah", "yes please", "correct", "that is right", "sure", "right", "okay"),
         "no": ("no", "nope", "no thanks", "no thank you", "wrong", "that is wrong", "not right"),
         "repeat": ("repeat", "repeat that", "say that again", "can you repeat that"),
+        "opt_out": ("do not call", "do not call me", "don't call me", "stop calling",
+                    "stop calling me", "remove me from the list"),
+        "score": ("one", "two", "three", "four", "five"),
     },
     "ru": {
         "book": (
@@ -66,6 +69,10 @@ PHRASES: dict[str, dict[Intent, tuple[str, ...]]] = {
         "yes": ("да", "конечно", "верно", "правильно", "да конечно", "ага", "хорошо"),
         "no": ("нет", "неверно", "неправильно", "не надо", "нет спасибо"),
         "repeat": ("повторите", "повторить", "еще раз", "не понял", "не поняла"),
+        "opt_out": ("не звоните", "не звоните мне", "больше не звоните", "не звонить",
+                    "отпишите меня"),
+        "score": ("один", "два", "три", "четыре", "пять", "единица", "двойка", "тройка",
+                  "четверка", "пятерка"),
     },
 }
 
@@ -114,5 +121,10 @@ STATE_INTENTS: dict[str, tuple[Intent, ...]] = {
     "main_menu": ("book", "reschedule", "cancel", "operator", "callback", "repeat", "digits"),
     "change": ("reschedule", "cancel", "operator", "callback", "repeat", "digits"),
     "confirm": ("yes", "no", "operator", "callback", "repeat"),
+    # outbound campaign calls (``ivr.campaign_dialog``; ``campaigns.dialog.Dialog.expects``)
+    "campaign_choice": ("yes", "no", "reschedule", "operator", "opt_out"),
+    "campaign_offer": ("yes", "no", "operator", "opt_out"),
+    "campaign_score": ("score", "operator", "opt_out"),
 }
-"""Which intents each dialog state listens for (its grammar is built from their phrases)."""
+"""Which intents each dialog state listens for (its grammar is built from their phrases).
+``score`` is the campaign feedback's 1–5 (words, not ``digits``: only these five)."""

@@ -109,6 +109,8 @@ class StasisRouter:
         if not event.get("args"):
             return
         args = [str(a) for a in event.get("args", []) if isinstance(a, str | int)]
+        if args[:1] == ["campaign"]:
+            return  # an outbound campaign call (the campaigns plugin dialled it): not routed
         decision = await self._service.route(request_from_stasis(channel, args))
         channel_id = str(channel.get("id", ""))
         for name, value in ari_variables(decision).items():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pbxsim.ari import ami_tap
 from pbxsim.ari.json_shapes import CAUSE_TXT, Json, Playback, bridge_json, channel_json, event
+from pbxsim.ari.patient_reply import KEY_GAP_S, KEY_MS, QUIET_S, PatientReply, reply_of
 from pbxsim.engine import Engine
 from pbxsim.model import Bridge, Channel
 from pbxsim.rtp import RtpEndpoint
@@ -51,6 +52,8 @@ class ChannelRec:
     media: RtpEndpoint | None = None
     playbacks: list[Playback] = field(default_factory=list)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    reply: PatientReply | None = None
+    """An outbound patient's keys / speech after the bot's prompts (``patient_reply``)."""
 
 
 @dataclass(eq=False)
@@ -121,7 +124,7 @@ class AriCore:
     def begin_session(self, app: AriApp, session: StasisSession) -> ChannelRec:
         """Subscribe the Stasis channel and announce it (StasisStart with the args)."""
         ch = session.channel
-        rec = ChannelRec(ch, app, session, is_caller=True)
+        rec = ChannelRec(ch, app, session, is_caller=True, reply=reply_of(ch))
         self.channels[ch.uniqueid] = rec
         app.publish(
             event("StasisStart", after={"args": list(session.args), "channel": channel_json(ch)})
@@ -146,6 +149,10 @@ class AriCore:
         task = entry[1]
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        for rec in self.channels.values():
+            if rec.reply is not None and pb in rec.playbacks:
+                gen = rec.reply.generation
+                self.spawn(self._after_prompt(rec, gen), name=f"reply-{rec.channel.uniqueid}")
         owners = [r.playbacks for r in self.channels.values()]
         owners += [b.playbacks for b in self.bridges.values()]
         for playbacks in owners:
@@ -154,6 +161,26 @@ class AriCore:
         pb.state = state
         if publish and app is not None:
             app.publish(event("PlaybackFinished", after={"playback": pb.json()}))
+
+    async def _after_prompt(self, rec: ChannelRec, gen: int) -> None:
+        """The patient's next turn once the prompt stayed finished for ``QUIET_S``."""
+        reply = rec.reply
+        await self.engine.clock.sleep(QUIET_S)
+        if (reply is None or reply.generation != gen or rec.playbacks or not reply.turns
+                or rec.channel.hungup or rec.session is None):  # fmt: skip
+            return
+        turn = reply.turns.pop(0)
+        if turn == "audio":
+            if reply.media is not None:
+                reply.media.say(reply.audio)
+            return
+        for n, digit in enumerate(turn):
+            if n:
+                await self.engine.clock.sleep(KEY_GAP_S)
+            if rec.channel.hungup:
+                return
+            rec.session.dtmf(digit, KEY_MS)
+            reply.pressed.append(digit)
 
     def add_media(self, uid: str, media: RtpEndpoint) -> None:
         self.media[uid] = media

@@ -123,6 +123,8 @@ class AriOps:
         rec = self.stasis_channel(uid)
         pb = self._new_playback(pid, media, f"channel:{uid}", lang, "playing")
         rec.playbacks.append(pb)
+        if rec.reply is not None:
+            rec.reply.generation += 1
         rec.app.publish(event("PlaybackStarted", after={"playback": pb.json()}))
         self._run_playback(pb, rec.app)
         return pb
@@ -275,11 +277,18 @@ class AriOps:
             if rec is None or rec.media is None or len(chans) < 2 or rec.media.running:
                 continue
             path = self.audio(callers[0] if callers else None)
+            caller = self.core.channels.get(callers[0].uniqueid) if callers else None
+            reply = caller.reply if caller is not None else None
             if path is not None and not rec.media.audio and not rec.media.sent:
                 try:
-                    rec.media.audio = await asyncio.to_thread(read_wav, path, rec.media.format.rate)
+                    pcm = await asyncio.to_thread(read_wav, path, rec.media.format.rate)
                 except RtpError as exc:
                     log.warning("caller audio unusable, sending silence: %s", exc.message)
+                    pcm = b""
+                if reply is not None and reply.audio_after_prompt:
+                    reply.audio, reply.media = pcm, rec.media  # said after the first prompt
+                else:
+                    rec.media.audio = pcm
             rec.media.start()
 
     def remove_channel(self, bid: str, uid: str) -> None:

@@ -2,9 +2,9 @@
 PostgreSQL, pbxsim answering Originates over real AMI, and a campaign runner wired like the
 plugin wires it (``campaigns.plugin``) with a settable clock.
 
-The patient's side of an answered call is ``campaigns.scripted.ScriptedConversation``: pbxsim's
-trunk calls do not enter Stasis or press keys, so the scripted patient feeds the same dialog
-the voice bot would (keys / recognised text).
+The patient's side of an answered call is ``campaigns.scripted.ScriptedConversation``: the
+scripted patient feeds the same dialog the voice bot would (keys / recognised text) without
+audio; the real voice bot on pbxsim's speaking patients is ``test_campaigns_voice.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The campaigns plugin inside a whole CallServer (every installed plugin) against pbxsim over
 real sockets: a campaign created, filled from CSV, run and watched through ``/api/campaigns``;
 the answered call's dialog taken through the ``campaign_calls`` port the way the voice bot
-takes it (a test plugin requiring the port stands in for the ivr plugin and presses 1)."""
+takes it (the ivr plugin switched off — the port is optional to it — and a test plugin requiring
+the port stands in for it and presses 1; the real voice bot on that port:
+``test_campaigns_voice.py``)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ TOKEN = "campaign-token"
 
 
 class VoiceBotStandIn:
-    """Requires ``campaign_calls`` like the ivr plugin will; the test drives the sessions."""
+    """Requires ``campaign_calls`` like the ivr plugin does; the test drives the sessions."""
 
     name = "voicebot_standin"
     config_type: type[Any] | None = None
@@ -58,7 +60,7 @@ async def test_a_campaign_through_the_api_and_the_voice_bot_port(
             "CALLSERVER_DATABASE_DSN": fresh_pg_dsn, "CALLSERVER_REDIS_URL": redis_url,
             "CALLSERVER_REDIS_PREFIX": redis_prefix, "CALLSERVER_HTTP_PORT": str(free_port()),
             "CALLSERVER_HTTP_API_TOKEN": TOKEN, "CALLSERVER_CAMPAIGNS_POLL_S": "0.1",
-            "CALLSERVER_CAMPAIGNS_PICKUP_S": "5",
+            "CALLSERVER_CAMPAIGNS_PICKUP_S": "5", "CALLSERVER_IVR_ENABLED": "false",
         })  # fmt: skip
         server = await CallServer.create(config, order([*load_plugins(config),
                                                         LoadedPlugin(bot, None)]))  # fmt: skip

@@ -167,3 +167,73 @@ async def test_stasis_originate_sends_the_patients_wav_on_external_media(tmp_pat
         await pbx.aclose()
     payloads = [RtpPacket.parse(d).payload for d in sink.packets[:10]]
     assert payloads == [ulaw_encode(pcm[n * 320 : (n + 1) * 320]) for n in range(10)]
+
+
+async def _until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        while (ev := json.loads((await ws.receive()).data))["type"] != kind:
+            pass
+    return ev  # type: ignore[no-any-return]
+
+
+async def test_the_patient_answers_after_each_prompt_by_voice_then_keys(tmp_path: Path) -> None:
+    """``PBXSIM_REPLY_AFTER=prompt``: silence on externalMedia until the bot's first prompt
+    finished, then the WAV; ``PBXSIM_DTMF=4|#``: one key group after each following prompt, as
+    ARI ``ChannelDtmfReceived`` (``digit``, ``duration_ms`` 280 as in ari-stasis-call.jsonl)."""
+    pcm = _wav(tmp_path / "yes.wav", 700)
+    scenario = _scenario(tmp_path)  # the patient listens longer than the scenario's 4 s
+    text = scenario.read_text().replace("talk_s = [4.0, 4.0]", "talk_s = [60.0, 60.0]")
+    scenario.write_text(text)
+    pbx = Pbx(load(str(scenario)), PbxOptions(ami_port=0, agi_port=1, speed=4.0))
+    await pbx.start()
+    ari = AriServer(pbx.engine, AriConfig(port=0))
+    attach(pbx.engine, ari)
+    await ari.start()
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(_Sink, local_addr=("127.0.0.1", 0))
+    auth = {"Authorization": "Basic " + base64.b64encode(b"callserver:callserver").decode()}
+    base = f"http://127.0.0.1:{ari.port}/ari"
+    reader, writer = await asyncio.open_connection("127.0.0.1", pbx.ami_port)
+    keys: list[tuple[str, int, int]] = []
+    try:
+        async with (
+            aiohttp.ClientSession(headers=auth) as http,
+            http.ws_connect(f"{base}/events?app=callserver") as ws,
+        ):
+            await reader.readline()
+            hook = (f"Variable: PBXSIM_AUDIO={tmp_path / 'yes.wav'}\r\n"
+                    "Variable: PBXSIM_DTMF=4|#\r\nVariable: PBXSIM_REPLY_AFTER=prompt\r\n")
+            writer.write(LOGIN + _originate("79160000001", "Stasis", "callserver,campaign,7",
+                                            hook))  # fmt: skip
+            cid = (await _until(ws, "StasisStart"))["channel"]["id"]
+            async with http.post(f"{base}/bridges", params={"type": "mixing"}) as r:
+                bid = (await r.json())["id"]
+            host = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+            params = {"app": "callserver", "external_host": host, "format": "ulaw"}
+            async with http.post(f"{base}/channels/externalMedia", params=params) as r:
+                rtp = await r.json()
+            for chan in (cid, rtp["id"]):
+                await http.post(f"{base}/bridges/{bid}/addChannel", params={"channel": chan})
+            for n in range(3):
+                await http.post(f"{base}/channels/{cid}/play", params={"media": "sound:q"})
+                await _until(ws, "PlaybackFinished")
+                if n == 0:
+                    before = len(sink.packets)
+                    await asyncio.sleep(0.4)  # 1.6 scenario s: past QUIET_S, the WAV flows
+                else:
+                    ev = await _until(ws, "ChannelDtmfReceived")
+                    keys.append((ev["digit"], ev["duration_ms"], n))
+                    assert ev["channel"]["id"] == cid
+    finally:
+        writer.close()
+        transport.close()
+        await ari.aclose()
+        await pbx.aclose()
+    assert keys == [("4", 280, 1), ("#", 280, 2)]
+    payloads = [RtpPacket.parse(d).payload for d in sink.packets]
+    assert all(set(p) == {0xFF} for p in payloads[: before - 5])  # silence during the prompt
+    first = ulaw_encode(pcm[:320])
+    at = payloads.index(first)  # then the WAV from its first sample
+    assert at >= before - 5
+    assert payloads[at + 1 : at + 5] == [ulaw_encode(pcm[n * 320 : (n + 1) * 320])
+                                         for n in range(1, 5)]  # fmt: skip

@@ -42,3 +42,23 @@ async def test_nobody_taking_the_call_is_no_dialog() -> None:
     step = await sessions.converse(call(9), "", Dialog(CallFacts("recall", "Улыбка")))
     assert step.done and step.outcome == "no_dialog"
     assert sessions.session(9) is None
+
+
+async def test_the_bot_may_ask_before_the_runner_has_the_call() -> None:
+    """ARI's StasisStart can beat AMI's OriginateResponse: ``take`` waits for the hand-over
+    (and gives up on a dial nobody hands over)."""
+    sessions = IvrSessions(pickup_s=2.0)
+    early = asyncio.create_task(sessions.take(11, within=2.0, hangs_up=True))
+    await asyncio.sleep(0.05)
+    talk = asyncio.create_task(
+        sessions.converse(call(11), "PJSIP/trunk-1", Dialog(CallFacts("recall", "Улыбка")))
+    )
+    session = await early
+    assert session is not None and session.hangs_up
+    session.start()
+    session.feed("dtmf", "2")
+    await asyncio.sleep(0.05)
+    assert not talk.done()  # the bot has not released the line yet (goodbye playing)
+    session.release()
+    assert (await talk).outcome == "declined"
+    assert await sessions.take(12, within=0.05) is None
