@@ -30,6 +30,7 @@ from callbacks.scheduler import Dialer, Scheduler, SchedulerSettings
 from callbacks.service import CallbackService, ServiceParts
 from callbacks.store import CallbackStore
 from callbacks.vhold_agi import VholdSettings, VirtualHold
+from callbacks.vhold_slot import SlotPlacer, SlotSettings
 from callbacks.webform import FormSettings, RateLimiter
 from callserver.plugin_api import Contribution, Metric, PluginDeps
 
@@ -69,11 +70,14 @@ class CallbacksPlugin:
         scheduler = _scheduler(cfg, deps, store, _job_dialer(cfg, deps, ends, dialer), notifier)
         service.wake_with(scheduler.wake)
         scheduler.publish_job = service.publish
+        placer = SlotPlacer(store, scheduler, dialer, deps.clock, SlotSettings(
+            cfg.vhold_slot_context, cfg.vhold_max_wait_s, deps.server.instance_id, cfg.lease_s))
+        vhold = VirtualHold(service, deps.live,
+                            VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s),
+                            placer.place)
         detector = MissDetector(service, MissRules(
             cfg.short_call_s, cfg.busy_wait_s, cfg.ivr_min_s, frozenset(cfg.ignore_modes)),
-            cfg.ring_out_s)  # fmt: skip
-        vhold = VirtualHold(service, deps.live,
-                            VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s))
+            cfg.ring_out_s, skip=vhold.accepted_call)  # fmt: skip
         after_hours = _after_hours(deps, service)
         listeners: list[Any] = [detector, scheduler, vhold, *([after_hours] if after_hours else [])]
         figures = Figures(store, deps.clock)

@@ -122,6 +122,11 @@ class Call:
     """``clock.wall()`` of the first AgentConnect."""
     abandoned_at: float | None = None
     """``clock.wall()`` of QueueCallerAbandon (also a queue timeout)."""
+    queue_dtmf: tuple[tuple[float, str], ...] = ()
+    """Digits the caller presses while waiting in a queue (seconds after joining, digit)."""
+    on_connect: Callable[[], None] | None = None
+    """Called once a queue member answered and is bridged with this caller (a Local
+    ``;2`` caller's ``;1`` half is answered then: ``pbxsim.vhold_plan``)."""
 
 
 class Engine:

@@ -27,6 +27,7 @@ from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
 from pbxsim.patients import outbound_record, pick_audio, stasis_patient
 from pbxsim.queue_events import agent_status
+from pbxsim.vhold_plan import SLOT_CONTEXT, run_slot
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
@@ -55,6 +56,8 @@ class OriginatePolicy:
     audio: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Number (or ``*``) → WAV files the patient "says" on successive answered calls."""
     machine_audio: tuple[str, ...] = ()
+    press: dict[str, str] = field(default_factory=dict)
+    """Number (or ``*``) → digits the patient presses in ``[callbacks-patient-first]``."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ async def originate(
     """Run one originate to its end (OriginateResponse is emitted on the way)."""
     eng.calls_started += 1
     if req.channel.startswith("Local/"):
-        await _local(eng, dp, req)
+        await _local(eng, dp, policy, req)
     else:
         started = eng.clock.wall()
         call = await _outbound(eng, policy, req)
@@ -186,13 +189,22 @@ def _lab400_answer(eng: Engine, req: OriginateRequest, one: Channel, two: Channe
     eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
 
 
-async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
+async def _local(
+    eng: Engine, dp: Dialplan, policy: OriginatePolicy, req: OriginateRequest
+) -> None:
     spec = req.channel[len("Local/") :].split("/", 1)[0]
     exten, _, ctx = spec.partition("@")
     ctx = ctx or "default"
     one, two = _local_pair(eng, req, exten, ctx)
     call = eng.register_call(two)
     call.talk_s, call.agent_ends = 3600.0, False
+    if ctx == SLOT_CONTEXT:
+        await run_slot(
+            eng, req, policy, (one, two), call,
+            lambda ok, reason, ch: _response(eng, req, ok, reason, ch),
+            lambda number: policy.numbers.get(number) or _draw(eng, policy),
+        )  # fmt: skip
+        return
     if ctx == "lab-local" and exten == "400":
         _lab400_answer(eng, req, one, two)
         await run_queue(eng, call, "labq", 5, None, max_wait_s=30.0)

@@ -8,13 +8,15 @@ Keys (all optional unless noted; times in scenario seconds):
 ``stasis_builtin`` (register the built-in lab app as ``callserver`` when no ARI does).
 ``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
 (endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``),
-``ringinuse``, ``paused`` (members paused from the start).
+``ringinuse``, ``paused`` (members paused from the start), ``context`` (queues.conf: a digit
+pressed while waiting that is an extension there exits the queue, e.g. ``callbacks-vhold``).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
 ``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list),
 ``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``),
 ``local`` (Local-channel members ``exten@context``, e.g. the lab's ``op-bot@lab-local``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
-``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``;
+``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``,
+``queue_dtmf`` (digits pressed while waiting in the queue: ``[[seconds after joining, "1"]]``);
 what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s``,
 ``hold_s``, ``transfer`` (``blind``/``attended``), ``transfer_to``, ``transfer_context``,
 ``transfer_after_s``, ``transferer_hangup_s``.
@@ -22,7 +24,9 @@ what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s`
 ``[originate]``  outcome mix for trunk originates (``pbxsim.originate.OriginatePolicy``):
 ``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
 ``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
-list of WAV paths), ``machine_audio`` (see ``pbxsim.patients``).
+list of WAV paths), ``machine_audio`` (see ``pbxsim.patients``), ``press`` (number or ``*`` →
+the digits the patient presses in the callbacks patient-first IVR, "" none; see
+``pbxsim.patient_first``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class QueueSpec:
     ringinuse: bool = False
     paused: tuple[str, ...] = ()
     """Members paused in this queue from the start (the lab paused op102 in reception)."""
+    context: str = ""
+    """queues.conf ``context`` (exit by a digit, e.g. ``callbacks-vhold``)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ def _queue(q: dict[str, Any]) -> QueueSpec:
         tuple(members),
         bool(q.get("ringinuse", False)),
         tuple(str(x) for x in q.get("paused", [])),
+        str(q.get("context", "")),
     )
 
 
@@ -160,6 +167,7 @@ def _call(c: dict[str, Any]) -> tuple[float, InboundCall]:
         dtmf,
         float(c.get("stasis_hold_s", 30.0)),
         _midcall(c),
+        tuple((float(t), str(d)) for t, d in c.get("queue_dtmf", [])),
     )
     return float(c.get("at", 0.0)), spec
 
@@ -193,6 +201,7 @@ def _policy(orig: dict[str, Any]) -> OriginatePolicy:
         machine_s=_pair(orig.get("machine_s", d.machine_s)),
         audio={str(k): tuple(str(x) for x in v) for k, v in orig.get("audio", {}).items()},
         machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
+        press={str(k): str(v) for k, v in orig.get("press", {}).items()},
     )
 
 
