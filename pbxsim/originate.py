@@ -9,8 +9,10 @@
 
 After the first leg answered it runs ``Application``/``Data``; with ``Context``/``Exten``
 where ``Exten`` is a phone number it dials that number over the trunk (``outbound.py``:
-the callback pattern "ring the operator, then the patient"), else it stays up for a drawn
-talk time.
+the callback pattern "ring the operator, then the patient"); a patient put into
+``callbacks-patient-first`` runs that IVR (``patient_first.py``); else it stays up for a drawn
+talk time. ``Local/<digits>@callbacks-vhold-slot`` is virtual hold's placeholder
+(``vhold_plan.py``).
 
 Times are scenario seconds; ``Timeout`` in the action is milliseconds like Asterisk.
 """
@@ -25,6 +27,8 @@ from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbou
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
+from pbxsim.patient_first import CONTEXT as PATIENT_FIRST
+from pbxsim.patient_first import press_of, run_patient_first
 from pbxsim.patients import outbound_record, pick_audio, stasis_patient
 from pbxsim.queue_events import agent_status
 from pbxsim.vhold_plan import SLOT_CONTEXT, run_slot
@@ -353,7 +357,10 @@ async def _after_answer(
     ch = call.channel
     if req.application.lower() == "stasis" and await stasis_patient(eng, call, req.data, talk):
         return
-    if not req.application and is_number(req.exten):
+    if patient and not req.application and req.context == PATIENT_FIRST:
+        number = req.channel.partition("/")[2].partition("@")[0]
+        await run_patient_first(eng, call, press_of(call, policy.press, number), talk)
+    elif not req.application and is_number(req.exten):
         ch.goto(req.context, req.exten, req.priority)
         callee = req.exten.lstrip("+")
         pinned = policy.numbers.get(callee) or _draw(eng, policy)

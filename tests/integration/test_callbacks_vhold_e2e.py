@@ -47,10 +47,13 @@ async def test_virtual_hold_keeps_the_callers_place(
     fresh_pg_dsn: str, redis_url: str, redis_prefix: str
 ) -> None:
     seen: list[DomainEvent] = []
+
+    def served() -> list[str]:
+        return [e.call.caller for e in seen if isinstance(e, CallAnswered)]
+
     async with run_pbxsim("callbacks-vhold", speed=4.0, agi_port=free_port()) as pbx:
         env = callbacks_env(pbx, fresh_pg_dsn, redis_url, redis_prefix)
         async with watched_server(env, seen):
-            served = lambda: [e.call.caller for e in seen if isinstance(e, CallAnswered)]  # noqa: E731
             await wait_for(lambda: len(served()) >= 4 or None, within=60.0)
             sql = "SELECT * FROM callback_jobs WHERE state = 'done'"
             job = (await wait_for(lambda: rows(fresh_pg_dsn, sql), within=30.0))[0]
