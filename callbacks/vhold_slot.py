@@ -2,7 +2,7 @@
 
 When a caller accepts virtual hold (``vhold_accept``), callserver Originates
 ``Local/<digits>@callbacks-vhold-slot/n``: its ``;2`` half runs
-``Queue(${VHOLD_QUEUE},,,,,,,,${VHOLD_POSITION})`` — app_queue's *position* argument puts it at
+``Queue(${VHOLD_QUEUE},t,,,,,,,${VHOLD_POSITION})`` — app_queue's *position* argument puts it at
 the caller's own place (``VirtualQueue.position``) — and once a member answers it, the ``;1``
 half continues in ``dial_context`` (``Dial(PJSIP/<patient>@trunk)`` with the clinic's caller
 ID). Asterisk itself keeps the place: no race with live callers for a freed operator.

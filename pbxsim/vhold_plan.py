@@ -3,9 +3,9 @@
 * ``[callbacks-vhold]`` — the queue's ``context``: a waiting caller who pressed 1 left the
   queue (``queue_call``) and lands here: ``AGI(…/vhold_accept,${CHANNEL(linkedid)})``; accepted
   → ``Playback(callbacks/we-will-call-you-back)``, Hangup; refused → ``Playback(sorry)`` and
-  back into the queue at its own place (``Queue(…,,,,${QUEUEPOSITION})``).
+  back into the queue at its own place (``Queue(…,rt,,,300,,,,${QUEUEPOSITION})``).
 * ``[callbacks-vhold-slot]`` — callserver Originates ``Local/<digits>@callbacks-vhold-slot/n``:
-  the ``;2`` half runs ``Queue(${VHOLD_QUEUE},,,,,,,,${VHOLD_POSITION})`` (app_queue's position
+  the ``;2`` half runs ``Queue(${VHOLD_QUEUE},t,,,,,,,${VHOLD_POSITION})`` (app_queue's position
   argument: it joins at the caller's own place) and stays unanswered until a member answers;
   then ``;1`` is answered (OriginateResponse Success) and runs the Originate's
   ``Context``/``Exten`` (``callbacks-dial``: ``Dial(PJSIP/<patient>@trunk,60)``). The
@@ -91,7 +91,7 @@ async def run_slot(
     position = int(raw) if raw.isdigit() else 0
     attempt = two.variables.get("CALLBACK_ATTEMPT", "")
     eng.exten(two, 1, "NoOp", f"virtual hold {attempt}: place {position} in {queue}")
-    eng.exten(two, 2, "Queue", f"{queue},,,,,,,,{position}")
+    eng.exten(two, 2, "Queue", f"{queue},t,,,,,,,{position}")
     call.talk_s, call.agent_ends = SLOT_TALK_S, False
     call.on_connect = lambda: _answered(eng, req, policy, pair, call, (respond, pick))
     q = eng.queues.get(queue)
