@@ -224,6 +224,10 @@ async def run_queue(
         return
     if status in ("TIMEOUT", "UNKNOWN"):
         eng.setvar(ch, "QUEUESTATUS", status)
+    if position:  # [callbacks-vhold]'s rejoin: Hangup() follows the Queue()
+        eng.exten(ch, prio + 1, "Hangup", "")
+        finish(eng, call, 16, "ANSWERED" if status == "CONTINUE" else "NO ANSWER")
+        return
     eng.exten(ch, prio + 1, "NoOp", f"QUEUESTATUS={ch.variables.get('QUEUESTATUS', '')}")
     eng.exten(ch, prio + 2, "Playback", "vm-goodbye")
     await playback(eng, call, "vm-goodbye")

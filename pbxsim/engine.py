@@ -63,6 +63,8 @@ class DurableRecords(Protocol):
 
     def queue_timeout(self, uniqueid: str) -> None: ...
 
+    def queue_key(self, uniqueid: str, digits: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -339,6 +341,11 @@ class Engine:
         if self.records is not None:
             self.records.cdr(dict(fields), start=ch.created, answer=ch.answered, end=end,
                              linkedid=ch.linkedid)  # fmt: skip
+
+    def queue_key(self, ch: Channel, digits: str) -> None:
+        """The caller leaves ``Queue()`` with a key of the queue's context (EXITWITHKEY)."""
+        if self.records is not None:
+            self.records.queue_key(ch.uniqueid, digits)
 
     def queue_timeout(self, ch: Channel) -> None:
         """The caller leaves ``Queue()`` by its timeout (queue_log EXITWITHTIMEOUT)."""

@@ -95,6 +95,7 @@ def _exit_with_key(eng: Engine, call: Call, q: Queue, entry: Entry, digit: str) 
     QUEUEPOSITION), no QUEUESTATUS (its reason stays unknown); the channel goes on at
     ``context,digit,1``."""
     ch = call.channel
+    eng.queue_key(ch, digit)
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
     pos = q.position(entry)
