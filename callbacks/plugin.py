@@ -91,7 +91,7 @@ class CallbacksPlugin:
             components=[notifier],
             after_database=[*listeners, figures],
             metrics=[*_metrics(service, detector, scheduler, figures, after_hours),
-                     *_form_metrics(limiter)],
+                     *_form_metrics(limiter), *_vhold_metrics(vhold)],
             ports={
                 "callback_jobs": service,
                 "dialer": DialerPort(dialer, store, deps.clock, deps.server.instance_id,
@@ -137,6 +137,15 @@ def _form_metrics(limiter: RateLimiter) -> list[Metric]:
                lambda: limiter.limited),
         Metric(p + "unlimited_total", "web form requests let through unchecked (Redis down)",
                lambda: limiter.unlimited),
+    ]  # fmt: skip
+
+
+def _vhold_metrics(vhold: VirtualHold) -> list[Metric]:
+    p = "callserver_callbacks_vhold_"
+    return [
+        Metric(p + "accepted_total", "callers who accepted virtual hold", lambda: vhold.accepted),
+        Metric(p + "placed_total", "placeholders queued at an accepted caller's place",
+               lambda: vhold.placed),
     ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
+import aiohttp
 import pytest
 
 from callserver.app import CallServer
@@ -53,10 +54,13 @@ async def test_virtual_hold_keeps_the_callers_place(
 
     async with run_pbxsim("callbacks-vhold", speed=4.0, agi_port=free_port()) as pbx:
         env = callbacks_env(pbx, fresh_pg_dsn, redis_url, redis_prefix)
-        async with watched_server(env, seen):
+        async with watched_server(env, seen) as srv:
             await wait_for(lambda: len(served()) >= 4 or None, within=60.0)
             sql = "SELECT * FROM callback_jobs WHERE state = 'done'"
             job = (await wait_for(lambda: rows(fresh_pg_dsn, sql), within=30.0))[0]
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{srv.config.http.port}/metrics"
+                metrics = await (await http.get(url)).text()
     assert served() == [A, B, C, D]
     # the placeholder joined the queue at B's place, ahead of C who was waiting
     slot = next(e for e in seen if isinstance(e, CallQueued) and e.call.direction == "outbound")
@@ -69,5 +73,7 @@ async def test_virtual_hold_keeps_the_callers_place(
     assert [(a["job_id"], a["operator"], a["result"], a["cause"]) for a in attempts] == [
         (job["id"], f"Local/{B}@callbacks-vhold-slot/n", "answered", "ANSWER")]
     assert attempts[0]["uniqueid"] == slot.call.id
+    assert "callserver_callbacks_vhold_accepted_total 1" in metrics
+    assert "callserver_callbacks_vhold_placed_total 1" in metrics
     # nobody else became a callback: A, C, D were answered, B's hang-up was no miss
     assert len(await rows(fresh_pg_dsn, "SELECT * FROM callback_jobs")) == 1
