@@ -79,6 +79,12 @@ class CallbacksConfig:
     """Virtual hold: offer a callback when the caller's estimated wait exceeds this."""
     vhold_mean_handle_s: float = 180.0
     """Mean handle time per call used for the wait estimate."""
+    vhold_slot_context: str = "callbacks-vhold-slot"
+    """Virtual hold: the dialplan context of the placeholder ``Local/<digits>@…/n`` whose ``;2``
+    half queues at the caller's place (``dialplan-snippet.conf``)."""
+    vhold_max_wait_s: float = 3600.0
+    """Virtual hold: how long the placeholder may wait in the queue (the Originate's Timeout);
+    after it the callback is dialled agent-first by the scheduler."""
 
 
 def _hours(key: str, text: str) -> tuple[int, int]:
@@ -125,7 +131,8 @@ def validate_callbacks(cfg: CallbacksConfig) -> None:
                           key="callbacks.timezone") from None  # fmt: skip
     hours_of(cfg)
     for key in ("poll_interval_s", "lease_s", "operator_ring_s", "call_max_s", "patient_ring_s",
-                "form_per_phone_window_s", "form_per_client_window_s"):  # fmt: skip
+                "form_per_phone_window_s", "form_per_client_window_s",
+                "vhold_max_wait_s"):  # fmt: skip
         if getattr(cfg, key) <= 0:
             raise ConfigError(message=f"callbacks.{key}: must be > 0", key=f"callbacks.{key}")
     for key in ("max_attempts", "form_per_phone", "form_per_client", "form_max_days"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from callbacks.models import JobSpec
@@ -47,8 +48,11 @@ def facts(event: CallEnded) -> CallFacts:
 class MissDetector:
     """Bus subscriber (``submit``) plus an owned task (``start``/``aclose``)."""
 
-    def __init__(self, jobs: Jobs, rules: MissRules, ring_out_s: float) -> None:
+    def __init__(self, jobs: Jobs, rules: MissRules, ring_out_s: float,
+                 skip: Callable[[str], bool] = lambda call_id: False) -> None:  # fmt: skip
         self._jobs = jobs
+        self._skip = skip
+        """Calls that are no miss (a caller who accepted virtual hold hangs up on purpose)."""
         self._rules = rules
         self._ring_out_s = ring_out_s
         self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue(QUEUE_SIZE)
@@ -61,6 +65,8 @@ class MissDetector:
         if not isinstance(event, CallAbandoned | CallEnded | CallAnswered):
             return
         if event.call.direction != "inbound":
+            return
+        if not isinstance(event, CallAnswered) and self._skip(event.call.id):
             return
         try:
             self._queue.put_nowait(event)

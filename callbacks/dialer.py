@@ -138,6 +138,33 @@ class AgentFirstDialer:
             "CallerID": _callerid(label, phone),
             "Variable": [f"CALLBACK_ATTEMPT={attempt_id}", f"CALLBACK_CID={_digits(caller_id)}"],
         }
+        return await self._send(headers, ring, attempt_id, phone, on_uniqueid)
+
+    async def originate_slot(
+        self, *, attempt_id: str, channel: str, phone: str, caller_id: str, label: str,
+        variables: Mapping[str, str], wait_s: float,
+        on_uniqueid: Callable[[str], Awaitable[None]] | None = None,
+    ) -> DialOutcome:  # fmt: skip
+        """Virtual hold: Originate the placeholder ``channel`` (``Local/…@callbacks-vhold-slot``,
+        which queues at the caller's place with ``variables``) for up to ``wait_s``; once a
+        member answers, its ``;1`` half continues in ``dial_context`` at the patient's digits.
+        Same results as ``originate`` (a slot nobody answered: ``operator_no_answer``)."""
+        headers: Mapping[str, str | list[str]] = {
+            "Channel": channel,
+            "Context": self._settings.dial_context,
+            "Exten": _digits(phone),
+            "Priority": "1",
+            "Timeout": str(int(wait_s * 1000)),
+            "CallerID": _callerid(label, phone),
+            "Variable": [f"CALLBACK_ATTEMPT={attempt_id}", f"CALLBACK_CID={_digits(caller_id)}",
+                         *(f"{k}={v}" for k, v in variables.items())],
+        }  # fmt: skip
+        return await self._send(headers, wait_s, attempt_id, phone, on_uniqueid)
+
+    async def _send(
+        self, headers: Mapping[str, str | list[str]], ring: float, attempt_id: str, phone: str,
+        on_uniqueid: Callable[[str], Awaitable[None]] | None,
+    ) -> DialOutcome:  # fmt: skip
         if self.on_originate is not None:
             self.on_originate(attempt_id, time.time())
         self.originated += 1

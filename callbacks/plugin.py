@@ -30,6 +30,7 @@ from callbacks.scheduler import Dialer, Scheduler, SchedulerSettings
 from callbacks.service import CallbackService, ServiceParts
 from callbacks.store import CallbackStore
 from callbacks.vhold_agi import VholdSettings, VirtualHold
+from callbacks.vhold_slot import SlotPlacer, SlotSettings
 from callbacks.webform import FormSettings, RateLimiter
 from callserver.plugin_api import Contribution, Metric, PluginDeps
 
@@ -68,11 +69,14 @@ class CallbacksPlugin:
         scheduler = _scheduler(cfg, deps, store, _job_dialer(cfg, deps, ends, dialer), notifier)
         service.wake_with(scheduler.wake)
         scheduler.publish_job = service.publish
+        placer = SlotPlacer(store, scheduler, dialer, deps.clock, SlotSettings(
+            cfg.vhold_slot_context, cfg.vhold_max_wait_s, deps.server.instance_id, cfg.lease_s))
+        vhold = VirtualHold(service, deps.live,
+                            VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s),
+                            placer.place)
         detector = MissDetector(service, MissRules(
             cfg.short_call_s, cfg.busy_wait_s, cfg.ivr_min_s, frozenset(cfg.ignore_modes)),
-            cfg.ring_out_s)  # fmt: skip
-        vhold = VirtualHold(service, deps.live,
-                            VholdSettings(cfg.vhold_threshold_s, cfg.vhold_mean_handle_s))
+            cfg.ring_out_s, skip=vhold.accepted_call)  # fmt: skip
         after_hours = _after_hours(deps, service)
         listeners: list[Any] = [detector, scheduler, vhold, *([after_hours] if after_hours else [])]
         figures = Figures(store, deps.clock)
@@ -86,7 +90,7 @@ class CallbacksPlugin:
             components=[notifier],
             after_database=[*listeners, figures],
             metrics=[*_metrics(service, detector, scheduler, figures, after_hours),
-                     *_form_metrics(limiter)],
+                     *_form_metrics(limiter), *_vhold_metrics(vhold)],
             ports={
                 "callback_jobs": service,
                 "dialer": DialerPort(dialer, store, deps.clock, deps.server.instance_id,
@@ -132,6 +136,15 @@ def _form_metrics(limiter: RateLimiter) -> list[Metric]:
                lambda: limiter.limited),
         Metric(p + "unlimited_total", "web form requests let through unchecked (Redis down)",
                lambda: limiter.unlimited),
+    ]  # fmt: skip
+
+
+def _vhold_metrics(vhold: VirtualHold) -> list[Metric]:
+    p = "callserver_callbacks_vhold_"
+    return [
+        Metric(p + "accepted_total", "callers who accepted virtual hold", lambda: vhold.accepted),
+        Metric(p + "placed_total", "placeholders queued at an accepted caller's place",
+               lambda: vhold.placed),
     ]  # fmt: skip
 
 

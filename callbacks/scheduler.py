@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -48,6 +48,27 @@ class Dialer(Protocol):
     ) -> DialOutcome: ...  # fmt: skip
 
     async def wait_end(self, uniqueid: str) -> DialOutcome: ...
+
+
+class SlotDialer(Protocol):
+    """Virtual hold's placeholder Originate (``AgentFirstDialer.originate_slot``)."""
+
+    async def originate_slot(
+        self, *, attempt_id: str, channel: str, phone: str, caller_id: str, label: str,
+        variables: Mapping[str, str], wait_s: float,
+        on_uniqueid: Callable[[str], Awaitable[None]] | None = ...,
+    ) -> DialOutcome: ...  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a virtual-hold placeholder queues: ``channel`` (``Local/…@…-slot/n``) joins
+    ``queue`` at ``position`` and waits at most ``wait_s``."""
+
+    channel: str
+    queue: str
+    position: int
+    wait_s: float
 
 
 MIN_TICK_S = 0.25
@@ -201,6 +222,23 @@ class Scheduler:
             outcome = await self._dialer.originate(
                 attempt_id=job.attempt_id, operator=job.operator, phone=job.phone,
                 caller_id=self._s.caller_id, label=f"Перезвон {job.patient_name}".strip(),
+                on_uniqueid=lambda u: self._store.set_uniqueid(job.attempt_id, u),
+            )  # fmt: skip
+        await self.finish(job.attempt_id, job.id, job.attempts, job.patient_tz, outcome)
+
+    def place_slot(self, job: ClaimedJob, slot: Slot, dialer: SlotDialer) -> None:
+        """Virtual hold: dial ``job`` (claimed with ``slot.channel`` as its operator) through a
+        placeholder that keeps the caller's place in the queue; recorded like any attempt."""
+        self._spawn(self._slot_attempt(job, slot, dialer), slot.channel)
+
+    async def _slot_attempt(self, job: ClaimedJob, slot: Slot, dialer: SlotDialer) -> None:
+        await self._publish(job.id)
+        async with self._lease(job.attempt_id):
+            outcome = await dialer.originate_slot(
+                attempt_id=job.attempt_id, channel=slot.channel, phone=job.phone,
+                caller_id=self._s.caller_id, label=f"Перезвон {job.patient_name}".strip(),
+                variables={"VHOLD_QUEUE": slot.queue, "VHOLD_POSITION": str(slot.position)},
+                wait_s=slot.wait_s,
                 on_uniqueid=lambda u: self._store.set_uniqueid(job.attempt_id, u),
             )  # fmt: skip
         await self.finish(job.attempt_id, job.id, job.attempts, job.patient_tz, outcome)

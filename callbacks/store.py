@@ -137,31 +137,31 @@ class CallbackStore:
     ) -> ClaimedJob | None:  # fmt: skip
         """Claim the most urgent due job ``operator`` may take and open its attempt, or None
         (nothing due, or another instance is dialling this operator or patient)."""
-        attempt_id = new_id("at")
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 job = await conn.fetchrow(_DUE, now, any_queue, list(queues))
                 if job is None:
                     return None
-                await conn.execute(
-                    "INSERT INTO callback_attempts (id, job_id, n, operator, phone, state, owner, "
-                    "lease_until, started_at) VALUES ($1, $2, $3, $4, $5, 'dialing', $6, $7, $8)",
-                    attempt_id, job["id"], job["attempts"] + 1, operator, job["phone"], owner,
-                    lease_until, now,
-                )  # fmt: skip
-                await conn.execute(
-                    "UPDATE callback_jobs SET state = 'active', lease_owner = $2, "
-                    "lease_until = $3, first_attempt_at = coalesce(first_attempt_at, $4) "
-                    "WHERE id = $1",
-                    job["id"], owner, lease_until, now,
-                )  # fmt: skip
+                return await _open_attempt(conn, job, operator, owner, now, lease_until)
         except asyncpg.UniqueViolationError:
             return None
-        return ClaimedJob(
-            job["id"], job["phone"], job["reason"], job["source"], job["queue"],
-            job["patient_name"], job["patient_tz"], job["missed_at"], job["attempts"],
-            job["missed_count"], attempt_id, operator,
-        )  # fmt: skip
+
+    async def claim_job(
+        self, job_id: str, *, operator: str, owner: str, now: float, lease_until: float
+    ) -> ClaimedJob | None:
+        """Claim the open job ``job_id`` for one attempt on ``operator`` (virtual hold: its
+        placeholder channel), or None (not open: being dialled, claimed by hand, done)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                job = await conn.fetchrow(
+                    "SELECT * FROM callback_jobs WHERE id = $1 AND state = 'open' FOR UPDATE",
+                    job_id,
+                )
+                if job is None:
+                    return None
+                return await _open_attempt(conn, job, operator, owner, now, lease_until)
+        except asyncpg.UniqueViolationError:
+            return None
 
     async def open_adhoc_attempt(
         self, *, operator: str, phone: str, owner: str, now: float, lease_until: float
@@ -322,3 +322,28 @@ class CallbackStore:
         )
         assert row is not None
         return {k: float(v) for k, v in dict(row).items()}
+
+
+async def _open_attempt(
+    conn: Any, job: Any, operator: str, owner: str, now: float, lease_until: float
+) -> ClaimedJob:
+    """Insert the ``dialing`` attempt of a locked open job and mark the job active (in the
+    caller's transaction)."""
+    attempt_id = new_id("at")
+    await conn.execute(
+        "INSERT INTO callback_attempts (id, job_id, n, operator, phone, state, owner, "
+        "lease_until, started_at) VALUES ($1, $2, $3, $4, $5, 'dialing', $6, $7, $8)",
+        attempt_id, job["id"], job["attempts"] + 1, operator, job["phone"], owner,
+        lease_until, now,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE callback_jobs SET state = 'active', lease_owner = $2, "
+        "lease_until = $3, first_attempt_at = coalesce(first_attempt_at, $4) "
+        "WHERE id = $1",
+        job["id"], owner, lease_until, now,
+    )  # fmt: skip
+    return ClaimedJob(
+        job["id"], job["phone"], job["reason"], job["source"], job["queue"],
+        job["patient_name"], job["patient_tz"], job["missed_at"], job["attempts"],
+        job["missed_count"], attempt_id, operator,
+    )  # fmt: skip

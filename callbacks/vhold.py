@@ -8,9 +8,9 @@ moment its live self would have reached the head of the queue. Callers who joine
 behind it (it does not fall back), and it is not due before callers who joined earlier were
 served (it does not jump ahead).
 
-The dialplan side (``callbacks/README.md``): when an entry becomes due, callserver places the
-callback into the same queue at a priority above the live callers, so the next free operator
-takes it; the operator's answered leg then dials the patient.
+The dialplan side (``callbacks/README.md``): at accept time callserver queues a placeholder
+channel at the entry's ``position`` (``vhold_slot.py``), so Asterisk keeps the place; a due
+virtual entry (only when no placeholder could be placed) becomes a top-priority callback job.
 """
 
 from __future__ import annotations
@@ -37,10 +37,21 @@ class VirtualQueue:
     entries: dict[str, Entry] = field(default_factory=dict)
     _seq: int = 0
 
-    def join(self, entry_id: str, *, seq: int | None = None) -> Entry:
-        """A live caller joined (``seq``: the model's join order; default: after everyone)."""
+    def join(self, entry_id: str, *, seq: int | None = None, position: int | None = None
+             ) -> Entry:  # fmt: skip
+        """A live caller joined (``seq``: the model's join order; default: after everyone;
+        ``position``: app_queue put it at this 1-based place, the ones from there move back)."""
         if entry_id in self.entries:
             return self.entries[entry_id]
+        if position is not None and seq is None and position <= len(self.entries):
+            order = sorted(self.entries.values(), key=lambda e: e.seq)
+            entry = Entry(entry_id, 0)
+            order.insert(max(position - 1, 0), entry)
+            for n, e in enumerate(order, start=1):
+                e.seq = n
+            self._seq = len(order)
+            self.entries[entry_id] = entry
+            return entry
         self._seq = max(self._seq + 1, seq if seq is not None else 0)
         entry = Entry(entry_id, seq if seq is not None else self._seq)
         self.entries[entry_id] = entry

@@ -1,6 +1,8 @@
 """Virtual hold on the live system: the bus feeds one ``VirtualQueue`` per queue; two FastAGI
-scripts let the dialplan offer and accept; a due virtual entry becomes a callback job with the
-top priority (see ``vhold.py`` for the position-keeping rules, README for the dialplan).
+scripts let the dialplan offer and accept. An accepted caller's place is taken at once by a
+placeholder channel queued at that position (``vhold_slot.py``); only when it cannot be placed
+does the entry stay virtual and become a top-priority job when due (see ``vhold.py`` for the
+position-keeping rules, README for the dialplan).
 
 * ``agi://callserver/vhold_offer`` (before and while queued): sets ``VHOLD_OFFER`` = 1 when the
   caller's estimated wait exceeds ``vhold_threshold_s`` (and ``VHOLD_WAIT`` = seconds).
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 
 PRIORITY = 1000
 """Above every other callback: a due virtual entry is the head of its queue."""
+ACCEPTED_MAX = 10_000
+
+Placer = Callable[[str, int, str, str], Awaitable[bool]]
+"""(queue, position, phone, call id) → whether a placeholder now holds the caller's place."""
 
 
 class AgiVars(Protocol):
@@ -57,21 +65,28 @@ class VholdSettings:
 
 
 class VirtualHold:
-    def __init__(self, jobs: Jobs, live: LiveView, settings: VholdSettings) -> None:
-        self._jobs, self._live, self._s = jobs, live, settings
+    def __init__(self, jobs: Jobs, live: LiveView, settings: VholdSettings,
+                 placer: Placer | None = None) -> None:  # fmt: skip
+        self._jobs, self._live, self._s, self._placer = jobs, live, settings, placer
         self.queues: dict[str, VirtualQueue] = {}
         self._due: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue(10_000)
         self._task: asyncio.Task[None] | None = None
+        self._placing: set[asyncio.Task[None]] = set()
+        self._accepted_calls: OrderedDict[str, None] = OrderedDict()
         self.accepted = 0
         self.placed = 0
+
+    def accepted_call(self, call_id: str) -> bool:
+        """Whether the caller of ``call_id`` accepted virtual hold (its hang-up is no miss)."""
+        return call_id in self._accepted_calls
 
     def _queue(self, name: str) -> VirtualQueue:
         return self.queues.setdefault(name, VirtualQueue(name))
 
     def submit(self, event: DomainEvent) -> None:
         """Bus subscriber: joins and leaves (cheap, in memory); due entries go to the task."""
-        if isinstance(event, CallQueued):
-            self._queue(event.queue).join(event.call.id)
+        if isinstance(event, CallQueued):  # at app_queue's position (a placeholder's own)
+            self._queue(event.queue).join(event.call.id, position=event.position or None)
             return
         if not isinstance(event, CallAnswered | CallAbandoned | CallEnded):
             return
@@ -94,6 +109,8 @@ class VirtualHold:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        for t in list(self._placing):
+            await cancel_and_wait(t)
 
     async def _run(self) -> None:
         while True:
@@ -104,6 +121,28 @@ class VirtualHold:
                 self.placed += 1
             except Exception as exc:
                 log.error("virtual hold: callback job for %s not created: %r", mask(phone), exc)
+
+    def _place(self, queue: str, position: int, phone: str, call_id: str) -> None:
+        """Start the placeholder (owned task); if it cannot be placed the callback becomes a
+        top-priority job at once (the old way: the next free operator, place not guaranteed)."""
+        placer = self._placer
+        assert placer is not None
+
+        async def run() -> None:
+            try:
+                if await placer(queue, position, phone, call_id):
+                    self.placed += 1
+                    return
+            except Exception as exc:
+                log.error("virtual hold: placeholder for %s failed: %r", mask(phone), exc)
+            try:
+                self._due.put_nowait((queue, call_id, phone))
+            except asyncio.QueueFull:
+                log.error("virtual hold: callback for %s lost (queue full)", mask(phone))
+
+        task = asyncio.create_task(run(), name="callbacks-vhold-place")
+        self._placing.add(task)
+        task.add_done_callback(self._placing.discard)
 
     def _waiting(self, uniqueid: str, linkedid: str) -> tuple[str, int, float] | None:
         """(queue, position, estimated wait) of a waiting caller."""
@@ -135,10 +174,16 @@ class VirtualHold:
         for q in self.queues.values():
             if phone is not None and q.go_virtual(linkedid, phone):
                 entry = (q.name, q.position(linkedid) or 0)
+                if self._placer is not None:  # the placeholder takes the place at once
+                    q.served(linkedid)
+                    self._place(q.name, entry[1], phone, linkedid)
                 self._flush(q)  # nobody ahead: due at once
                 break
         if entry is not None:
             self.accepted += 1
+            self._accepted_calls[linkedid] = None
+            if len(self._accepted_calls) > ACCEPTED_MAX:
+                self._accepted_calls.popitem(last=False)
             log.info("virtual hold: %s keeps place %d in %s", mask(phone), entry[1], entry[0])
         try:
             await session.set_variable("VHOLD_ACCEPTED", "1" if entry else "0")

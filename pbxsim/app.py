@@ -98,7 +98,8 @@ class Pbx:
             rng = random.Random(f"{self.opts.seed}:{target}")
             eng.agents[exten] = Agent(exten, exten, exten, spec.profile, rng, local=target)
         for qs in sc.queues:
-            q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry, ringinuse=qs.ringinuse)
+            q = Queue(qs.name, qs.strategy, qs.timeout, qs.retry, ringinuse=qs.ringinuse,
+                      context=qs.context)  # fmt: skip
             q.rng = random.Random(f"{self.opts.seed}:queue:{qs.name}")  # `random` strategy
             members = qs.members
             if members == (("*", 0),):

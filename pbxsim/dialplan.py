@@ -25,8 +25,11 @@ from pbxsim.plan import MidCall
 from pbxsim.queue_call import queue_app
 from pbxsim.stasis_run import run_stasis
 from pbxsim.stasis_session import PLAYBACK_SECONDS
+from pbxsim.vhold_plan import vhold_exit
 
 QUEUE_TIMEOUT_S = 45.0
+VHOLD_REJOIN_WAIT_S = 300.0
+"""``[callbacks-vhold]``: ``Queue(${ROUTE_QUEUE},r,,,300,,,,${QUEUEPOSITION})``."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class InboundCall:
     """How long the caller stays in Stasis before hanging up by itself."""
     plan: MidCall = field(default_factory=MidCall)
     """Hold / transfer by the operator once connected."""
+    queue_dtmf: tuple[tuple[float, str], ...] = ()
+    """Digits pressed while waiting in a queue: (seconds after joining, digit)."""
 
 
 @dataclass
@@ -87,6 +92,7 @@ async def run_inbound(eng: Engine, dp: Dialplan, spec: InboundCall) -> None:
     )
     call = eng.register_call(ch)
     call.talk_s, call.agent_ends, call.plan = spec.talk_s, spec.agent_ends, spec.plan
+    call.queue_dtmf = spec.queue_dtmf
     call.started_at = eng.clock.wall()
     try:
         await _from_trunk(eng, dp, call, spec)
@@ -186,18 +192,29 @@ async def run_queue(
     prio: int,
     patience: float | None,
     max_wait_s: float = QUEUE_TIMEOUT_S,
+    position: int = 0,
 ) -> None:
-    """``Queue(${ROUTE_QUEUE},r,,,45)`` (options from the engine config) and what
-    follows it in route-inbound."""
+    """``Queue(${ROUTE_QUEUE},r,,,45)`` (options from the engine config; ``position``: the
+    9th argument) and what follows it in route-inbound."""
     ch = call.channel
-    eng.exten(ch, prio, "Queue", f"{queue},{eng.config.queue_options},,,{int(max_wait_s)}")
+    args = f"{queue},{eng.config.queue_options},,,{int(max_wait_s)}"
+    eng.exten(ch, prio, "Queue", args + (f",,,,{position}" if position else ""))
     q = eng.queues.get(queue)
     if q is None:
         status = "UNKNOWN"
     else:
-        status = await queue_app(eng, call, q, max_wait_s, patience)
+        status = await queue_app(eng, call, q, max_wait_s, patience, position)
     if status == "GONE":
         eng.calls_finished += 1
+        return
+    if status == "EXITKEY":  # the queue's context: [callbacks-vhold]
+        call.queue_dtmf = ()
+
+        async def rejoin(place: int) -> None:
+            await run_queue(eng, call, queue, 4, patience, VHOLD_REJOIN_WAIT_S, place)
+
+        if await vhold_exit(eng, call, rejoin):
+            finish(eng, call, call.hangup_cause or 16, "ANSWERED")
         return
     if status == "ABANDON":
         finish(eng, call, 0, "NO ANSWER")
@@ -207,6 +224,10 @@ async def run_queue(
         return
     if status in ("TIMEOUT", "UNKNOWN"):
         eng.setvar(ch, "QUEUESTATUS", status)
+    if position:  # [callbacks-vhold]'s rejoin: Hangup() follows the Queue()
+        eng.exten(ch, prio + 1, "Hangup", "")
+        finish(eng, call, 16, "ANSWERED" if status == "CONTINUE" else "NO ANSWER")
+        return
     eng.exten(ch, prio + 1, "NoOp", f"QUEUESTATUS={ch.variables.get('QUEUESTATUS', '')}")
     eng.exten(ch, prio + 2, "Playback", "vm-goodbye")
     await playback(eng, call, "vm-goodbye")

@@ -13,7 +13,9 @@ to repair what it missed. pbxsim writes them when Asterisk would:
   BlindTransfer/AttendedTransfer of that caller, BLINDTRANSFER (extension, context, holdtime,
   calltime, origposition) / ATTENDEDTRANSFER (BRIDGE, bridge id, holdtime, calltime,
   origposition), QueueCallerAbandon → ABANDON (position, origposition, waittime) or, after
-  ``Engine.queue_timeout``, EXITWITHTIMEOUT (position, origposition, waittime). ``callid`` is the
+  ``Engine.queue_timeout``, EXITWITHTIMEOUT (position, origposition, waittime); the
+  QueueCallerLeave of a caller who left with a key (``Engine.queue_key``) → EXITWITHKEY (key,
+  position, origposition, waittime). ``callid`` is the
   caller channel's uniqueid, ``agent`` the member name (``NONE`` when there is none).
 
 ``DurableWriter`` buffers rows in memory (``cdr()``/``queue_log()`` never block) and one task
@@ -131,7 +133,7 @@ def parse_event(data: bytes) -> tuple[str, dict[str, str]]:
 
 QUEUE_EVENTS = frozenset(
     {"QueueCallerJoin", "AgentConnect", "AgentComplete", "QueueCallerAbandon",
-     "BlindTransfer", "AttendedTransfer"}
+     "BlindTransfer", "AttendedTransfer", "QueueCallerLeave"}
 )  # fmt: skip
 _PREFIXES = tuple(f"Event: {name}\r\n".encode() for name in QUEUE_EVENTS)
 
@@ -144,6 +146,12 @@ class QueueLogTap:
         self._transfers: dict[str, tuple[str, str, str]] = {}
         """Caller uniqueid → (event, data1, data2) of a transfer whose AgentComplete follows."""
         self._origpos: dict[str, str] = {}
+        self._joined: dict[str, float] = {}
+        self._keys: dict[str, str] = {}
+
+    def queue_key(self, uniqueid: str, digits: str) -> None:
+        """The next QueueCallerLeave of ``uniqueid`` is an exit with ``digits``."""
+        self._keys[uniqueid] = digits
 
     def queue_timeout(self, uniqueid: str) -> None:
         """The next QueueCallerAbandon of ``uniqueid`` is the Queue() timeout."""
@@ -166,8 +174,17 @@ class QueueLogTap:
             return None
         queue, agent = f.get("Queue", ""), f.get("MemberName") or "NONE"
         data5: tuple[str, ...]
-        if name == "QueueCallerJoin":
+        if name == "QueueCallerLeave":
+            joined = self._joined.pop(uid, at)  # every exit leaves: nothing kept
+            digits = self._keys.pop(uid, None)
+            if digits is None:
+                return None  # answered, abandoned, timed out: logged by their own event
+            waited = str(int(at - joined))
+            event = "EXITWITHKEY"
+            data5 = (digits, f.get("Position", ""), self._origpos.pop(uid, ""), waited)
+        elif name == "QueueCallerJoin":
             self._origpos[uid] = f.get("Position", "")
+            self._joined[uid] = at
             event, data5 = "ENTERQUEUE", ("", f.get("CallerIDNum", ""), f.get("Position", ""))
         elif name == "AgentConnect":
             event = "CONNECT"
@@ -225,6 +242,9 @@ class DurableWriter:
 
     def queue_timeout(self, uniqueid: str) -> None:
         self.tap.queue_timeout(uniqueid)
+
+    def queue_key(self, uniqueid: str, digits: str) -> None:
+        self.tap.queue_key(uniqueid, digits)
 
     def event(self, data: bytes, at: float) -> None:
         """Feed one emitted AMI event; queue_log rows are queued (returns at once)."""

@@ -63,6 +63,8 @@ class DurableRecords(Protocol):
 
     def queue_timeout(self, uniqueid: str) -> None: ...
 
+    def queue_key(self, uniqueid: str, digits: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -122,6 +124,11 @@ class Call:
     """``clock.wall()`` of the first AgentConnect."""
     abandoned_at: float | None = None
     """``clock.wall()`` of QueueCallerAbandon (also a queue timeout)."""
+    queue_dtmf: tuple[tuple[float, str], ...] = ()
+    """Digits the caller presses while waiting in a queue (seconds after joining, digit)."""
+    on_connect: Callable[[], None] | None = None
+    """Called once a queue member answered and is bridged with this caller (a Local
+    ``;2`` caller's ``;1`` half is answered then: ``pbxsim.vhold_plan``)."""
 
 
 class Engine:
@@ -334,6 +341,11 @@ class Engine:
         if self.records is not None:
             self.records.cdr(dict(fields), start=ch.created, answer=ch.answered, end=end,
                              linkedid=ch.linkedid)  # fmt: skip
+
+    def queue_key(self, ch: Channel, digits: str) -> None:
+        """The caller leaves ``Queue()`` with a key of the queue's context (EXITWITHKEY)."""
+        if self.records is not None:
+            self.records.queue_key(ch.uniqueid, digits)
 
     def queue_timeout(self, ch: Channel) -> None:
         """The caller leaves ``Queue()`` by its timeout (queue_log EXITWITHTIMEOUT)."""

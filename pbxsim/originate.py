@@ -9,8 +9,10 @@
 
 After the first leg answered it runs ``Application``/``Data``; with ``Context``/``Exten``
 where ``Exten`` is a phone number it dials that number over the trunk (``outbound.py``:
-the callback pattern "ring the operator, then the patient"), else it stays up for a drawn
-talk time.
+the callback pattern "ring the operator, then the patient"); a patient put into
+``callbacks-patient-first`` runs that IVR (``patient_first.py``); else it stays up for a drawn
+talk time. ``Local/<digits>@callbacks-vhold-slot`` is virtual hold's placeholder
+(``vhold_plan.py``).
 
 Times are scenario seconds; ``Timeout`` in the action is milliseconds like Asterisk.
 """
@@ -25,8 +27,11 @@ from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbou
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 from pbxsim.outbound import dial_trunk, is_number
+from pbxsim.patient_first import CONTEXT as PATIENT_FIRST
+from pbxsim.patient_first import press_of, run_patient_first
 from pbxsim.patients import REPLY_VARIABLES, outbound_record, pick_reply, stasis_patient
 from pbxsim.queue_events import agent_status
+from pbxsim.vhold_plan import SLOT_CONTEXT, run_slot
 
 OUTCOMES = {
     "answer": (4, "ANSWER", 16, "ANSWERED"),
@@ -60,6 +65,8 @@ class OriginatePolicy:
     answered calls (see ``pbxsim.ari.patient_reply``)."""
     reply_after: str = "bridge"
     """``prompt``: patients speak their WAV after the bot's first prompt, not at bridging."""
+    press: dict[str, str] = field(default_factory=dict)
+    """Number (or ``*``) → digits the patient presses in ``[callbacks-patient-first]``."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ async def originate(
     """Run one originate to its end (OriginateResponse is emitted on the way)."""
     eng.calls_started += 1
     if req.channel.startswith("Local/"):
-        await _local(eng, dp, req)
+        await _local(eng, dp, policy, req)
     else:
         started = eng.clock.wall()
         call = await _outbound(eng, policy, req)
@@ -191,13 +198,22 @@ def _lab400_answer(eng: Engine, req: OriginateRequest, one: Channel, two: Channe
     eng.later(_app_seconds(req, 30.0), lambda: _local_one_ends(eng, one, two))
 
 
-async def _local(eng: Engine, dp: Dialplan, req: OriginateRequest) -> None:
+async def _local(
+    eng: Engine, dp: Dialplan, policy: OriginatePolicy, req: OriginateRequest
+) -> None:
     spec = req.channel[len("Local/") :].split("/", 1)[0]
     exten, _, ctx = spec.partition("@")
     ctx = ctx or "default"
     one, two = _local_pair(eng, req, exten, ctx)
     call = eng.register_call(two)
     call.talk_s, call.agent_ends = 3600.0, False
+    if ctx == SLOT_CONTEXT:
+        await run_slot(
+            eng, req, policy, (one, two), call,
+            lambda ok, reason, ch: _response(eng, req, ok, reason, ch),
+            lambda number: policy.numbers.get(number) or _draw(eng, policy),
+        )  # fmt: skip
+        return
     if ctx == "lab-local" and exten == "400":
         _lab400_answer(eng, req, one, two)
         await run_queue(eng, call, "labq", 5, None, max_wait_s=30.0)
@@ -346,7 +362,10 @@ async def _after_answer(
     ch = call.channel
     if req.application.lower() == "stasis" and await stasis_patient(eng, call, req.data, talk):
         return
-    if not req.application and is_number(req.exten):
+    if patient and not req.application and req.context == PATIENT_FIRST:
+        number = req.channel.partition("/")[2].partition("@")[0]
+        await run_patient_first(eng, call, press_of(call, policy.press, number), talk)
+    elif not req.application and is_number(req.exten):
         ch.goto(req.context, req.exten, req.priority)
         callee = req.exten.lstrip("+")
         pinned = policy.numbers.get(callee) or _draw(eng, policy)

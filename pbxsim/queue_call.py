@@ -12,7 +12,7 @@ from pbxsim.engine import Call, Engine
 from pbxsim.local_member import open_local_leg, talk_local
 from pbxsim.model import Channel
 from pbxsim.queue_events import Leg, agent_status, drop_leg, member_fields
-from pbxsim.queues import Entry, Member, Queue
+from pbxsim.queues import EXIT_EXTENSIONS, Entry, Member, Queue
 from pbxsim.talk import talk
 
 EMPTY_VARS = (
@@ -26,13 +26,21 @@ EMPTY_VARS = (
 
 
 async def queue_app(
-    eng: Engine, call: Call, q: Queue, max_wait: float, patience: float | None
+    eng: Engine,
+    call: Call,
+    q: Queue,
+    max_wait: float,
+    patience: float | None,
+    position: int = 0,
 ) -> str:
-    """Run ``Queue(name,r,,,max_wait)`` for ``call``; ``patience`` is when the caller hangs up.
+    """Run ``Queue(name,r,,,max_wait,,,,position)`` for ``call``; ``patience`` is when the
+    caller hangs up; ``position`` (1-based, 0: none) is where it joins (``Queue.insert``).
 
     Returns ``GONE`` (connected, then the caller hung up: every channel is gone),
     ``ABANDON`` (the caller hung up while waiting; caller channel still to be hung up),
-    ``TIMEOUT`` (max_wait passed) or ``CONTINUE`` (agent ended the call, or a Redirect).
+    ``TIMEOUT`` (max_wait passed), ``CONTINUE`` (agent ended the call, or a Redirect) or
+    ``EXITKEY`` (the caller pressed a digit of the queue's ``context``: the channel continues
+    there, ``QUEUEPOSITION`` is set).
     """
     ch = call.channel
     for var in EMPTY_VARS:
@@ -40,7 +48,8 @@ async def queue_app(
     prio = ch.variables.get("ROUTE_PRIORITY") or ch.variables.get("QUEUE_PRIO", "0")
     entry = Entry(ch, eng.clock.now(), 0, ch.variables.get("ROUTE_AGENT", ""))
     entry.prio = int(prio) if prio.lstrip("-").isdigit() else 0
-    entry.original_position = q.insert(entry)
+    entry.original_position = q.insert(entry, position)
+    keys = sorted((entry.joined + t, d) for t, d in call.queue_dtmf)
     call.queue = q.name
     if len(q.entries) == 1:
         eng.emit(ev.device_state(f"Queue:{q.name}", "RINGING"))
@@ -51,12 +60,17 @@ async def queue_app(
         give_up = min(give_up, entry.joined + patience)
     abandon = patience is not None and patience < max_wait
     while True:
-        left = give_up - eng.clock.now()
+        now = eng.clock.now()
+        left = give_up - now
         if call.interrupted.is_set() or left <= 0:
             return _leave(eng, call, q, entry, abandon or call.interrupted.is_set(), None)
+        while keys and keys[0][0] <= now:
+            digit = keys.pop(0)[1]
+            if _pressed(eng, ch, q, digit):
+                return _exit_with_key(eng, call, q, entry, digit)
         members = q.pick(entry) if q.is_turn(entry) else []
         if not members:
-            await eng.clock.wait_event(q.changed, left)
+            await eng.clock.wait_event(q.changed, min(left, keys[0][0] - now) if keys else left)
             continue
         outcome = await _ring(eng, call, q, entry, members, left, abandon)
         if outcome in ("GONE", "CONTINUE", "ABANDON"):
@@ -66,6 +80,34 @@ async def queue_app(
         await eng.clock.wait_event(
             call.interrupted, min(q.retry, max(0.0, give_up - eng.clock.now()))
         )
+
+
+def _pressed(eng: Engine, ch: Channel, q: Queue, digit: str) -> bool:
+    """The waiting caller pressed ``digit`` (DTMFBegin/End, Received); True when it is an
+    extension of the queue's ``context`` (app_queue's ``valid_exit``)."""
+    eng.emit(ev.dtmf_begin(ch, digit, "Received"))
+    eng.emit(ev.dtmf_end(ch, digit, 120, "Received"))
+    return bool(q.context) and digit in EXIT_EXTENSIONS.get(q.context, frozenset())
+
+
+def _exit_with_key(eng: Engine, call: Call, q: Queue, entry: Entry, digit: str) -> str:
+    """``queue_exec`` after ``valid_exit``: QUEUE* variables, ``leave_queue`` (QueueCallerLeave,
+    QUEUEPOSITION), no QUEUESTATUS (its reason stays unknown); the channel goes on at
+    ``context,digit,1``."""
+    ch = call.channel
+    eng.queue_key(ch, digit)
+    for k, v in q.queue_vars():
+        eng.setvar(ch, k, v)
+    pos = q.position(entry)
+    q.entries.remove(entry)
+    if not q.entries:
+        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
+    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
+    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
+    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+    q.notify()
+    ch.goto(q.context, digit, 1)
+    return "EXITKEY"
 
 
 def _open_leg(eng: Engine, caller: Channel, q: Queue, m: Member) -> Channel:

@@ -16,6 +16,8 @@ from pbxsim.model import Channel
 from pbxsim.wire import clean
 
 STRATEGIES = ("ringall", "rrmemory", "leastrecent", "fewestcalls", "random")
+EXIT_EXTENSIONS = {"callbacks-vhold": frozenset({"1"})}
+"""Queue exit contexts pbxsim's dialplan has, with their single-digit extensions."""
 
 
 @dataclass(eq=False)
@@ -76,6 +78,9 @@ class Queue:
     retry: float = 2.0
     wrapuptime: float = 0.0
     ringinuse: bool = False
+    context: str = ""
+    """queues.conf ``context``: a digit the waiting caller presses that is an extension there
+    makes the caller leave the queue for it (``pbxsim.vhold_plan``)."""
     members: list[Member] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     completed: int = 0
@@ -87,11 +92,15 @@ class Queue:
     rng: random.Random = field(default_factory=random.Random)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def insert(self, entry: Entry) -> int:
-        """Add a caller behind every caller of the same or higher priority; its position."""
+    def insert(self, entry: Entry, position: int = 0) -> int:
+        """Add a caller like app_queue's ``join_queue``: before the first caller of a lower
+        priority, else at ``position`` (``Queue()``'s 9th argument, 1-based; 0: none) unless a
+        caller of a higher priority holds that place, else at the end. Returns its position."""
         at = len(self.entries)
-        while at > 0 and self.entries[at - 1].prio < entry.prio:
-            at -= 1
+        for i, cur in enumerate(self.entries):
+            if entry.prio > cur.prio or (entry.prio >= cur.prio and 0 < position <= i + 1):
+                at = i
+                break
         self.entries.insert(at, entry)
         return at + 1
 

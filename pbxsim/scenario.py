@@ -8,13 +8,15 @@ Keys (all optional unless noted; times in scenario seconds):
 ``stasis_builtin`` (register the built-in lab app as ``callserver`` when no ARI does).
 ``[[queues]]``  ``name`` (required), ``strategy``, ``timeout``, ``retry``, ``members``
 (endpoints like ``op101``; ``{endpoint, penalty}`` tables also accepted; ``"all"``),
-``ringinuse``, ``paused`` (members paused from the start).
+``ringinuse``, ``paused`` (members paused from the start), ``context`` (queues.conf: a digit
+pressed while waiting that is an extension there exits the queue, e.g. ``callbacks-vhold``).
 ``[agents]``  ``count``, ``first`` (101), ``registered`` (list; default all), ``ring_s``,
 ``answer_prob``, ``talk_s``, ``wrapup_s``, ``agent_hangs_up``, ``never_answer`` (list),
 ``break_every_s`` / ``break_s`` (operators pause themselves: QueueMemberPause ``break``),
 ``local`` (Local-channel members ``exten@context``, e.g. the lab's ``op-bot@lab-local``).
 ``[[calls]]``  scripted inbound calls: ``at``, ``did``, ``caller``, ``caller_name``,
-``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``;
+``patience``, ``talk_s``, ``agent_ends``, ``dtmf`` (``[[t, "1"], …]``), ``stasis_hold_s``,
+``queue_dtmf`` (digits pressed while waiting in the queue: ``[[seconds after joining, "1"]]``);
 what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s``,
 ``hold_s``, ``transfer`` (``blind``/``attended``), ``transfer_to``, ``transfer_context``,
 ``transfer_after_s``, ``transferer_hangup_s``.
@@ -23,7 +25,9 @@ what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s`
 ``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
 ``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
 list of WAV paths), ``machine_audio``, ``dtmf`` (number or ``*`` → list of key groups),
-``reply_after`` (``bridge`` | ``prompt``) (see ``pbxsim.patients``).
+``reply_after`` (``bridge`` | ``prompt``) (see ``pbxsim.patients``), ``press`` (number or ``*``
+→ the digits the patient presses in the callbacks patient-first IVR, "" none; see
+``pbxsim.patient_first``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class QueueSpec:
     ringinuse: bool = False
     paused: tuple[str, ...] = ()
     """Members paused in this queue from the start (the lab paused op102 in reception)."""
+    context: str = ""
+    """queues.conf ``context`` (exit by a digit, e.g. ``callbacks-vhold``)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ def _queue(q: dict[str, Any]) -> QueueSpec:
         tuple(members),
         bool(q.get("ringinuse", False)),
         tuple(str(x) for x in q.get("paused", [])),
+        str(q.get("context", "")),
     )
 
 
@@ -161,6 +168,7 @@ def _call(c: dict[str, Any]) -> tuple[float, InboundCall]:
         dtmf,
         float(c.get("stasis_hold_s", 30.0)),
         _midcall(c),
+        tuple((float(t), str(d)) for t, d in c.get("queue_dtmf", [])),
     )
     return float(c.get("at", 0.0)), spec
 
@@ -196,6 +204,7 @@ def _policy(orig: dict[str, Any]) -> OriginatePolicy:
         machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
         dtmf={str(k): tuple(str(x) for x in v) for k, v in orig.get("dtmf", {}).items()},
         reply_after="prompt" if orig.get("reply_after") == "prompt" else "bridge",
+        press={str(k): str(v) for k, v in orig.get("press", {}).items()},
     )
 
 

@@ -108,6 +108,8 @@ async def talk(eng: Engine, call: Call, q: Queue, entry: Entry, leg: Leg) -> str
     or ``CONTINUE`` (the agent hung up; the caller goes on in the dialplan)."""
     ch, lc, agent = call.channel, leg.channel, leg.member.agent
     br, hold = _connect(eng, call, q, entry, leg)
+    if call.on_connect is not None:
+        call.on_connect()
     seconds, agent_ends = agent.draw_talk()
     if call.talk_s is not None:
         seconds = call.talk_s

@@ -286,23 +286,3 @@ async def test_the_dialer_port_rings_the_operator_then_the_patient(
         (answered["attempt_id"], None, "answered", "done"),
         (nobody["attempt_id"], None, "operator_no_answer", "done"),
     ]
-
-
-async def test_patient_first_dialing_with_pbxsim(
-    fresh_pg_dsn: str, redis_url: str, redis_prefix: str
-) -> None:
-    """pbxsim has no patient-first IVR: the answered patient leg just stays up and ends with no
-    operator ``Dial`` (the patient "did not press 1") → ``no_answer``; the busy one → ``busy``.
-    The press-1 → operator path is covered by the unit tests only."""
-    extra = {"CALLSERVER_CALLBACKS_DIALING": "patient_first",
-             "CALLSERVER_CALLBACKS_MAX_ATTEMPTS": "1"}  # fmt: skip
-    async with stack("callbacks-abandoned", fresh_pg_dsn, redis_url, redis_prefix, extra=extra):
-        sql = "SELECT * FROM callback_jobs WHERE state = 'done'"
-        await wait_for(lambda: _where(rows(fresh_pg_dsn, sql),
-                                      lambda r: r["phone"] == "+79035550101"), within=40.0)
-        await wait_for(lambda: _where(rows(fresh_pg_dsn, sql),
-                                      lambda r: r["phone"] == "+79035550105"), within=40.0)
-    got = await rows(fresh_pg_dsn, "SELECT phone, result, cause FROM callback_attempts "
-                     "ORDER BY phone")  # fmt: skip
-    assert [(r["phone"], r["result"]) for r in got] == [
-        ("+79035550101", "no_answer"), ("+79035550105", "busy")]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import asyncpg
 import pytest
 
+from callbacks.dialer import DialOutcome
 from callbacks.errors import JobConflict
 from callbacks.models import JobSpec
 from callbacks.store import CallbackStore
+from callbacks.vhold_slot import SlotPlacer, SlotSettings
 from callserver.core.events import CallSnapshot
 from tests.integration.callbacks_support import (
     Clock,
@@ -302,3 +305,71 @@ async def test_the_callback_jobs_port(fresh_pg_dsn: str) -> None:
         assert job["next_attempt_at"] == pytest.approx(clock.t + 3600)
         with pytest.raises(PhoneNumberError):
             await svc.create_job(phone="anonymous", reason="bot")
+
+
+class SlotDialer:
+    """Answers each placeholder Originate with ``result`` after a short wait."""
+
+    def __init__(self, result: str) -> None:
+        self.result = result
+        self.sent: list[tuple[str, str, dict[str, str], float]] = []
+        self.release = asyncio.Event()
+        self.originated = asyncio.Event()
+
+    async def originate_slot(self, *, attempt_id: str, channel: str, phone: str,
+                             caller_id: str, label: str, variables: Any, wait_s: float,
+                             on_uniqueid: Any = None) -> DialOutcome:  # fmt: skip
+        self.sent.append((channel, phone, dict(variables), wait_s))
+        self.originated.set()
+        if on_uniqueid is not None:
+            await on_uniqueid(f"u-{attempt_id}")
+        await self.release.wait()
+        return DialOutcome(self.result, "ANSWER" if self.result == "answered" else "reason 0")
+
+
+async def test_a_virtual_hold_placeholder_is_a_leased_attempt(fresh_pg_dsn: str) -> None:
+    async with migrated_pool(fresh_pg_dsn) as pool:
+        clock = Clock()
+        live = FakeLive([agent("PJSIP/op101")])
+        sched = make_scheduler(pool, clock, live, FakeDialer(), "A")
+        slots = SlotDialer("answered")
+        placer = SlotPlacer(CallbackStore(pool), sched, slots, clock,
+                            SlotSettings("callbacks-vhold-slot", 600.0, "A", 30.0))  # fmt: skip
+        assert not await placer.place("recep\r\ntion", 2, "+79035550102", "1795.2")
+        assert await placer.place("reception", 2, "+79035550102", "1795.2")
+        async with asyncio.timeout(5):
+            await slots.originated.wait()  # the attempt's task Originates
+        assert slots.sent == [("Local/79035550102@callbacks-vhold-slot/n", "+79035550102",
+                               {"VHOLD_QUEUE": "reception", "VHOLD_POSITION": "2"}, 600.0)]
+        job = (await pool.fetch("SELECT * FROM callback_jobs"))[0]
+        assert (job["state"], job["reason"], job["priority"]) == ("active", "virtual_hold", 1000)
+        # the free operator is not given the job while its placeholder waits in the queue
+        assert await sched.tick() == 0
+        # nor can a second accept of the same patient place another one
+        assert not await placer.place("reception", 1, "+79035550102", "1795.9")
+        slots.release.set()
+        await sched.drain()
+        job = await pool.fetchrow("SELECT * FROM callback_jobs WHERE id = $1", job["id"])
+        assert (job["state"], job["outcome"], job["attempts"]) == ("done", "reached", 1)
+        (attempt,) = await pool.fetch("SELECT * FROM callback_attempts")
+        assert (attempt["operator"], attempt["result"], attempt["uniqueid"]) == (
+            "Local/79035550102@callbacks-vhold-slot/n", "answered", f"u-{attempt['id']}")
+
+
+async def test_a_placeholder_nobody_took_is_dialled_agent_first(fresh_pg_dsn: str) -> None:
+    async with migrated_pool(fresh_pg_dsn) as pool:
+        clock = Clock()
+        dialer = FakeDialer()
+        sched = make_scheduler(pool, clock, FakeLive([agent("PJSIP/op101")]), dialer, "A")
+        slots = SlotDialer("operator_no_answer")
+        slots.release.set()
+        placer = SlotPlacer(CallbackStore(pool), sched, slots, clock,
+                            SlotSettings("callbacks-vhold-slot", 600.0, "A", 30.0))  # fmt: skip
+        assert await placer.place("reception", 1, "+79035550102", "1795.2")
+        await sched.drain()
+        job = (await pool.fetch("SELECT * FROM callback_jobs"))[0]
+        assert (job["state"], job["attempts"], job["priority"]) == ("open", 0, 1000)
+        clock.t += 5.0  # operator_retry_s
+        assert await sched.tick() == 1
+        await sched.drain()
+        assert [(d.phone, d.operator) for d in dialer.dials] == [("+79035550102", "PJSIP/op101")]

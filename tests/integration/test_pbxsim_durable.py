@@ -99,3 +99,21 @@ def test_queue_timeout_becomes_exitwithtimeout() -> None:
     row = tap.feed(gone, 1046.0)  # another abandon of the same caller is an ABANDON again
     assert row is not None and row[4] == "ABANDON"
     assert tap.feed(b"Event: Newstate\r\nUniqueid: 1.1\r\n\r\n", 1.0) is None
+
+
+def test_an_exit_key_becomes_exitwithkey_and_other_leaves_nothing() -> None:
+    tap = QueueLogTap()
+    for uid in ("1.1", "1.2"):
+        tap.feed(b"Event: QueueCallerJoin\r\nPrivilege: agent,all\r\nUniqueid: " + uid.encode()
+                 + b"\r\nCallerIDNum: 7916\r\nQueue: q\r\nPosition: 2\r\nCount: 2\r\n\r\n",
+                 1000.0)  # fmt: skip
+    tap.queue_key("1.1", "1")
+
+    def leave(uid: str) -> bytes:
+        return (b"Event: QueueCallerLeave\r\nPrivilege: agent,all\r\nUniqueid: " + uid.encode()
+                + b"\r\nQueue: q\r\nPosition: 2\r\nCount: 1\r\n\r\n")  # fmt: skip
+
+    row = tap.feed(leave("1.1"), 1012.0)
+    assert row is not None and row[1:5] == ("1.1", "q", "NONE", "EXITWITHKEY")
+    assert row[5:9] == ("1", "2", "2", "12")
+    assert tap.feed(leave("1.2"), 1013.0) is None  # answered: its CONNECT says so

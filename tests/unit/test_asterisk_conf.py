@@ -187,6 +187,7 @@ APP_MODULES = {
     "DIALPLAN_EXISTS": "func_dialplan.so", "QUEUE_EXISTS": "app_queue.so",
     "QUEUE_MEMBER": "app_queue.so", "VM_INFO": "app_voicemail.so",
     "PJSIP_HEADER": "res_pjsip_header_funcs.so", "CALLERID": "func_callerid.so",
+    "Read": "app_read.so",
 }  # fmt: skip
 CORE_APPS = {"Set", "Goto", "GotoIf", "NoOp", "Answer", "Hangup"}
 
@@ -203,6 +204,18 @@ def test_modules_conf_loads_every_module_the_dialplan_uses() -> None:
         assert APP_MODULES[name] in wanted, f"{name}() needs {APP_MODULES[name]}"
         assert APP_MODULES[name] not in unwanted
     assert {"res_musiconhold.so", "chan_pjsip.so", "res_ari.so"} <= wanted
+
+
+def test_the_callbacks_contexts_are_the_callbacks_snippet() -> None:
+    """A clinic dropping asterisk-conf/ in gets exactly the dialplan the callbacks plugin's
+    README documents (``callbacks/dialplan-snippet.conf``)."""
+    snippet = parse_dialplan(ROOT / "callbacks" / "dialplan-snippet.conf")
+    assert set(snippet) == {"callbacks-dial", "callbacks-patient-first", "callbacks-vhold",
+                            "callbacks-vhold-slot"}  # fmt: skip
+    for context, extens in snippet.items():
+        assert PLAN[context] == extens, context
+    globals_ = parse_globals(CONF / "extensions.conf")
+    assert globals_["CALLSERVER_AGI"].startswith("agi://") and globals_["QUEUE_WAIT"]
 
 
 def test_docker_compose_mounts_every_conf_file() -> None:

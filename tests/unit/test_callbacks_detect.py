@@ -76,3 +76,13 @@ def test_the_bus_side_ignores_outbound_calls() -> None:
     d.submit(CallAbandoned(1.0, replace(CALL, direction="outbound"), "reception", 9.0, 1))
     d.submit(CallAbandoned(1.0, CALL, "reception", 9.0, 1))
     assert d.pending == 1
+
+
+async def test_a_caller_who_accepted_virtual_hold_is_no_miss() -> None:
+    jobs = Jobs()
+    d = MissDetector(jobs, RULES, 45.0, skip=lambda call_id: call_id == CALL.id)
+    d.submit(CallEnded(120.0, replace(CALL, state="routing", ended_at=120.0)))
+    assert d.pending == 0
+    other = replace(CALL, id="1795.8", linkedid="1795.8", state="routing", ended_at=120.0)
+    d.submit(CallEnded(120.0, other))
+    assert d.pending == 1

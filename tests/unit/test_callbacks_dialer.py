@@ -172,3 +172,20 @@ def test_the_translator_keeps_dialstatus_for_the_dialer() -> None:
     assert ended.call.id == "1700.5"
     assert dict(ended.call.variables)["DIALSTATUS"] == "BUSY"
     assert result_of(ended).result == "busy"
+
+
+async def test_the_virtual_hold_placeholder_originate() -> None:
+    ends = CallEnds()
+    ami = FakeAmi("Success", "4", ends, "ANSWER")
+    outcome = await AgentFirstDialer(ami, ends, SETTINGS).originate_slot(
+        attempt_id="at-7", channel="Local/79035550101@callbacks-vhold-slot/n",
+        phone="+79035550101", caller_id="+7 495 123-45-67", label="Перезвон",
+        variables={"VHOLD_QUEUE": "reception", "VHOLD_POSITION": "2"}, wait_s=600.0,
+    )  # fmt: skip
+    assert outcome.result == "answered"
+    (sent,) = ami.sent
+    assert sent["Channel"] == "Local/79035550101@callbacks-vhold-slot/n"
+    assert (sent["Context"], sent["Exten"], sent["Timeout"]) == (
+        "callbacks-dial", "79035550101", "600000")  # fmt: skip
+    assert sent["Variable"] == ["CALLBACK_ATTEMPT=at-7", "CALLBACK_CID=74951234567",
+                                "VHOLD_QUEUE=reception", "VHOLD_POSITION=2"]  # fmt: skip

@@ -90,3 +90,14 @@ def test_offer_only_when_the_wait_is_long_and_not_next() -> None:
     assert should_offer(360.0, 120.0, 7)
     assert not should_offer(60.0, 120.0, 7)
     assert not should_offer(360.0, 120.0, 1)
+
+
+def test_a_caller_app_queue_put_at_a_position_is_counted_there() -> None:
+    """A virtual-hold placeholder joins at the caller's place (QueueCallerJoin Position): a
+    second accept behind it must count it ahead."""
+    q = queue_of("a", "c", "d")
+    q.join("slot-b", position=2)
+    assert [q.position(i) for i in ("a", "slot-b", "c", "d")] == [1, 2, 3, 4]
+    q.join("e", position=5)  # at the end: the usual join
+    assert q.position("e") == 5
+    assert q.go_virtual("d", "+7") and q.position("d") == 4

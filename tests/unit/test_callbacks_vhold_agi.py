@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from callbacks.models import JobSpec
-from callbacks.vhold_agi import VholdSettings, VirtualHold
+from callbacks.vhold_agi import Placer, VholdSettings, VirtualHold
 from callserver.asterisk.agi_codec import AgiEnvironment
 from callserver.core.bus import EventBus
 from callserver.core.model import LiveModel, MemberInfo
@@ -32,11 +32,11 @@ class Jobs:
         return f"cb-{len(self.specs)}"
 
 
-def setup() -> tuple[LiveModel, VirtualHold, Jobs]:
+def setup(placer: Placer | None = None) -> tuple[LiveModel, VirtualHold, Jobs]:
     bus = EventBus()
     model = LiveModel(bus)
     jobs = Jobs()
-    vh = VirtualHold(jobs, model, VholdSettings(threshold_s=120.0, mean_handle_s=180.0))
+    vh = VirtualHold(jobs, model, VholdSettings(threshold_s=120.0, mean_handle_s=180.0), placer)
     bus.subscribe(vh.submit)
     model.member_status(MemberInfo("reception", "PJSIP/op101", "Анна", "inuse", False, ""),
                         at=1.0)  # fmt: skip
@@ -97,3 +97,40 @@ async def test_the_first_in_line_is_not_offered() -> None:
     s = Session(AgiEnvironment(uniqueid=uid, callerid="79035550101"))
     await vh.offer(s)
     assert s.vars["VHOLD_OFFER"] == "0"
+
+
+async def test_with_a_placeholder_the_place_is_taken_at_once() -> None:
+    """The accepted caller's place goes to the placeholder (queue, position, phone, call);
+    no job waits for the turn. A placeholder that cannot be placed: the job at once."""
+    placed: list[tuple[str, int, str, str]] = []
+    ok = [True]
+
+    async def place(queue: str, position: int, phone: str, call_id: str) -> bool:
+        placed.append((queue, position, phone, call_id))
+        return ok[0]
+
+    model, vh, jobs = setup(place)
+    a, b, _c, d = (caller(model, n, float(n)) for n in (1, 2, 3, 4))
+    await vh.start()
+    try:
+        model.caller_left_queue(b, "reception", at=10.0)
+        accept = Session(AgiEnvironment(uniqueid=b, callerid="79035550102", args=(b,)))
+        await vh.accept(accept)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert accept.vars == {"VHOLD_ACCEPTED": "1", "VHOLD_POSITION": "2"}
+        assert placed == [("reception", 2, "+79035550102", b)]
+        assert vh.accepted_call(b) and not vh.accepted_call(a)
+        assert vh.queues["reception"].position(b) is None  # the placeholder holds it now
+        model.agent_connected(a, "reception", "PJSIP/op101", at=20.0)
+        await asyncio.sleep(0)
+        assert jobs.specs == [] and vh.placed == 1
+        ok[0] = False
+        model.caller_left_queue(d, "reception", at=21.0)
+        await vh.accept(Session(AgiEnvironment(uniqueid=d, callerid="79035550104", args=(d,))))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert [(s.phone, s.reason, s.priority) for s in jobs.specs] == [
+            ("+79035550104", "virtual_hold", 1000)]
+    finally:
+        await vh.aclose()

@@ -195,3 +195,22 @@ def test_higher_priority_callers_wait_ahead() -> None:
     high.prio = 5
     assert [q.insert(low1), q.insert(low2), q.insert(high)] == [1, 2, 1]
     assert q.entries == [high, low1, low2]
+
+
+def test_queue_position_argument_inserts_like_join_queue() -> None:
+    """app_queue's join_queue: a higher priority goes first; else the requested position
+    unless higher-priority callers hold it; else the end."""
+    q = _queue("ringall")
+
+    def join(name: str, prio: int = 0, position: int = 0) -> int:
+        entry = Entry(_channel(), 0.0, 0)
+        entry.channel.cid_num, entry.prio = name, prio
+        return q.insert(entry, position)
+
+    assert [join("a"), join("b"), join("c")] == [1, 2, 3]
+    assert join("slot", position=2) == 2
+    assert join("late", position=9) == 5  # beyond the end: the end
+    assert join("vip", prio=5) == 1
+    assert join("slot2", position=1) == 2  # place 1 is held by a higher priority
+    assert [e.channel.cid_num for e in q.entries] == [
+        "vip", "slot2", "a", "slot", "b", "c", "late"]
