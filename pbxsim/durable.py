@@ -20,8 +20,11 @@ to repair what it missed. pbxsim writes them when Asterisk would:
 
 ``DurableWriter`` buffers rows in memory (``cdr()``/``queue_log()`` never block) and one task
 inserts them in batches (at most ``batch`` rows per statement, at the latest ``interval``
-seconds after the first waits). PostgreSQL away: rows wait (at most ``limit``; beyond, the
-oldest are dropped and counted in ``dropped``) and the task retries every second.
+seconds after the first waits), in the order Asterisk writes them: a call's ``queue_log`` rows
+are in the table before its ``cdr`` row (an earlier version flushed both tables in equal
+batches, so under a burst the six queue_log rows of a call fell behind its CDR). PostgreSQL
+away: rows wait (at most ``limit``; beyond, the oldest are dropped and counted in ``dropped``)
+and the task retries every second.
 """
 
 from __future__ import annotations
@@ -221,8 +224,8 @@ class DurableWriter:
         self.tap = QueueLogTap()
         self._batch, self._interval, self._limit = batch, interval, limit
         self._close_timeout = close_timeout
-        self._cdr: deque[tuple[Any, ...]] = deque()
-        self._qlog: deque[tuple[Any, ...]] = deque()
+        self._rows: deque[tuple[str, tuple[Any, ...]]] = deque()
+        """(table, row) in the order they were made."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
@@ -238,7 +241,7 @@ class DurableWriter:
         self.sequence += 1
         row = cdr_row(fields, start=start, answer=answer, end=end, linkedid=linkedid,
                       seq=self.sequence)  # fmt: skip
-        self._push(self._cdr, row)
+        self._push("cdr", row)
 
     def queue_timeout(self, uniqueid: str) -> None:
         self.tap.queue_timeout(uniqueid)
@@ -250,18 +253,18 @@ class DurableWriter:
         """Feed one emitted AMI event; queue_log rows are queued (returns at once)."""
         row = self.tap.feed(data, at)
         if row is not None:
-            self._push(self._qlog, row)
+            self._push("queue_log", row)
 
-    def _push(self, buf: deque[tuple[Any, ...]], row: tuple[Any, ...]) -> None:
-        buf.append(row)
-        if len(self._cdr) + len(self._qlog) > self._limit:
-            (self._cdr if len(self._cdr) >= len(self._qlog) else self._qlog).popleft()
+    def _push(self, table: str, row: tuple[Any, ...]) -> None:
+        self._rows.append((table, row))
+        if len(self._rows) > self._limit:
+            self._rows.popleft()
             self.dropped += 1
         self._wake.set()
 
     @property
     def buffered(self) -> int:
-        return len(self._cdr) + len(self._qlog)
+        return len(self._rows)
 
     async def start(self) -> None:
         if self._task is None:
@@ -290,20 +293,21 @@ class DurableWriter:
             for sql in CREATE_SQL:
                 await self._conn.execute(sql)
             self._ready = True
-        for buf, table, columns in ((self._qlog, "queue_log", QUEUE_LOG_COLUMNS),
-                                    (self._cdr, "cdr", CDR_COLUMNS)):  # fmt: skip
-            rows = [buf[i] for i in range(min(self._batch, len(buf)))]
-            if not rows:
-                continue
-            names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-            async with asyncio.timeout(10.0):
-                await self._conn.executemany(
-                    f"INSERT INTO {table} ({names}) VALUES ({marks})", rows
-                )
-            for _ in rows:
-                buf.popleft()
-            self.written += len(rows)
+        # the oldest rows; queue_log's first, so no cdr row is in before a queue_log row made
+        # earlier (some later queue_log rows may go in before a cdr row: harmless)
+        head = [self._rows[i] for i in range(min(self._batch, len(self._rows)))]
+        async with asyncio.timeout(10.0), self._conn.transaction():
+            for table, columns in (("queue_log", QUEUE_LOG_COLUMNS), ("cdr", CDR_COLUMNS)):
+                rows = [row for t, row in head if t == table]
+                if rows:
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+                    await self._conn.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({marks})", rows
+                    )
+        for _ in head:
+            self._rows.popleft()
+        self.written += len(head)
 
     async def _close_conn(self) -> None:
         conn, self._conn = self._conn, None

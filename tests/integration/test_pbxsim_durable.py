@@ -4,6 +4,7 @@ writes into a real PostgreSQL agree with its ground-truth ledger, call by call."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 
 from pbxsim.app import Pbx, PbxOptions
-from pbxsim.durable import QueueLogTap
+from pbxsim.durable import DurableWriter, QueueLogTap
 from pbxsim.scenario import load
 from tests.integration.test_pbxsim_ledger import SCENARIO
 
@@ -117,3 +118,45 @@ def test_an_exit_key_becomes_exitwithkey_and_other_leaves_nothing() -> None:
     assert row is not None and row[1:5] == ("1.1", "q", "NONE", "EXITWITHKEY")
     assert row[5:9] == ("1", "2", "2", "12")
     assert tap.feed(leave("1.2"), 1013.0) is None  # answered: its CONNECT says so
+
+
+def _cdr_fields(uid: str) -> dict[str, Any]:
+    return {"CallerID": '"" <7916>', "Source": "7916", "Destination": "s",
+            "DestinationContext": "route-inbound", "Channel": f"PJSIP/trunk-{uid}",
+            "DestinationChannel": "", "LastApplication": "Hangup", "LastData": "",
+            "Duration": "9", "BillableSeconds": "9", "Disposition": "ANSWERED",
+            "AMAFlags": "DOCUMENTATION", "AccountCode": "", "UniqueID": uid, "UserField": ""}
+
+
+async def test_a_calls_queue_log_rows_are_written_before_its_cdr(fresh_pg_dsn: str) -> None:
+    """Bug: both tables were flushed in equal batches, so under a burst (six queue_log rows per
+    call, one CDR) the CDR of a call was in PostgreSQL long before its queue_log rows, and
+    callserver's catch-up built that call without its queue."""
+    writer = DurableWriter(fresh_pg_dsn, batch=50, interval=0.01)
+    for i in range(300):
+        uid = f"1.{i}"
+        for n in range(6):
+            writer.event(b"Event: QueueCallerJoin\r\nUniqueid: " + uid.encode()
+                         + f"\r\nCallerIDNum: 7916\r\nQueue: q{n}\r\nPosition: 1\r\n"
+                           "Count: 1\r\n\r\n".encode(), 1000.0 + i)  # fmt: skip
+        writer.cdr(_cdr_fields(uid), start=1000.0 + i, answer=1001.0 + i, end=1009.0 + i,
+                   linkedid=uid)  # fmt: skip
+    conn = await asyncpg.connect(fresh_pg_dsn)
+    await writer.start()
+    try:
+        seen_any = False
+        for _ in range(400):  # watch the tables while the writer works through its backlog
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                cdrs = {r[0] for r in await conn.fetch("SELECT linkedid FROM cdr")}
+                qlog = defaultdict(int)
+                for r in await conn.fetch("SELECT callid FROM queue_log"):
+                    qlog[r[0]] += 1
+                assert all(qlog[uid] == 6 for uid in cdrs), "a CDR before its queue_log rows"
+                seen_any = seen_any or 0 < len(cdrs) < 300
+                if len(cdrs) == 300:
+                    break
+            await asyncio.sleep(0.005)
+        assert len(cdrs) == 300 and seen_any
+    finally:
+        await writer.aclose()
+        await conn.close()
