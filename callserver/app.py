@@ -84,8 +84,11 @@ class CallServer:
         self.writer = CallWriter(config.database.dsn, config.database)
         self.open_calls = PgOpenCalls(pool)
         # calls missed on AMI, from Asterisk's cdr/queue_log ([database] cdr_dsn; None: off)
+        self._synced_at: float | None = None
+        """When the last resync after an AMI (re)connect finished (POSIX s)."""
         self.catchup = build_catchup(
-            config.database, pool, self.bus.publish, lambda cid: self.model.call(cid) is not None
+            config.database, pool, self.bus.publish, lambda cid: self.model.call(cid) is not None,
+            self._ami_seen,
         )
         self.redis = aioredis.from_url(
             config.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
@@ -164,15 +167,25 @@ class CallServer:
 
     async def _resync(self) -> None:
         """After every AMI (re)login: rebuild the live model from Asterisk's own lists."""
+        self._synced_at = None
         try:
             await resync(
                 self.ami, self.model, timeout=self.config.ami.action_timeout,
                 store=self.open_calls,
             )  # fmt: skip
+            self._synced_at = time.time()
         except Exception as exc:  # the connection logs and retries; the model stays as it was
             log.warning("live model resync failed: %s", exc)
         if self.catchup is not None:
             self.catchup.kick()  # what AMI missed meanwhile, from Asterisk's records
+
+    def _ami_seen(self) -> float | None:
+        """How far the live model has read Asterisk (POSIX s: the newest event's time, or the
+        last resync's end) while AMI is up; None while it is not (the catch-up then reads up
+        to now)."""
+        if self.ami.state != "connected" or self._synced_at is None:
+            return None
+        return max(self.model.now, self._synced_at)
 
     async def _resync_if_connected(self) -> None:
         if self.config.ami.enabled and self.ami.state == "connected":

@@ -8,9 +8,10 @@ adopted from the channel list without its DID, queue or wait. Asterisk keeps the
 (``[database] cdr_dsn``) and merges them into ``calls``.
 
 A pass (``run_once``): read the calls whose last CDR ended after (watermark − ``margin``) and
-more than ``SETTLE`` seconds ago, their CDR rows (by ``linkedid``) and queue_log rows (by
-``callid`` = channel uniqueid), build each call's ``Truth`` (``callserver.store.catchup_rows``)
-and compare it with ``calls``:
+more than ``SETTLE`` seconds ago (while AMI is up: before what the live model has read, so a
+call AMI is still delivering under a burst is not taken for a missed one), their CDR rows (by
+``linkedid``) and queue_log rows (by ``callid`` = channel uniqueid), build each call's ``Truth``
+(``callserver.store.catchup_rows``) and compare it with ``calls``:
 
 * not in ``calls`` and inbound → the whole record is published as a ``CallEnded`` on the bus
   (``cause`` ``CATCHUP_CAUSE``): the call writer stores it, the CRM bridge queues its record,
@@ -130,12 +131,15 @@ class CatchupSettings:
 class CdrCatchup:
     """See the module docstring. ``pool``: callserver's database (not owned); ``cdr_dsn``:
     Asterisk's (one connection per pass); ``publish``: the bus; ``is_live(call_id)``: the live
-    model still has the call. Counters: ``passes``, ``inserted``, ``corrected``, ``errors``."""
+    model still has the call; ``ami_seen()``: how far the live model has read AMI (POSIX s),
+    None while AMI is down. Counters: ``passes``, ``inserted``, ``corrected``, ``errors``."""
 
     def __init__(self, pool: asyncpg.Pool, cdr_dsn: str, publish: Callable[[DomainEvent], None],
                  is_live: Callable[[str], bool], settings: CatchupSettings | None = None,
-                 *, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 *, clock: Callable[[], float] = time.time,
+                 ami_seen: Callable[[], float | None] = lambda: None) -> None:  # fmt: skip
         self._pool = pool
+        self._ami_seen = ami_seen
         self._dsn = cdr_dsn
         self._publish = publish
         self._is_live = is_live
@@ -193,7 +197,10 @@ class CdrCatchup:
             now = self._clock()
             mark = await self._watermark()
             since = (now - self._s.lookback) if mark is None else mark - self._s.margin
-            until = now - SETTLE
+            seen = self._ami_seen()
+            # a call AMI has not delivered yet is not missed: while AMI is up (and behind, under
+            # a burst) read no further than the live model has
+            until = (now if seen is None else min(now, seen)) - SETTLE
             result = PassResult()
             cursor: tuple[float, str] = (since, "")
             full = True
@@ -347,8 +354,11 @@ def _truths(groups: dict[str, list[Cdr]], qrows: Sequence[asyncpg.Record],
 
 
 def build_catchup(db: DatabaseConfig, pool: asyncpg.Pool, publish: Callable[[DomainEvent], None],
-                  is_live: Callable[[str], bool]) -> CdrCatchup | None:  # fmt: skip
+                  is_live: Callable[[str], bool],
+                  ami_seen: Callable[[], float | None] = lambda: None,
+                  ) -> CdrCatchup | None:  # fmt: skip
     """The catch-up of ``[database] cdr_dsn``, or None when it is empty (off)."""
     if not db.cdr_dsn:
         return None
-    return CdrCatchup(pool, db.cdr_dsn, publish, is_live, CatchupSettings.from_config(db))
+    return CdrCatchup(pool, db.cdr_dsn, publish, is_live, CatchupSettings.from_config(db),
+                      ami_seen=ami_seen)  # fmt: skip

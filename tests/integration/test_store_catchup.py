@@ -234,3 +234,29 @@ async def test_catchup_pages_through_more_calls_than_a_page(
             "100.1", "200.1", "300.1", "500.1"]
     finally:
         await pool.close()
+
+
+async def test_catchup_reads_no_further_than_ami_has_delivered(fresh_pg_dsn: str) -> None:
+    """Bug: under a burst callserver read AMI some seconds behind Asterisk; the catch-up took
+    calls AMI had not delivered yet for missed ones and wrote them from the CDR alone."""
+    global T0
+    T0 = time.time() - 300.0
+    conn = await asyncpg.connect(fresh_pg_dsn)
+    try:
+        await apply_migrations(conn, core_sources())
+    finally:
+        await conn.close()
+    await _seed(fresh_pg_dsn)
+    ended: list[DomainEvent] = []
+    seen: list[float | None] = [T0]  # AMI up, read up to the first call's start
+    pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=2)
+    try:
+        catchup = CdrCatchup(pool, fresh_pg_dsn, ended.append, lambda _cid: False,
+                             ami_seen=lambda: seen[0])  # fmt: skip
+        behind = await catchup.run_once()
+        assert (behind.read, ended) == (0, [])
+        seen[0] = None  # AMI down: up to now
+        caught = await catchup.run_once()
+        assert caught.read == 5 and caught.inserted == 2
+    finally:
+        await pool.close()
