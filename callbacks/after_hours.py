@@ -6,7 +6,6 @@ is created (merged into the number's open job) for the scheduler to dial in busi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -14,7 +13,7 @@ from typing import Protocol
 from callbacks.models import JobSpec
 from callserver.core.events import CallEnded, DomainEvent
 from callserver.core.phone import mask, try_normalize
-from callserver.core.tasks import cancel_and_wait
+from callserver.core.queue_worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,10 @@ class JobSink(Protocol):
     async def submit(self, spec: JobSpec) -> str: ...
 
 
-class AfterHoursCallbacks:
+class AfterHoursCallbacks(QueueWorker[CallEnded]):
     """Bus subscriber (``submit``) plus an owned task (``start``/``aclose``)."""
+
+    task_name = "after-hours-callbacks"
 
     def __init__(
         self, decisions: Decisions, sink: CallbackSink | None, jobs: JobSink | None = None
@@ -68,36 +69,16 @@ class AfterHoursCallbacks:
         self._decisions = decisions
         self._sink = sink
         self._jobs = jobs
-        self._queue: asyncio.Queue[CallEnded] = asyncio.Queue(QUEUE_SIZE)
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(maxsize=QUEUE_SIZE, step_timeout=STEP_TIMEOUT)
         self.created = 0
-        self.dropped = 0
-        self.errors = 0
 
     def submit(self, event: DomainEvent) -> None:
         if not isinstance(event, CallEnded) or event.call.direction != "inbound":
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        self.offer(event)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="after-hours-callbacks")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-
-    async def _run(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                async with asyncio.timeout(STEP_TIMEOUT):
-                    await self.handle(event)
-            except Exception as exc:
-                self.errors += 1
-                log.warning("callback job for call %s not created: %r", event.call.id, exc)
+    def _failed(self, event: CallEnded, exc: Exception) -> None:
+        log.warning("callback job for call %s not created: %r", event.call.id, exc)
 
     async def handle(self, event: CallEnded) -> bool:
         """Create the callback request if routing sent this call to voicemail/callback and the

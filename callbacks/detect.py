@@ -14,7 +14,6 @@ The subscriber only enqueues (the bus must never block); one owned task does the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -23,7 +22,7 @@ from callbacks.models import JobSpec
 from callbacks.policy import CallFacts, MissRules, classify_abandon, classify_ended
 from callserver.core.events import CallAbandoned, CallAnswered, CallEnded, DomainEvent
 from callserver.core.phone import mask, try_normalize
-from callserver.core.tasks import cancel_and_wait
+from callserver.core.queue_worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,10 @@ def facts(event: CallEnded) -> CallFacts:
     )  # fmt: skip
 
 
-class MissDetector:
+class MissDetector(QueueWorker[DomainEvent]):
     """Bus subscriber (``submit``) plus an owned task (``start``/``aclose``)."""
+
+    task_name = "callbacks-detect"
 
     def __init__(self, jobs: Jobs, rules: MissRules, ring_out_s: float,
                  skip: Callable[[str], bool] = lambda call_id: False) -> None:  # fmt: skip
@@ -55,11 +56,8 @@ class MissDetector:
         """Calls that are no miss (a caller who accepted virtual hold hangs up on purpose)."""
         self._rules = rules
         self._ring_out_s = ring_out_s
-        self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue(QUEUE_SIZE)
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(maxsize=QUEUE_SIZE, step_timeout=STEP_TIMEOUT_S)
         self.misses: dict[str, int] = {}
-        self.dropped = 0
-        self.errors = 0
 
     def submit(self, event: DomainEvent) -> None:
         if not isinstance(event, CallAbandoned | CallEnded | CallAnswered):
@@ -68,33 +66,11 @@ class MissDetector:
             return
         if not isinstance(event, CallAnswered) and self._skip(event.call.id):
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        self.offer(event)
 
-    @property
-    def pending(self) -> int:
-        """Events waiting for the task."""
-        return self._queue.qsize()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="callbacks-detect")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-
-    async def _run(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                async with asyncio.timeout(STEP_TIMEOUT_S):
-                    await self.handle(event)
-            except Exception as exc:
-                self.errors += 1
-                log.warning("callbacks: %s of call %s not handled: %r", event.type,
-                            getattr(event, "call_id", "?"), exc)  # fmt: skip
+    def _failed(self, event: DomainEvent, exc: Exception) -> None:
+        log.warning("callbacks: %s of call %s not handled: %r", event.type,
+                    getattr(event, "call_id", "?"), exc)  # fmt: skip
 
     async def handle(self, event: DomainEvent) -> str | None:
         """Act on one event; returns the miss reason when a job was submitted."""

@@ -34,9 +34,9 @@ from callserver.config import Config
 from callserver.core.bus import EventBus
 from callserver.core.model.live import LiveModel
 from callserver.database import Database
-from callserver.health_checks import build_health_checks
+from callserver.health_checks import CoreHealthParts, build_health_checks
 from callserver.metrics import Metrics
-from callserver.metrics_wiring import KNOWN_AMI_EVENTS, register_metrics
+from callserver.metrics_wiring import KNOWN_AMI_EVENTS, CoreCounters, register_metrics
 from callserver.plugin_api import Component, Contribution, PluginDeps, Ports, ServerInfo
 from callserver.plugins import LoadedPlugin, build_plugins, load_plugins, migration_sources
 from callserver.store.call_writer import CallWriter
@@ -113,8 +113,10 @@ class CallServer:
             command_timeout=config.agi.command_timeout,
             session_timeout=config.agi.session_timeout,
         )
+        self.http_deadline = RequestDeadline(REQUEST_TIMEOUT)
         self.metrics = Metrics()
-        register_metrics(self, [m for c in self.contributions for m in c.metrics])
+        register_metrics(self.metrics, self._counters(),
+                         [m for c in self.contributions for m in c.metrics])  # fmt: skip
         for subscriber in (
             self.writer.submit,
             self.live_state.submit,
@@ -124,7 +126,20 @@ class CallServer:
             self.bus.subscribe(subscriber)
         self._started: list[Component] = []
         self._runner: web.AppRunner | None = None
-        self.http_deadline = RequestDeadline(REQUEST_TIMEOUT)
+
+    def _counters(self) -> CoreCounters:
+        return CoreCounters(
+            ami=self.ami, ami_events=self.ami_events, translator=self.translator,
+            model=self.model, bus=self.bus, writer=self.writer, live_state=self.live_state,
+            agi=self.agi, ari=self.ari, hub=self.hub, stasis=self.stasis,
+            http_deadline=self.http_deadline, http_connections=lambda: self.http_connections,
+        )  # fmt: skip
+
+    def _health_parts(self) -> CoreHealthParts:
+        return CoreHealthParts(
+            config=self.config, ami=self.ami, ari=self.ari, agi=self.agi,
+            database=self.database, writer=self.writer, redis=self.redis,
+        )  # fmt: skip
 
     def _plugin_deps(self, ports: Ports) -> PluginDeps:
         return PluginDeps(
@@ -204,7 +219,8 @@ class CallServer:
                 *(a for c in self.contributions for a in c.authenticators),
             ],
             health_checks=build_health_checks(
-                self, {k: v for c in self.contributions for k, v in c.health_checks.items()}
+                self._health_parts(),
+                {k: v for c in self.contributions for k, v in c.health_checks.items()},
             ),
             metrics=self.metrics,
             routes=[

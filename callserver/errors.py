@@ -22,6 +22,8 @@ class ErrorCategory(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    TOO_LARGE = "too_large"
+    """The caller sent more than the endpoint takes (a request body over its limit)."""
     UPSTREAM_REJECTED = "upstream_rejected"
     """A system we depend on (Asterisk, the CRM) refused the request."""
     UNAVAILABLE = "unavailable"

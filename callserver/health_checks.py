@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redis.asyncio.connection import AbstractConnection
@@ -11,41 +12,61 @@ from redis.asyncio.connection import AbstractConnection
 from callserver.web.health import ComponentHealth, HealthCheck
 
 if TYPE_CHECKING:
-    from callserver.app import CallServer
+    import redis.asyncio as aioredis
+
+    from callserver.asterisk.agi_server import FastAgiServer
+    from callserver.asterisk.ami_connection import AmiClient
+    from callserver.asterisk.ari_client import AriClient
+    from callserver.config import Config
+    from callserver.database import Database
+    from callserver.store.call_writer import CallWriter
+
+
+@dataclass(frozen=True, slots=True)
+class CoreHealthParts:
+    """The core components ``/healthz`` looks at (the composition root hands them over)."""
+
+    config: Config
+    ami: AmiClient
+    ari: AriClient
+    agi: FastAgiServer
+    database: Database
+    writer: CallWriter
+    redis: aioredis.Redis
 
 
 def build_health_checks(
-    server: CallServer, plugin_checks: Mapping[str, HealthCheck]
+    parts: CoreHealthParts, plugin_checks: Mapping[str, HealthCheck]
 ) -> dict[str, HealthCheck]:
-    config = server.config
+    config = parts.config
 
     async def ami() -> ComponentHealth:
         if not config.ami.enabled:
             return ComponentHealth("disabled")
-        state = server.ami.state
+        state = parts.ami.state
         if state == "connected":
-            return ComponentHealth("ok", extra={"reconnects": server.ami.reconnects})
-        return ComponentHealth("down", f"{state}: {server.ami.last_error or ''}".rstrip(": "))
+            return ComponentHealth("ok", extra={"reconnects": parts.ami.reconnects})
+        return ComponentHealth("down", f"{state}: {parts.ami.last_error or ''}".rstrip(": "))
 
     async def ari() -> ComponentHealth:
         if not config.ari.enabled:
             return ComponentHealth("disabled")
-        if server.ari.connected:
-            return ComponentHealth("ok", extra={"reconnects": server.ari.reconnects})
-        return ComponentHealth("down", str(server.ari.last_error or "not connected"))
+        if parts.ari.connected:
+            return ComponentHealth("ok", extra={"reconnects": parts.ari.reconnects})
+        return ComponentHealth("down", str(parts.ari.last_error or "not connected"))
 
     async def agi() -> ComponentHealth:
         if not config.agi.enabled:
             return ComponentHealth("disabled")
         return ComponentHealth(
-            "ok", extra={"port": server.agi.port, "sessions_active": server.agi.sessions_active}
+            "ok", extra={"port": parts.agi.port, "sessions_active": parts.agi.sessions_active}
         )
 
     async def database() -> ComponentHealth:
-        if not server.database.ready.is_set():
-            return ComponentHealth("down", server.database.last_error or "connecting")
-        latency = await server.database.ping()
-        writer = server.writer
+        if not parts.database.ready.is_set():
+            return ComponentHealth("down", parts.database.last_error or "connecting")
+        latency = await parts.database.ping()
+        writer = parts.writer
         if not writer.connected and writer.buffered:
             return ComponentHealth("degraded", f"writer buffering {writer.buffered} events")
         return ComponentHealth(
@@ -53,7 +74,7 @@ def build_health_checks(
         )
 
     async def redis() -> ComponentHealth:
-        pool = server.redis.connection_pool
+        pool = parts.redis.connection_pool
         latency = await redis_ping(pool.connection_class(**pool.connection_kwargs))
         return ComponentHealth("ok", extra={"latency_ms": round(latency * 1000, 2)})
 

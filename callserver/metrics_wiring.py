@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from callserver.app import CallServer
+    from callserver.asterisk.agi_server import FastAgiServer
+    from callserver.asterisk.ami_connection import AmiClient
+    from callserver.asterisk.ami_translate import AmiTranslator
+    from callserver.asterisk.ari_client import AriClient
+    from callserver.asterisk.stasis import StasisDispatcher
+    from callserver.core.bus import EventBus
+    from callserver.core.model.live import LiveModel
+    from callserver.metrics import Metrics
     from callserver.plugin_api import Metric
+    from callserver.store.call_writer import CallWriter
+    from callserver.store.live_state import RedisLiveState
+    from callserver.web.live import LiveHub
+    from callserver.web.middlewares import RequestDeadline
 
 AMI_STATES = ("disconnected", "connecting", "connected", "auth_failed")
 
@@ -42,13 +54,34 @@ def ami_events_by_name(counts: Mapping[str, int]) -> dict[tuple[str, ...], int]:
     return out
 
 
-def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> None:
-    m = server.metrics
-    ami, writer, agi = server.ami, server.writer, server.agi
+@dataclass(frozen=True, slots=True)
+class CoreCounters:
+    """The core components whose plain counters ``/metrics`` reads at each scrape (the
+    composition root hands them over)."""
+
+    ami: AmiClient
+    ami_events: Mapping[str, int]
+    translator: AmiTranslator
+    model: LiveModel
+    bus: EventBus
+    writer: CallWriter
+    live_state: RedisLiveState
+    agi: FastAgiServer
+    ari: AriClient
+    hub: LiveHub
+    stasis: StasisDispatcher
+    http_deadline: RequestDeadline
+    http_connections: Callable[[], int]
+    """HTTP connections open now."""
+
+
+def register_metrics(m: Metrics, core: CoreCounters, plugin_metrics: Iterable[Metric]) -> None:
+    """Register the core's metrics and the plugins' on ``m``."""
+    ami, writer, agi = core.ami, core.writer, core.agi
     m.counter(
         "callserver_ami_events_total",
         "AMI events received, by event name",
-        lambda: ami_events_by_name(server.ami_events),
+        lambda: ami_events_by_name(core.ami_events),
         labels=("event",),
     )
     m.gauge(
@@ -66,26 +99,26 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.counter(
         "callserver_ami_bad_events_total",
         "AMI events dropped as malformed",
-        lambda: server.translator.bad,
+        lambda: core.translator.bad,
     )
     m.counter(
         "callserver_ami_agent_complete_without_caller_total",
         "AgentComplete events without the caller's fields (the call found from the agent)",
-        lambda: server.translator.agent_complete_without_caller,
+        lambda: core.translator.agent_complete_without_caller,
     )
     m.gauge(
         "callserver_live_calls",
         "live calls by state",
-        lambda: {(k,): v for k, v in server.model.counts_by_state().items()},
+        lambda: {(k,): v for k, v in core.model.counts_by_state().items()},
         labels=("state",),
     )
     m.counter(
-        "callserver_domain_events_total", "domain events published", lambda: server.bus.published
+        "callserver_domain_events_total", "domain events published", lambda: core.bus.published
     )
     m.counter(
         "callserver_bus_subscriber_errors_total",
         "event subscribers that raised",
-        lambda: server.bus.subscriber_errors,
+        lambda: core.bus.subscriber_errors,
     )
     m.gauge(
         "callserver_db_write_lag_seconds",
@@ -121,12 +154,12 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.gauge(
         "callserver_redis_connected",
         "1 when live state reaches Redis",
-        lambda: server.live_state.connected,
+        lambda: core.live_state.connected,
     )
     m.counter(
         "callserver_redis_published_total",
         "events published to Redis",
-        lambda: server.live_state.published,
+        lambda: core.live_state.published,
     )
     m.counter("callserver_agi_sessions_total", "FastAGI sessions", lambda: agi.sessions_total)
     m.gauge(
@@ -136,30 +169,30 @@ def register_metrics(server: CallServer, plugin_metrics: Iterable[Metric]) -> No
     m.gauge(
         "callserver_ari_connected",
         "1 when the ARI events WebSocket is up",
-        lambda: server.ari.connected,
+        lambda: core.ari.connected,
     )
     m.gauge(
-        "callserver_live_ws_clients", "live board WebSocket clients", lambda: server.hub.clients
+        "callserver_live_ws_clients", "live board WebSocket clients", lambda: core.hub.clients
     )
     m.counter(
         "callserver_live_ws_dropped_total",
         "live WebSocket clients dropped: too slow to read (queue full or send timed out)",
-        lambda: server.hub.dropped_clients,
+        lambda: core.hub.dropped_clients,
     )
     m.gauge("callserver_http_connections", "HTTP connections open",
-            lambda: server.http_connections)  # fmt: skip
+            core.http_connections)  # fmt: skip
     m.counter(
         "callserver_http_request_timeouts_total",
         "HTTP requests cut at the deadline: client (body too slow) or handler (too slow)",
-        lambda: {("client",): server.http_deadline.client_timeouts,
-                 ("handler",): server.http_deadline.handler_timeouts},
+        lambda: {("client",): core.http_deadline.client_timeouts,
+                 ("handler",): core.http_deadline.handler_timeouts},
         labels=("side",),
     )  # fmt: skip
-    m.gauge("callserver_ari_stasis_calls", "calls in the Stasis app", lambda: server.stasis.active)
+    m.gauge("callserver_ari_stasis_calls", "calls in the Stasis app", lambda: core.stasis.active)
     m.counter(
         "callserver_ari_stasis_refused_total",
         "calls sent back to the dialplan: the Stasis app was at ari.max_calls",
-        lambda: server.stasis.calls_refused,
+        lambda: core.stasis.calls_refused,
     )
     for metric in plugin_metrics:
         register = m.counter if metric.name.endswith("_total") else m.gauge

@@ -10,7 +10,6 @@ in the path, query or body is a 400 naming the field.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from callserver.core.text import first_bad_text
+from callserver.web.body import json_object
 from crm_bridge.embedded_admin import CrmAdmin
 from crm_bridge.errors import CrmValidationError
 from crm_bridge.models import AppointmentRequest, CallbackRequest
@@ -57,15 +57,7 @@ def _check_text(values: Any) -> None:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise CrmValidationError(message="body too large", field="body")
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5000-digit number, deep nesting
-        raise CrmValidationError(message="body is not JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise CrmValidationError(message="body must be a JSON object", field="body")
+    data = await json_object(request, max_bytes=MAX_BODY)
     _check_text(data)
     return data
 

@@ -5,8 +5,9 @@ returns: no bound, no drop (a bounded queue in front of the outbox used to drop 
 10,000 during a burst, each with its own ERROR line). Memory is accounted (``pending``,
 ``pending_peak``) and bounded by throughput: one task writes up to ``batch_size`` records per
 statement (``PushQueue.enqueue_many``), far faster than calls end. While the outbox is down the
-records wait and the task retries with capped exponential back-off. Problems are summarised in
-one log line per ``summary_interval`` seconds, never one line per call.
+records wait and the task retries with capped exponential back-off (a ``BufferedWorker``).
+Problems are summarised in one log line per ``summary_interval`` seconds, never one line per
+call.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from callserver.core.backoff import Backoff
+from callserver.core.buffered_worker import BufferedWorker
 from callserver.core.events import CallAbandoned, CallEnded
 from callserver.core.phone import try_normalize
-from callserver.core.tasks import cancel_and_wait
 from callserver.web.health import ComponentHealth
 from crm_bridge.errors import CrmError
 from crm_bridge.ports import PushQueue
@@ -50,7 +52,7 @@ class RecordWriterSettings:
     """``aclose`` waits this long for the pending records to be written."""
 
 
-class CallRecordWriter:
+class CallRecordWriter(BufferedWorker):
     """Owns one task between ``start()`` and ``aclose()``. Counters (plain attributes):
     ``queued`` (outbox rows written), ``duplicates`` (already queued: the same call twice),
     ``unbuildable`` (a finished call no record could be built from: a bug, logged with its
@@ -66,12 +68,13 @@ class CallRecordWriter:
     ) -> None:
         self._outbox = outbox
         self._s = settings or RecordWriterSettings()
+        # unjittered: retry_min, then doubling up to retry_max, as before the BufferedWorker
+        super().__init__(Backoff(self._s.retry_min, self._s.retry_max, jitter=0.0),
+                         self._s.close_timeout)  # fmt: skip
         self._clock = clock
         self._pending: deque[Finished] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._written = asyncio.Event()  # set while nothing is pending
+        self._written.set()
         self.queued = self.duplicates = self.unbuildable = self.refused = 0
         self.pending_peak = 0
         self._window: dict[str, int] = {}
@@ -86,7 +89,7 @@ class CallRecordWriter:
 
     async def wait_written(self) -> None:
         """Return when nothing is pending (bound it with ``asyncio.timeout``)."""
-        await self._idle.wait()
+        await self._written.wait()
 
     async def health(self) -> ComponentHealth:
         """A ``/healthz`` check (no I/O): ``degraded`` while the outbox is unreachable or a
@@ -102,55 +105,54 @@ class CallRecordWriter:
     def submit(self, event: Finished) -> None:
         """Keep ``event`` for the writer; returns at once, never drops."""
         self._pending.append(event)
-        self._idle.clear()
+        self._written.clear()
         if len(self._pending) > self.pending_peak:
             self.pending_peak = len(self._pending)
-        self._wake.set()
+        self.wake()
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="crm-call-records")
+    task_name = "crm-call-records"
 
     async def aclose(self) -> None:
         """Write what is pending (at most ``close_timeout`` s), then stop the task. Records
-        still pending then (outbox down) are counted in one ERROR line."""
-        task, self._task = self._task, None
-        if task is None:
+        still pending then (outbox down) are counted in one ERROR line. Nothing happens when
+        the writer was never started."""
+        if self._task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._s.close_timeout):
-                await self._idle.wait()
-        await cancel_and_wait(task)
+        await self._stop()
         self._summarise(force=True)
         if self._pending:
             log.error("CRM: %d call records not written to the outbox at shutdown: %s",
                       len(self._pending), self._last_problem or "outbox unavailable")  # fmt: skip
 
-    async def _run(self) -> None:
-        failures = 0
-        while True:
-            if not self._pending:
-                self._idle.set()
-                self._summarise()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._s.summary_interval):
-                        await self._wake.wait()
-                continue
-            batch = list(islice(self._pending, self._s.batch_size))
-            try:
-                await self._write(batch)
-            except CrmError as exc:  # the outbox is unavailable: keep the batch, back off
-                failures += 1
-                self._outage(exc)
-                delay = self._s.retry_min * 2.0 ** min(failures - 1, 20)
-                await asyncio.sleep(min(self._s.retry_max, delay))
-                continue
-            failures = 0
-            self._back()
-            for _ in batch:
-                self._pending.popleft()
-            self._summarise()
+    # -- the writing task (BufferedWorker) ------------------------------------------------------
+
+    def _has_work(self) -> bool:
+        return bool(self._pending)
+
+    async def _probe(self) -> bool:
+        return True  # the outbox is found up or down by writing to it
+
+    async def _wait_idle(self) -> None:
+        """Nothing pending: the summary line is due even while no call ends."""
+        self._summarise()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._s.summary_interval):
+                await self._wakeup.wait()
+
+    async def _flush_once(self) -> bool:
+        batch = list(islice(self._pending, self._s.batch_size))
+        try:
+            await self._write(batch)
+        except CrmError as exc:  # the outbox is unavailable: keep the batch, back off
+            self._outage(exc)
+            return False
+        self._back()
+        for _ in batch:
+            self._pending.popleft()
+        if not self._pending:
+            self._written.set()
+        self._summarise()
+        return True
 
     async def _write(self, batch: list[Finished]) -> None:
         items = [item for item in map(self._item, batch) if item is not None]

@@ -6,11 +6,10 @@ The list is read from ``desk_users`` at start, after every user change, and ever
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from callserver.core.tasks import cancel_and_wait
+from callserver.core.periodic import PeriodicRefresh
 from callserver.store.errors import StoreError
 from desk.models import User
 from desk.store import DeskStore
@@ -24,7 +23,10 @@ class OperatorDirectory:
         self._store = store
         self._users: list[User] = []
         self._names: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = PeriodicRefresh(
+            self.refresh, REFRESH_SECONDS, what="operator directory", expected=(StoreError,),
+            logger=log,
+        )
 
     async def operators(self) -> list[dict[str, Any]]:
         """Active people bound to a phone: ``user_id, name, extension, queues, skills``."""
@@ -44,15 +46,7 @@ class OperatorDirectory:
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._loop())
+        self._refresher.start()
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await self.refresh()
-            except StoreError as exc:
-                log.warning("operator directory not refreshed: %s", exc)
+        await self._refresher.aclose()

@@ -3,11 +3,10 @@ so a pop never waits for PostgreSQL; re-read after each edit and every ``REFRESH
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
-from callserver.core.tasks import cancel_and_wait
+from callserver.core.periodic import PeriodicRefresh
 from callserver.store.errors import StoreError
 from desk.errors import DeskInvalid, DeskNotFound
 from desk.store import DeskStore
@@ -22,7 +21,10 @@ class ScriptBook:
     def __init__(self, store: DeskStore) -> None:
         self._store = store
         self._scripts: dict[str, dict[str, str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = PeriodicRefresh(
+            self.reload, REFRESH_SECONDS, what="call scripts", expected=(StoreError,),
+            logger=log,
+        )
 
     def for_segment(self, segment: str) -> dict[str, str]:
         """The segment's script, else the ``default`` one, else an empty script."""
@@ -50,15 +52,7 @@ class ScriptBook:
 
     async def start(self) -> None:
         await self.reload()
-        self._task = asyncio.create_task(self._loop())
+        self._refresher.start()
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await self.reload()
-            except StoreError as exc:
-                log.warning("call scripts not refreshed: %s", exc)
+        await self._refresher.aclose()

@@ -19,6 +19,7 @@ from aiohttp import web
 from callserver.core.phone import PhoneNumberError, mask, normalize_phone
 from callserver.core.text import text_problem
 from callserver.web.auth import require_role
+from callserver.web.body import json_object
 from privacy import subject
 from privacy.errors import PrivacyRequestInvalid, PrivacyStoreUnavailable
 from privacy.sql import card_key_prefix
@@ -37,19 +38,6 @@ def _phone(raw: object) -> str:
         return normalize_phone(raw)
     except PhoneNumberError as exc:
         raise PrivacyRequestInvalid(message=f"phone: {exc.message}", field="phone") from None
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise PrivacyRequestInvalid(message="body too large", field="body")
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):
-        raise PrivacyRequestInvalid(message="body: expected a JSON object", field="body") from None
-    if not isinstance(data, dict):
-        raise PrivacyRequestInvalid(message="body: expected a JSON object", field="body")
-    return data
 
 
 def _reason(data: dict[str, Any]) -> str:
@@ -91,7 +79,7 @@ class PrivacyApi:
 
     async def erase(self, request: web.Request) -> web.Response:
         principal = require_role(request, "admin")
-        data = await _body(request)
+        data = await json_object(request, max_bytes=MAX_BODY)
         e164, reason = _phone(data.get("phone")), _reason(data)
         try:
             async with self._pool.acquire() as conn, conn.transaction():

@@ -22,9 +22,13 @@ from aiohttp import web
 
 from callserver.core.text import clean_text, first_bad_text, text_problem
 from callserver.logs import escape_control
+from callserver.web.body import json_object
 from routing.errors import DecisionNotFound, OverrideError, RulesReloadFailed
 from routing.overrides import build_override
 from routing.service import RoutingService
+
+MAX_BODY = 64 * 1024
+"""Bytes an override request may have (one override is a few hundred)."""
 
 
 def _actor(request: web.Request) -> str:
@@ -84,12 +88,7 @@ class RoutingApi:
         return _json({"overrides": [o.to_dict() for o in active]})
 
     async def create(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (ValueError, RecursionError):  # not JSON/UTF-8, 5000-digit numbers, deep nesting
-            raise OverrideError(message="body: expected a JSON object", field="body") from None
-        if not isinstance(body, dict):
-            raise OverrideError(message="body: expected a JSON object", field="body")
+        body = await json_object(request, max_bytes=MAX_BODY)
         if (bad := first_bad_text(body)) is not None:  # PostgreSQL could not store it
             raise OverrideError(message=f"{bad[0]}: {bad[1]}", field=bad[0])
         override = build_override(

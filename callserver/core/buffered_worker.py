@@ -1,9 +1,9 @@
 """The one buffered background worker: a bus subscriber fills a buffer, one owned task writes it
 in batches to a store that may be down, backing off between failed attempts.
 
-Used by the call writer (PostgreSQL) and the live state (Redis). A subclass says what "work",
-"one batch" and "is the store reachable" mean; this class owns the task, the wake-ups, the
-backoff and a bounded close. Standard library only.
+Used by the call writer (PostgreSQL), the live state (Redis) and plugins' batching writers. A
+subclass says what "work", "one batch" and "is the store reachable" mean; this class owns the
+task, the wake-ups, the backoff and a bounded close. Standard library only.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class BufferedWorker(ABC):
         """Wait until a batch is worth writing (default: write at once)."""
         return None
 
+    async def _wait_idle(self) -> None:
+        """Connected and nothing to write: wait (default: until woken). A subclass that also
+        has periodic work while idle (a summary line) may return after a timeout; the task
+        then looks for work and comes back here."""
+        await self._wakeup.wait()
+
     # -- the task ----------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -106,7 +112,7 @@ class BufferedWorker(ABC):
         meanwhile, so ``connected`` tells the truth even when nothing happens."""
         self._wakeup.clear()
         if self.connected:
-            await self._wakeup.wait()
+            await self._wait_idle()
             return
         if await self._probe():
             self._backoff.reset()

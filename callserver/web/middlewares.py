@@ -37,6 +37,7 @@ STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {
     ErrorCategory.FORBIDDEN: 403,
     ErrorCategory.NOT_FOUND: 404,
     ErrorCategory.CONFLICT: 409,
+    ErrorCategory.TOO_LARGE: 413,
     ErrorCategory.RATE_LIMITED: 429,
     ErrorCategory.INTERNAL: 500,
     ErrorCategory.UPSTREAM_REJECTED: 502,

@@ -35,9 +35,11 @@ from callserver.web.calls import calls_routes
 from callserver.web.middlewares import error_middleware
 from crm_bridge.embedded import EmbeddedCrm
 from crm_bridge.embedded_admin import CrmAdmin
+from crm_bridge.http import MAX_BODY as MAX_CRM_BODY
 from crm_bridge.http import crm_routes
 from crm_bridge.outbox import Outbox
 from crm_bridge.service import CrmService
+from tests.integration import bad_bodies
 from tests.transcripts import from_asterisk
 
 SOURCES = [
@@ -176,3 +178,18 @@ async def test_patch_and_path_text_postgres_refuses(
     assert r.status == 200 and (await r.json())["notes"] == "a\nb 🙂"
     r = await client.get("/api/calls/abc%00def")  # the calls API: not found, not a 500
     assert r.status == 404
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/api/crm/callback-requests"), ("POST", "/api/crm/appointment-requests"),
+    ("POST", "/api/crm/patients"), ("PATCH", "/api/crm/patients/1"),
+    ("POST", "/api/crm/appointments"),
+])  # fmt: skip
+async def test_api_a_bad_body_gets_the_one_answer(
+    client: TestClient[web.Request, web.Application], method: str, path: str
+) -> None:
+    for name, body, status, error_id in bad_bodies.cases(MAX_CRM_BODY):
+        r = await client.request(method, path, data=body, headers=bad_bodies.JSON)
+        bad_bodies.check_refusal(name, r.status, await r.json(), status, error_id)
+    r = await client.get("/api/crm/patients")
+    assert r.status == 200 and (await r.json())["patients"] == []  # nothing was created

@@ -126,3 +126,22 @@ async def test_records_pending_at_shutdown_are_counted_in_one_line(
     shutdown = [r.getMessage() for r in caplog.records if "at shutdown" in r.getMessage()]
     assert shutdown == ["CRM: 1000 call records not written to the outbox at shutdown:"
                         " outbox database timed out"]  # fmt: skip
+
+
+async def test_an_idle_writer_still_summarises_and_keeps_writing_later_calls(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outbox = FlakyOutbox()
+    writer = CallRecordWriter(outbox, FAST)
+    await writer.start()
+    writer.submit(ended(1, started_at=1e13))  # unbuildable: a problem for the summary line
+    writer.submit(ended(2))
+    await _drain(writer)
+    await asyncio.sleep(0.4)  # idle for two summary intervals, no call ends meanwhile
+    summaries = [r.getMessage() for r in caplog.records if "1 unbuildable" in r.getMessage()]
+    assert len(summaries) == 1  # logged while idle, not waiting for the next call
+    writer.submit(ended(3))
+    await _drain(writer)
+    await writer.aclose()
+    assert sorted(outbox.rows) == ["call-record:c2", "call-record:c3"]
+    assert not [r for r in caplog.records if "task failed" in r.getMessage()]
