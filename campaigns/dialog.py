@@ -91,7 +91,7 @@ def score_of(inp: Input) -> int:
         return int(inp.value) if inp.value in ("1", "2", "3", "4", "5") else 0
     words = re.findall(r"\w+", inp.value.lower().replace("ё", "е"))
     for w in words:
-        if w.isdigit() and 1 <= int(w) <= 5:
+        if w.isascii() and w.isdigit() and 1 <= int(w) <= 5:
             return int(w)
         if w in _SCORE_WORDS:
             return _SCORE_WORDS[w]

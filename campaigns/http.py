@@ -43,7 +43,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _id(request: web.Request) -> int:
     text = request.match_info["cid"]
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "¹".isdigit() is True
         raise CampaignInvalid(message="campaign id must be a number", field="id")
     return int(text)
 
