@@ -86,6 +86,8 @@ class CallServer:
         # calls missed on AMI, from Asterisk's cdr/queue_log ([database] cdr_dsn; None: off)
         self._synced_at: float | None = None
         """When the last resync after an AMI (re)connect finished (POSIX s)."""
+        self._ami_read_at = 0.0
+        """When the last AMI event was read (monotonic s)."""
         self.catchup = build_catchup(
             config.database, pool, self.bus.publish, lambda cid: self.model.call(cid) is not None,
             self._ami_seen,
@@ -179,6 +181,7 @@ class CallServer:
         # unknown names share one counter: whatever arrives on the AMI port, memory is bounded
         self.ami_events[msg.name if msg.name in KNOWN_AMI_EVENTS else "other"] += 1
         self.translator.handle(msg)
+        self._ami_read_at = time.monotonic()
 
     async def _resync(self) -> None:
         """After every AMI (re)login: rebuild the live model from Asterisk's own lists."""
@@ -195,12 +198,14 @@ class CallServer:
             self.catchup.kick()  # what AMI missed meanwhile, from Asterisk's records
 
     def _ami_seen(self) -> float | None:
-        """How far the live model has read Asterisk (POSIX s: the newest event's time, or the
-        last resync's end) while AMI is up; None while it is not (the catch-up then reads up
-        to now)."""
+        """How far the live model has read Asterisk (POSIX s) while AMI is up; None while it
+        is not (the catch-up then reads up to now). The newest event's time plus the seconds
+        since it was read: behind by the lag a burst causes, level with now once it is read
+        up (an idle link is current); never before the last resync's end."""
         if self.ami.state != "connected" or self._synced_at is None:
             return None
-        return max(self.model.now, self._synced_at)
+        idle = time.monotonic() - self._ami_read_at
+        return max(self.model.now + idle, self._synced_at)
 
     async def _resync_if_connected(self) -> None:
         if self.config.ami.enabled and self.ami.state == "connected":
