@@ -32,6 +32,9 @@ from dashboards.store import DashboardsStore, seed_board
 log = logging.getLogger(__name__)
 SEND_TIMEOUT = 5.0
 CLIENT_QUEUE = 2
+METRICS_MAX_AGE = 5.0
+"""Seconds a board built for one metrics scrape serves the next ones (Prometheus scrapes every
+15 s or so; a supervisor's open board refreshes it every push anyway)."""
 
 
 class BoardHub:
@@ -81,11 +84,17 @@ class BoardHub:
         self._transitions(transitions)
         return board
 
-    def current(self) -> dict[str, Any]:
-        """The latest board when it is under a push old, else a new one (for the metrics)."""
-        if time.perf_counter() - self._last_at >= self._push_interval:
+    def current(self, max_age: float | None = None) -> dict[str, Any]:
+        """The latest board when it is under ``max_age`` seconds old (default: one push),
+        else a new one."""
+        if time.perf_counter() - self._last_at >= (max_age or self._push_interval):
             self.last, self._last_at = self.snapshot(), time.perf_counter()
         return self.last
+
+    def for_metrics(self) -> dict[str, Any]:
+        """The board the metrics read: at most ``METRICS_MAX_AGE`` old (a scrape every second
+        must not rebuild 1,200 operator rows every second)."""
+        return self.current(METRICS_MAX_AGE)
 
     async def _tick_loop(self) -> None:
         while True:

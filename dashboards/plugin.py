@@ -78,7 +78,7 @@ class DashboardsPlugin:
             subscribers=[live_board.on_event],
             components=[webhook],
             after_database=[hub, rollup],
-            metrics=board_metrics(hub.current, lambda: webhook.sent, lambda: webhook.failed),
+            metrics=board_metrics(hub.for_metrics, lambda: webhook.sent, lambda: webhook.failed),
         )
 
 

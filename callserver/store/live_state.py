@@ -69,7 +69,7 @@ class LiveStateSettings:
     live_ttl: int = 6 * 3600
     retry_min: float = 0.2
     retry_max: float = 5.0
-    flush_interval: float = 0.05
+    flush_interval: float = 0.2
     """Seconds the first pending event waits for others: a call's and an agent's successive
     states within it are written once (one HSET, not one per event), in one round trip."""
 
