@@ -11,7 +11,10 @@ with its ``en-us.lm.bin`` (or the ``*.lm.bin`` / ``*.lm`` of a model directory),
 way. The grammar decoders' tuning and live cepstral mean did badly on free speech (espeak-ng's
 "the doctor was very good" came out as "but ah what a real"), so a dictated utterance is
 buffered and decoded at ``finish`` in one pass (``full_utt``: the mean of the whole utterance):
-"the doctor was really good", at ~0.45 × real time on one core (measured 2026-12). No language
+"the doctor was very good thank you" → "the doctor was really good thank you" (the shorter
+sentence alone still came out as "the doctor when you reload": free-form accuracy is rough),
+at ~0.45 × real time on one core (measured 2026-12 on espeak-ng speech only); a dictation
+decoder is ~95 MB, at most ``MAX_IDLE_DICTATION`` are kept idle. No language
 model (a model directory without one, or not English): ``dictation`` is False.
 
 Confidence: pocketsphinx's posterior of the best path (``logmath.exp(hyp.prob)``). With a finite
@@ -39,6 +42,8 @@ adapt, and a call's first answer is decoded badly (intent accuracy 78% vs 89% wi
 the test set, fresh decoder per utterance). Measured on espeak-ng reading a neutral paragraph
 (not the test phrases) in 4 voices through the same path (2026-12). Each new stream (call leg)
 starts from it, so one call's channel never leaks into the next call's decoding."""
+MAX_IDLE_DICTATION = 2
+"""Idle dictation decoders kept per backend (~95 MB each); busier moments make and free more."""
 PARTIAL_EVERY_BYTES = SAMPLE_RATE * 2 * 300 // 1000
 """A partial hypothesis is computed at most every 300 ms of audio (``hyp()`` costs CPU)."""
 
@@ -158,8 +163,9 @@ class SphinxBackend:
                 self._idle.append((decoder, set()))
 
     def take_dictation(self) -> Any:
-        """An idle dictation decoder (made on first use: ~0.3 s, ~40 MB), its cepstral mean
-        reset. Raises ``RecognitionFailed`` when there is no language model."""
+        """An idle dictation decoder (made on first use: ~0.45 s and ~95 MB with the wheel's
+        language model, measured 2026-12), its cepstral mean reset. Raises
+        ``RecognitionFailed`` when there is no language model."""
         if self._dictation_kwargs is None:
             raise RecognitionFailed(message="no language model for free-form speech",
                                     backend="pocketsphinx")
@@ -176,8 +182,10 @@ class SphinxBackend:
         return decoder
 
     def release_dictation(self, decoder: Any) -> None:
+        """Pool it again, up to ``MAX_IDLE_DICTATION`` (comments are rare: more are freed)."""
         with self._lock:
-            self._idle_dictation.append(decoder)
+            if len(self._idle_dictation) < MAX_IDLE_DICTATION:
+                self._idle_dictation.append(decoder)
 
     def release(self, decoder: Any, searches: set[str]) -> None:
         """Give a stream's decoder (and the names of the searches it has) back to the pool."""
