@@ -118,12 +118,16 @@ class CampaignSession:
     def start(self) -> dict[str, object]:
         return self._step_dict(self._dialog.start())
 
-    def feed(self, kind: str, value: str = "") -> dict[str, object]:
-        """``kind``: dtmf | text | silence | machine | hangup. Raises ValueError for others."""
+    def feed(self, kind: str, value: str = "",
+             details: Mapping[str, str] | None = None) -> dict[str, object]:  # fmt: skip
+        """``kind``: dtmf | text | silence | machine | hangup. Raises ValueError for others.
+        ``details``: what the bot knows beyond the words (a comment's ``recording``,
+        ``duration_s``, ``status``; see ``Input.details``)."""
         if kind not in ("dtmf", "text", "silence", "machine", "hangup"):
             raise ValueError(f"input kind {kind!r}")
         ik: InputKind = kind  # type: ignore[assignment]  # checked above
-        step = self._dialog.feed(Input(ik, value[:2000]))
+        extra = {str(k)[:40]: str(v)[:500] for k, v in (details or {}).items()}
+        step = self._dialog.feed(Input(ik, value[:2000], extra))
         if step.done and not self._done.done():
             self._done.set_result(step)
         return self._step_dict(step)

@@ -14,6 +14,7 @@ custom: yes (1) · no (2) · operator (0) · opt-out (9).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -43,10 +44,17 @@ _SCORE_WORDS = {"один": 1, "единица": 1, "единицу": 1, "два
 """Score words after ``ё`` → ``е`` (nominative and «на тройку»)."""
 
 
+COMMENT_DETAILS = ("recording", "duration_s", "status")
+"""What a comment's ``Input.details`` may carry into the result (as ``comment_<key>``)."""
+
+
 @dataclass(frozen=True)
 class Input:
     kind: InputKind
     value: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+    """For a comment: the WAV's ``recording`` path, its ``duration_s``, the transcription's
+    ``status`` (``transcribed`` | ``nothing recognised`` | ``not transcribed: no model``)."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,9 @@ class Dialog:
     def _comment(self, inp: Input) -> Step:
         comment = inp.value.strip()[:1000] if inp.kind == "text" else ""
         data = {"score": str(self.score), "comment": comment}
+        if inp.kind == "text":
+            data.update({f"comment_{k}": inp.details[k] for k in COMMENT_DETAILS
+                         if k in inp.details})  # fmt: skip
         bye = _t(self.facts.lang, "Спасибо за отзыв! До свидания.", "Thank you! Goodbye.")
         return self._end("low_score" if self.score <= 3 else "rated", (bye,), data)
 

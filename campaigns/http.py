@@ -17,7 +17,7 @@ from callserver.web.auth import require_role
 from callserver.web.body import json_body
 from campaigns.errors import CampaignInvalid
 from campaigns.models import KINDS, CampaignSettings, Target, parse_settings
-from campaigns.reports import campaign_stats, export_csv
+from campaigns.reports import campaign_stats, export_csv, feedback_results
 from campaigns.store import CampaignStore
 from campaigns.targets import csv_targets, feedback_targets, recall_targets, reminder_targets
 
@@ -87,6 +87,8 @@ class CampaignsApi:
         require_role(request, *ROLES)
         campaign = await self._store.campaign(_id(request))
         campaign["stats"] = await campaign_stats(self._pool, campaign["id"])
+        if campaign["kind"] == "feedback":
+            campaign["feedback"] = await feedback_results(self._pool, campaign["id"])
         return web.json_response(campaign)
 
     async def create(self, request: web.Request) -> web.Response:
@@ -148,7 +150,8 @@ class CampaignsApi:
     async def export(self, request: web.Request) -> web.Response:
         require_role(request, *ROLES)
         campaign = await self._store.campaign(_id(request))
-        text = await export_csv(self._pool, campaign["id"], campaign["settings"]["tz"])
+        text = await export_csv(self._pool, campaign["id"], campaign["settings"]["tz"],
+                                feedback=campaign["kind"] == "feedback")
         return web.Response(
             text=text,
             content_type="text/csv",

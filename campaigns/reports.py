@@ -1,10 +1,13 @@
 """Results of a campaign: dialled, reached, confirmed, cancelled, rescheduled, no answer, opted
-out; the show rate (came / (came + no-show)) per doctor and per reminder schedule; CSV export."""
+out; the show rate (came / (came + no-show)) per doctor and per reminder schedule; a feedback
+campaign's scores and comments (transcript, recording, length, transcription status); CSV
+export."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,6 +65,27 @@ async def _show(pool: asyncpg.Pool, cid: int, col: str) -> list[dict[str, Any]]:
 
 _CSV_COLS = ["phone", "full_name", "doctor", "starts_at", "rule", "attempts", "last_result",
              "outcome", "state"]  # fmt: skip
+FEEDBACK_COLS = ["score", "comment", "comment_recording", "comment_duration_s",
+                 "comment_status"]  # fmt: skip
+"""A feedback campaign's extra columns: the ``data`` keys its answered dial recorded."""
+MAX_FEEDBACK = 500
+
+
+async def feedback_results(pool: asyncpg.Pool, cid: int,
+                           limit: int = MAX_FEEDBACK) -> list[dict[str, Any]]:  # fmt: skip
+    """The newest ``limit`` scored dials of a campaign: score, comment transcript, the
+    comment's recording (path on the server), its length and transcription status."""
+    rows = await pool.fetch(
+        "SELECT id, phone, attempt, ended_at, outcome, data FROM campaign_dials "
+        "WHERE campaign_id = $1 AND data ? 'score' ORDER BY id DESC LIMIT $2", cid, limit,
+    )  # fmt: skip
+    out = []
+    for r in rows:
+        data = json.loads(r["data"])
+        out.append({"dial_id": r["id"], "phone": r["phone"], "attempt": r["attempt"],
+                    "ended_at": r["ended_at"].timestamp() if r["ended_at"] else None,
+                    "outcome": r["outcome"], **{k: str(data.get(k, "")) for k in FEEDBACK_COLS}})
+    return out
 
 
 def _cell(value: object, zone: ZoneInfo) -> str:
@@ -72,16 +96,27 @@ def _cell(value: object, zone: ZoneInfo) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") and not text[1:].isdigit() else text
 
 
-async def export_csv(pool: asyncpg.Pool, cid: int, tz: str) -> str:
-    """Every target of the campaign with its result, clinic-local times."""
+async def export_csv(pool: asyncpg.Pool, cid: int, tz: str, *, feedback: bool = False) -> str:
+    """Every target of the campaign with its result, clinic-local times; ``feedback``: with
+    the score and comment of its last scored dial (``FEEDBACK_COLS``)."""
+    cols = ", ".join(f"t.{c}" for c in _CSV_COLS)
+    extra = ""
+    if feedback:
+        cols += ", f.data"
+        extra = ("LEFT JOIN LATERAL (SELECT data FROM campaign_dials d WHERE d.target_id = t.id "
+                 "AND d.data ? 'score' ORDER BY d.id DESC LIMIT 1) f ON true ")
     rows = await pool.fetch(
-        f"SELECT {', '.join(_CSV_COLS)} FROM campaign_targets WHERE campaign_id = $1 ORDER BY id",
+        f"SELECT {cols} FROM campaign_targets t {extra}WHERE t.campaign_id = $1 ORDER BY t.id",
         cid,
-    )
+    )  # fmt: skip
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(_CSV_COLS)
+    writer.writerow(_CSV_COLS + (FEEDBACK_COLS if feedback else []))
     zone = ZoneInfo(tz)
     for r in rows:
-        writer.writerow([_cell(r[c], zone) for c in _CSV_COLS])
+        cells = [_cell(r[c], zone) for c in _CSV_COLS]
+        if feedback:
+            data = json.loads(r["data"]) if r["data"] else {}
+            cells += [_cell(data.get(k, ""), zone) for k in FEEDBACK_COLS]
+        writer.writerow(cells)
     return out.getvalue()

@@ -217,6 +217,8 @@ def _context(call: ClaimedCall, data: dict[str, str]) -> str:
     if t.starts_at is not None:
         when = t.starts_at.astimezone(call.settings.window.zone)
         parts.append(f"appointment {t.appointment_id or ''} {t.doctor} {when:%d.%m.%Y %H:%M}")
+    if data.get("comment"):  # a low score's task: the patient's own words first
+        parts.append(f"score {data.get('score', '')}, comment: {data['comment'][:600]}")
     if data:
         parts.append(json.dumps(data, ensure_ascii=False))
     return "; ".join(parts)[:1000]

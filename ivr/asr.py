@@ -36,6 +36,8 @@ class SharedRecognizer:
         self._open: Callable[[], Awaitable[AsyncStream]] | None = None
         self._close: Callable[[], Awaitable[None]] | None = None
         self._rate: int | None = None
+        self.dictation = False
+        """Whether the loaded backend transcribes free speech (feedback comments)."""
         self._prewarm = config.prewarm
         self._load_at_start = config.load_at_start
         self._lock = asyncio.Lock()
@@ -75,12 +77,12 @@ class SharedRecognizer:
                                     prewarm=self._prewarm)
                 await procs.start()
                 self._open, self._close = procs.open_stream, procs.aclose
-                self._rate = procs.sample_rate
+                self._rate, self.dictation = procs.sample_rate, procs.dictation
             else:
                 backend = await asyncio.to_thread(load_backend, self._config)
                 threads = RecognitionPool(backend, workers=self._config.workers)
                 self._open, self._close = threads.open_stream, threads.aclose
-                self._rate = backend.sample_rate
+                self._rate, self.dictation = backend.sample_rate, backend.dictation
         except BackendUnavailable as exc:
             self.reason = exc.message[:200]
             log.warning("ivr: speech recognition unavailable (%s: %s): keypad-only menu",

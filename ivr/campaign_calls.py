@@ -69,7 +69,8 @@ class CampaignStasisHandler:
         number = _text(_sub(channel, "connected"), "number") or _text(_sub(channel, "caller"),
                                                                         "number")
         call = CallInfo(channel_id, number[:40], "", 0, lang)
-        dialog = CampaignDialog(session, lang=lang, silence_s=self._silence_s)
+        dialog = CampaignDialog(session, lang=lang, silence_s=self._silence_s,
+                                comment_name=f"dial-{dial_id}")
         try:
             await self._run(self._make(call, dialog))
         finally:

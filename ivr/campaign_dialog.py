@@ -10,8 +10,12 @@ carries it out with the same media path, playback queue, barge-in and silence ti
 * Listening: the grammar follows ``step["expects"]`` (``recognition.phrases``
   ``campaign_choice`` / ``campaign_offer`` / ``campaign_score``); a recognised intent is fed to
   the campaign as a canonical word it understands («да», «не звоните», "three" …), anything
-  else as the recognised text. A comment (feedback) is not transcribed: grammar recognisers
-  cannot take free speech, so recognition stops there and ``#`` or the silence timer ends it.
+  else as the recognised text.
+* A comment (feedback, ``expects == "comment"``): ``ListenComment`` records the next utterance
+  and transcribes it free-form (``ivr.media``); it ends at the VAD's pause, ``#`` (while
+  speaking: ``EndComment``, the transcript follows) or the comment's maximum length, and goes
+  to the campaign as ``text`` with the recording's path, length and status as details. ``#``
+  or silence before any speech: no comment.
 * Keys go to the campaign as they are; silence after a prompt is ``silence`` (the campaign
   reprompts, then gives up); the patient hanging up is ``hangup``.
 * The final step's goodbye plays, then the bot hangs up (``HangUp``).
@@ -25,11 +29,14 @@ from typing import Protocol
 from ivr.models import (
     Answered,
     Command,
+    Comment,
     DialogInput,
     Dtmf,
+    EndComment,
     HangUp,
     Hangup,
     Lang,
+    ListenComment,
     PlayPrompts,
     PromptFinished,
     RecognitionLost,
@@ -59,7 +66,8 @@ class CampaignSessionPort(Protocol):
     lang: str
 
     def start(self) -> dict[str, object]: ...
-    def feed(self, kind: str, value: str = "") -> dict[str, object]: ...
+    def feed(self, kind: str, value: str = "",
+             details: Mapping[str, str] | None = None) -> dict[str, object]: ...  # fmt: skip
     def release(self) -> None: ...
 
 
@@ -80,8 +88,12 @@ class CampaignDialog:
     """The adapter (see the module doc). ``outcome`` is the campaign's outcome once done."""
 
     def __init__(self, session: CampaignSessionPort, *, lang: Lang, silence_s: float,
-                 min_score: float = 0.72) -> None:  # fmt: skip
+                 min_score: float = 0.72, comment_name: str = "comment") -> None:  # fmt: skip
         self.session, self.lang = session, lang
+        self.comment_name = comment_name
+        """Names the comment's recording (our own id: ``dial-<dial id>``)."""
+        self.commenting = False
+        """The caller started speaking their comment (``#`` then ends it, not skips it)."""
         self.silence_s, self.min_score = silence_s, min_score
         self.state = "idle"
         """idle → listening (or ``comment``) → goodbye → done."""
@@ -103,15 +115,22 @@ class CampaignDialog:
         if isinstance(event, PromptFinished):
             return self._prompt_finished()
         if isinstance(event, SpeechStarted):
+            self.commenting = self.commenting or (self.state == "comment" and self.speech)
             return self._stop() if self._listening() else []
         if isinstance(event, Utterance):
             return self._utterance(event)
+        if isinstance(event, Comment):
+            return self._comment(event)
         if isinstance(event, Dtmf):
+            if self.commenting and self.state == "comment":
+                return [*self._stop(), EndComment()]  # the comment so far, transcribed
             return self._feed("dtmf", event.digit[:1]) if self._listening() else []
         if isinstance(event, SilenceTimeout):
-            return [] if self.playing or not self._listening() else self._feed("silence")
+            if self.playing or not self._listening() or self.commenting:
+                return []
+            return self._feed("silence")
         if isinstance(event, RecognitionLost):
-            was, self.speech = self.speech, False
+            was, self.speech, self.commenting = self.speech, False, False
             return [StopRecognition()] if was else []
         if isinstance(event, Hangup):
             return self._hangup()
@@ -143,8 +162,16 @@ class CampaignDialog:
         text = ev.text.strip()  # a score word, or words the campaign may still understand
         return self._feed("text", text) if text else [StartSilenceTimer(self.silence_s)]
 
-    def _feed(self, kind: str, value: str = "") -> list[Command]:
-        return self._stop() + self._step(self.session.feed(kind, value))
+    def _comment(self, ev: Comment) -> list[Command]:
+        if self.state != "comment":
+            return []
+        details = {"recording": ev.recording, "duration_s": f"{ev.duration_s:.2f}",
+                   "status": ev.status}  # fmt: skip
+        return self._feed("text", ev.text, details)
+
+    def _feed(self, kind: str, value: str = "",
+              details: Mapping[str, str] | None = None) -> list[Command]:  # fmt: skip
+        return self._stop() + self._step(self.session.feed(kind, value, details))
 
     def _step(self, step: Mapping[str, object]) -> list[Command]:
         say = _says(step)
@@ -164,7 +191,7 @@ class CampaignDialog:
         if self.speech:
             listen = self.state == "listening"
             cmds.insert(0, StartRecognition(self.grammar, self.lang) if listen
-                        else StopRecognition())  # fmt: skip
+                        else ListenComment(self.comment_name))  # fmt: skip
         return cmds
 
     def _hangup(self) -> list[Command]:

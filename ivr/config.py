@@ -59,6 +59,14 @@ class IvrConfig:
     sounds_dir: str = "/var/lib/asterisk/sounds"
     """Asterisk's sounds directory as this host sees it: campaign calls' texts are synthesised
     into ``<sounds_dir>/<lang>/<prompts>/spoken/`` (``ivr.spoken``); empty: not synthesised."""
+    recordings_dir: str = "/var/lib/callserver/recordings/feedback"
+    """Where feedback comments are recorded (``dial-<dial id>.wav``, 16 kHz mono 16-bit; the
+    directory is made with mode 0700); empty: comments are transcribed but not recorded."""
+    comment_max_s: float = 60.0
+    """A comment's longest recording (seconds)."""
+    comment_pause_ms: int = 1500
+    """A comment ends after this pause (milliseconds; an answer to a menu after
+    ``trailing_pause_ms``)."""
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -85,5 +93,9 @@ def validate_ivr(c: IvrConfig) -> None:
     _check(0 <= c.prewarm <= 64, "prewarm", "must be 0..64")
     _check(10 <= c.max_call_s <= 3600, "max_call_s", "must be 10..3600 seconds")
     _check(0 <= c.priority_boost <= 100, "priority_boost", "must be 0..100")
-    _check(".." not in c.sounds_dir.split("/") and "\n" not in c.sounds_dir, "sounds_dir",
-           "a directory path without ..")
+    for key in ("sounds_dir", "recordings_dir"):
+        path = getattr(c, key)
+        _check(".." not in path.split("/") and "\n" not in path, key,
+               "a directory path without ..")
+    _check(1 <= c.comment_max_s <= 300, "comment_max_s", "must be 1..300 seconds")
+    _check(300 <= c.comment_pause_ms <= 5000, "comment_pause_ms", "must be 300..5000 ms")

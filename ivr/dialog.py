@@ -29,6 +29,7 @@ from typing import Any
 from ivr.models import (
     Answered,
     Command,
+    Comment,
     CreateCallbackJob,
     DialogInput,
     DialogSettings,
@@ -81,6 +82,7 @@ class Dialog:
             SpeechStarted: self._speech_started, Utterance: self._utterance, Dtmf: self._dtmf,
             SilenceTimeout: self._silence, OperatorFreed: self._operator_freed,
             RecognitionLost: self._recognition_lost, Hangup: self._hangup,
+            Comment: lambda _ev: [],  # inbound calls never ask for a comment
         }
 
     @property

@@ -10,6 +10,11 @@ final results on. Events go to
 recogniser fails (the dialog then continues keypad-only).
 
 While not listening (``pause``), frames are dropped before the VAD: no decoder CPU is spent.
+
+A feedback comment (``listen_comment``): the next utterance is recorded (``ivr.recording``, the
+listener's tap) and transcribed free-form (``recognition.pipeline.DICTATION``; only endpointed
+when no model transcribes free speech), with a longer pause and length; its result comes out as
+a ``Heard`` whose ``comment`` holds the recording, written before the event is emitted.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ivr.recording import CommentRecorder
 from ivr.rtp import RtpReceiver
 from recognition.audio import decode
 from recognition.errors import RecognitionError
 from recognition.executor import AsyncStream
 from recognition.jitter import Frame
-from recognition.pipeline import AsyncListener, Recognised, SpeechStarted
+from recognition.pipeline import DICTATION, RECORD_ONLY, AsyncListener, Recognised, SpeechStarted
 from recognition.vad import VadSettings
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,26 @@ class Heard:
 
     result: Recognised
     end_at: float
+    comment: Taken | None = None
+    """Set when this utterance was the comment asked for by ``listen_comment``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A comment's recording: the WAV's path (``""``: not kept), its length, and the
+    transcription's status."""
+
+    recording: str
+    duration_s: float
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommentLimits:
+    """A comment ends after ``pause_ms`` of silence or ``max_s`` of speech."""
+
+    pause_ms: int = 1500
+    max_s: float = 60.0
 
 
 MediaEvent = SpeechStarted | Heard | MediaLost
@@ -55,8 +81,11 @@ class CallMedia:
     """The listening half of one bot call (see the module doc)."""
 
     def __init__(self, codec: str, stream: AsyncStream, *, lang: str, vad: VadSettings,
-                 emit: Callable[[MediaEvent], None]) -> None:
+                 emit: Callable[[MediaEvent], None], dictation: bool = False) -> None:
         self.codec = codec
+        self.dictation = dictation
+        """Whether the recogniser transcribes free speech (else comments are only recorded)."""
+        self.comment: CommentRecorder | None = None
         self._stream = stream
         self._emit = emit
         self.receiver = RtpReceiver(codec, self._on_frame)
@@ -79,6 +108,18 @@ class CallMedia:
         self.listener.listen(state)
         self.listening = True
 
+    def listen_comment(self, recorder: CommentRecorder, limits: CommentLimits) -> None:
+        """Record (and, with ``dictation``, transcribe) the next utterance as a comment."""
+        self.comment = recorder
+        self.listener.tap = recorder.on_vad
+        self.listener.limits(trailing_pause_ms=limits.pause_ms,
+                             max_utterance_ms=int(limits.max_s * 1000))
+        self.listen(DICTATION if self.dictation else RECORD_ONLY)
+
+    def end_comment(self) -> bool:
+        """``#``: end the comment being spoken now; False when nobody was speaking."""
+        return self.listener.end_now("key")
+
     def pause(self) -> None:
         """Stop listening (frames are dropped until ``listen``)."""
         self.listening = False
@@ -93,6 +134,11 @@ class CallMedia:
                 self._emit(started)
         except RecognitionError as exc:
             self._lost(exc)
+        rec = self.comment
+        if rec is not None and rec.finished:  # the comment is all this call listens for now
+            if rec.reason == "max_length":
+                self.listener.end_now("max_length")
+            self.listening = False
 
     def _lost(self, exc: RecognitionError) -> None:
         self.listening = False
@@ -105,7 +151,22 @@ class CallMedia:
             except RecognitionError as exc:
                 self._lost(exc)
                 return
-            self._emit(Heard(result, time.perf_counter() - result.decode_ms / 1000.0))
+            end_at = time.perf_counter() - result.decode_ms / 1000.0
+            self._emit(Heard(result, end_at, await self._taken(result)))
+
+    async def _taken(self, result: Recognised) -> Taken | None:
+        """The comment's recording, when ``result`` is the comment's utterance (the recorder
+        saw its start and its end; a result queued before the comment was asked is not)."""
+        rec = self.comment
+        if rec is None or not rec.finished:
+            return None
+        self.comment, self.listener.tap = None, None
+        path = await rec.save()
+        if result.reason == "not_transcribed":
+            status = "not transcribed: no model"
+        else:
+            status = "transcribed" if result.text.strip() else "nothing recognised"
+        return Taken(path, round(rec.duration_s, 2), status)
 
     async def aclose(self) -> None:
         """Stop the task, release the port and the recogniser stream (errors logged)."""

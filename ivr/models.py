@@ -76,9 +76,22 @@ class Hangup:
     """The caller hung up."""
 
 
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A recorded free-form comment (after ``ListenComment``): its transcript ``text`` (``""``
+    when nothing was recognised or nothing transcribes), the WAV ``recording`` (``""``: not
+    kept), ``duration_s`` and ``status`` (``transcribed``, ``nothing recognised``,
+    ``not transcribed: no model``)."""
+
+    text: str
+    recording: str
+    duration_s: float
+    status: str
+
+
 DialogInput = (
     Answered | PromptFinished | SpeechStarted | Utterance | Dtmf | SilenceTimeout | OperatorFreed
-    | RecognitionLost | Hangup
+    | RecognitionLost | Hangup | Comment
 )
 
 
@@ -107,6 +120,19 @@ class StartRecognition:
 @dataclass(frozen=True, slots=True)
 class StopRecognition:
     """Stop listening (the dialog is finishing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenComment:
+    """Record and transcribe the caller's next utterance as free speech (a feedback comment);
+    ``name`` (our own id) names the WAV file. Its end comes back as a ``Comment``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndComment:
+    """The caller pressed ``#``: end the comment being spoken now (a ``Comment`` follows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +176,8 @@ class HangUp:
 
 Command = (
     PlayPrompts | StopPlayback | StartRecognition | StopRecognition | StartSilenceTimer
-    | CreateCallbackJob | SendAppointmentRequest | ReturnToQueue | HangUp
+    | CreateCallbackJob | SendAppointmentRequest | ReturnToQueue | HangUp | ListenComment
+    | EndComment
 )
 
 

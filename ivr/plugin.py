@@ -22,7 +22,7 @@ from ivr.asr import SharedRecognizer
 from ivr.campaign_calls import CampaignStasisHandler
 from ivr.campaign_dialog import CampaignCallsPort, CampaignDialog
 from ivr.config import IvrConfig, validate_ivr
-from ivr.media import CallMedia, MediaEvent
+from ivr.media import CallMedia, CommentLimits, MediaEvent
 from ivr.models import DialogSettings, Lang
 from ivr.outcomes import CallbackJobs, CrmRequests, PortOutcomes
 from ivr.rtp import PortPool
@@ -43,7 +43,8 @@ def _media_factory(config: IvrConfig, recognizer: SharedRecognizer) -> MediaFact
         stream = await recognizer.open_stream()
         if stream is None:
             return None
-        return CallMedia(config.codec, stream, lang=lang, vad=vad, emit=emit)
+        return CallMedia(config.codec, stream, lang=lang, vad=vad, emit=emit,
+                         dictation=recognizer.dictation)
 
     return media
 
@@ -107,6 +108,8 @@ class IvrPlugin:
             codec=config.codec, max_call_s=config.max_call_s,
             dialog=DialogSettings(silence_s=config.silence_s,
                                   priority_boost=config.priority_boost),
+            recordings_dir=config.recordings_dir,
+            comment=CommentLimits(pause_ms=config.comment_pause_ms, max_s=config.comment_max_s),
         )  # fmt: skip
         media = _media_factory(config, recognizer)
         ari: AriPort = deps.ari

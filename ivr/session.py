@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from callserver.asterisk.ari_rest import clean
@@ -28,17 +29,20 @@ from callserver.asterisk.errors import AriError, AriHttpError
 from callserver.core.phone import mask
 from ivr.dialog import Dialog
 from ivr.errors import IvrError
-from ivr.media import CallMedia, Heard, MediaEvent, MediaLost
+from ivr.media import CallMedia, CommentLimits, Heard, MediaEvent, MediaLost
 from ivr.models import (
     Answered,
     Command,
+    Comment,
     CreateCallbackJob,
     DialogInput,
     DialogSettings,
     Dtmf,
+    EndComment,
     HangUp,
     Hangup,
     Lang,
+    ListenComment,
     PlayPrompts,
     PromptFinished,
     RecognitionLost,
@@ -52,6 +56,8 @@ from ivr.models import (
     StopRecognition,
     Utterance,
 )  # fmt: skip
+from ivr.recording import CommentRecorder, safe_name
+from ivr.transcript import Transcript
 from recognition.pipeline import SpeechStarted as VadStarted
 
 log = logging.getLogger(__name__)
@@ -108,6 +114,9 @@ class SessionSettings:
     codec: str = "ulaw"
     max_call_s: float = 300.0
     dialog: DialogSettings = field(default_factory=DialogSettings)
+    recordings_dir: str = ""
+    """Where feedback comments are recorded (``<dir>/<name>.wav``); empty: not recorded."""
+    comment: CommentLimits = field(default_factory=CommentLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,32 +157,6 @@ SoundResolver = Callable[[str, str], Awaitable[str]]
 Inbox = DialogInput | PlaybackDone | CallGone | MediaEvent
 MediaFactory = Callable[[str, Callable[[MediaEvent], None]], Awaitable[CallMedia | None]]
 """``(lang, emit)`` → an unopened ``CallMedia``, or None when recognition is unavailable."""
-
-
-@dataclass
-class Transcript:
-    """What happened in one bot call (kept for ``/api/ivr/calls`` and the benchmark)."""
-
-    channel_id: str
-    caller: str
-    lang: str
-    started: float
-    speech: bool = False
-    outcome: str = ""
-    ended: float = 0.0
-    heard: list[dict[str, object]] = field(default_factory=list)
-    keys: str = ""
-    prompts_stopped: int = 0
-    """Prompts cut short by the caller (barge-in by voice or key)."""
-    reply_ms: list[float] = field(default_factory=list)
-    """VAD end of utterance → the reply prompt's play request answered, per utterance."""
-
-    def to_dict(self) -> dict[str, object]:
-        return {"channel_id": self.channel_id, "caller": mask(self.caller), "lang": self.lang,
-                "started": self.started, "ended": self.ended, "speech": self.speech,
-                "outcome": self.outcome, "heard": self.heard, "keys": self.keys,
-                "prompts_stopped": self.prompts_stopped,
-                "reply_ms": [round(x, 1) for x in self.reply_ms]}  # fmt: skip
 
 
 class BotSession:
@@ -287,7 +270,7 @@ class BotSession:
             self._cancel_timer()
             return SpeechStarted()
         if isinstance(item, Heard):
-            return self._heard(item)
+            return self._heard(item) if item.comment is None else self._comment(item)
         if isinstance(item, MediaLost):
             log.warning("ivr: recognition lost on %s (%s): keypad-only",
                         clean(self.call.channel_id), clean(item.reason))
@@ -296,6 +279,15 @@ class BotSession:
             self._cancel_timer()
             self.transcript.keys = (self.transcript.keys + item.digit[:1])[-40:]
         return item  # type: ignore[return-value]  # the remaining members are DialogInput
+
+    def _comment(self, item: Heard) -> Comment:
+        taken, text = item.comment, item.result.text.strip()[:1000]
+        assert taken is not None
+        if len(self.transcript.heard) < MAX_HEARD:
+            self.transcript.heard.append({
+                "state": "comment", "text": text[:200], "status": taken.status,
+                "duration_s": taken.duration_s, "decode_ms": round(item.result.decode_ms, 1)})
+        return Comment(text, taken.recording, taken.duration_s, taken.status)
 
     def _heard(self, item: Heard) -> DialogInput | None:
         r = item.result
@@ -314,7 +306,8 @@ class BotSession:
     # ---- commands -------------------------------------------------------------------------
     async def _execute(self, commands: list[Command]) -> None:
         # the grammar first: a play request can take a while, the caller may already speak
-        first = [c for c in commands if isinstance(c, StartRecognition | StopRecognition)]
+        first = [c for c in commands
+                 if isinstance(c, StartRecognition | StopRecognition | ListenComment)]
         for cmd in first + [c for c in commands if c not in first]:
             log.debug("ivr %s: do %r", self.call.channel_id, cmd)
             try:
@@ -337,6 +330,10 @@ class BotSession:
             self.media.listen(cmd.grammar)
         elif isinstance(cmd, StopRecognition) and self.media is not None:
             self.media.pause()
+        elif isinstance(cmd, ListenComment) and self.media is not None:
+            self.media.listen_comment(self._recorder(cmd.name), self.settings.comment)
+        elif isinstance(cmd, EndComment) and self.media is not None:
+            self.media.end_comment()
         elif isinstance(cmd, StartSilenceTimer):
             self._arm(cmd.seconds)
         elif isinstance(cmd, CreateCallbackJob):
@@ -353,6 +350,12 @@ class BotSession:
             await call
         except Exception:  # the caller is told "we will call you" either way: log it loudly
             log.exception("ivr: outcome of call %s not recorded", clean(self.call.channel_id))
+
+    def _recorder(self, name: str) -> CommentRecorder:
+        folder = self.settings.recordings_dir
+        path = Path(folder) / f"{safe_name(name)}.wav" if folder else None
+        rate = self.media.listener.stream.sample_rate if self.media is not None else 16000
+        return CommentRecorder(path, rate=rate, max_s=self.settings.comment.max_s)
 
     async def _prompt_sound(self, prompt: str, _lang: str) -> str:
         return f"sound:{self.settings.prompts}/{prompt}"

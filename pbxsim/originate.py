@@ -64,7 +64,8 @@ class OriginatePolicy:
     """Number (or ``*``) → the keys (``PBXSIM_DTMF``) the patient presses on successive
     answered calls (see ``pbxsim.ari.patient_reply``)."""
     reply_after: str = "bridge"
-    """``prompt``: patients speak their WAV after the bot's first prompt, not at bridging."""
+    """``prompt``: patients speak their WAV after the bot's first prompt, not at bridging;
+    ``keys``: after the prompt that follows their key groups."""
     press: dict[str, str] = field(default_factory=dict)
     """Number (or ``*``) → digits the patient presses in ``[callbacks-patient-first]``."""
 

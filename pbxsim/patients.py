@@ -12,9 +12,10 @@ receives the patient's "speech": the WAV named by the channel variable ``PBXSIM_
 is set from the Originate's own ``Variable: PBXSIM_AUDIO=/path.wav`` (the per-call control
 hook) or else from ``[originate] audio`` (number → list of WAV paths, the n-th call to that
 number gets the n-th file, cycling; ``"*"`` for any number) or ``machine_audio`` for a
-machine. ``PBXSIM_DTMF`` / ``[originate] dtmf`` (keys) and ``PBXSIM_REPLY_AFTER=prompt`` /
-``[originate] reply_after`` make the patient answer the bot's prompts: keys and speech after the
-prompt finished (``pbxsim.ari.patient_reply``). Times are scenario seconds.
+machine. ``PBXSIM_DTMF`` / ``[originate] dtmf`` (keys) and ``PBXSIM_REPLY_AFTER=prompt|keys``
+/ ``[originate] reply_after`` make the patient answer the bot's prompts: keys and speech after
+the prompt finished (``keys``: the keys first; ``pbxsim.ari.patient_reply``). Times are
+scenario seconds.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def pick_reply(eng: Engine, policy: OriginatePolicy, number: str, machine: bool)
     keys = () if machine else dtmf.get(number) or dtmf.get("*", ())
     out = {"PBXSIM_AUDIO": files[n % len(files)] if files else "",
            "PBXSIM_DTMF": keys[n % len(keys)] if keys else "",
-           "PBXSIM_REPLY_AFTER": "prompt" if policy.reply_after == "prompt" and not machine
-           else ""}  # fmt: skip
+           "PBXSIM_REPLY_AFTER": policy.reply_after
+           if policy.reply_after in ("prompt", "keys") and not machine else ""}  # fmt: skip
     return {k: v for k, v in out.items() if v}
 
 

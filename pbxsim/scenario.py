@@ -25,8 +25,8 @@ what the operator does once connected (``pbxsim.plan.MidCall``): ``hold_after_s`
 ``answer``, ``noanswer``, ``busy``, ``congestion``, ``machine`` weights, ``ring_s``,
 ``talk_s``, ``machine_s``, ``numbers`` (number → outcome), ``audio`` (number or ``*`` →
 list of WAV paths), ``machine_audio``, ``dtmf`` (number or ``*`` → list of key groups),
-``reply_after`` (``bridge`` | ``prompt``) (see ``pbxsim.patients``), ``press`` (number or ``*``
-→ the digits the patient presses in the callbacks patient-first IVR, "" none; see
+``reply_after`` (``bridge`` | ``prompt`` | ``keys``) (see ``pbxsim.patients``), ``press``
+(number or ``*`` → the digits the patient presses in the callbacks patient-first IVR, "" none; see
 ``pbxsim.patient_first``).
 """
 
@@ -203,7 +203,8 @@ def _policy(orig: dict[str, Any]) -> OriginatePolicy:
         audio={str(k): tuple(str(x) for x in v) for k, v in orig.get("audio", {}).items()},
         machine_audio=tuple(str(x) for x in orig.get("machine_audio", [])),
         dtmf={str(k): tuple(str(x) for x in v) for k, v in orig.get("dtmf", {}).items()},
-        reply_after="prompt" if orig.get("reply_after") == "prompt" else "bridge",
+        reply_after=str(orig["reply_after"]) if orig.get("reply_after") in ("prompt", "keys")
+        else "bridge",
         press={str(k): str(v) for k, v in orig.get("press", {}).items()},
     )
 

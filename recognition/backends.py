@@ -50,7 +50,9 @@ class Recognizer(Protocol):
     sample_rate: int
 
     def start(self, grammar: Grammar | None) -> None:
-        """Begin an utterance restricted to ``grammar`` (``None``: the model's own vocabulary)."""
+        """Begin an utterance restricted to ``grammar``; ``None``: free-form dictation with the
+        model's own vocabulary and language model (only when the backend's ``dictation`` is
+        True, else ``RecognitionFailed``)."""
 
     def accept(self, pcm: bytes) -> Result | None:
         """Feed pcm16 at ``sample_rate``; return a partial result when the hypothesis changed."""
@@ -68,6 +70,8 @@ class Backend(Protocol):
     name: str
     sample_rate: int
     language: str
+    dictation: bool
+    """Whether ``Recognizer.start(None)`` transcribes free speech (a language model exists)."""
 
     def new_stream(self) -> Recognizer:
         """A new recogniser stream sharing this model."""

@@ -44,6 +44,7 @@ class RecognitionPool:
 
     def __init__(self, backend: Backend, *, workers: int = 2) -> None:
         self.backend = backend
+        self.dictation = backend.dictation
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr")
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:

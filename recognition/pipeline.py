@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from callserver.core.tasks import cancel_and_wait
@@ -26,6 +27,17 @@ from recognition.executor import AsyncStream
 from recognition.intents import IntentMatch, grammar_for, match_intent
 from recognition.phrases import STATE_INTENTS
 from recognition.vad import Endpointer, VadEvent, VadSettings
+
+DICTATION = "dictation"
+"""The listening state of free speech (a feedback comment): no grammar, no intents."""
+RECORD_ONLY = "record_only"
+"""Endpointing without recognition (no model transcribes free speech): results are empty,
+``reason='not_transcribed'``."""
+
+
+def grammar_of(state: str, lang: str) -> Grammar | None:
+    """The recogniser grammar of a listening state; None for ``DICTATION``."""
+    return None if state in (DICTATION, RECORD_ONLY) else grammar_for(state, lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,8 @@ class _Core:
 
     def result(self, text: str, conf: float, ev: VadEvent, t0: float,
                state: str | None = None, reason: str = "") -> Recognised:
-        intent = match_intent(text, self.lang, STATE_INTENTS[state or self.state])
+        state = state or self.state
+        intent = match_intent(text, self.lang, STATE_INTENTS.get(state, ()))
         ms = (time.perf_counter() - t0) * 1000.0
         return Recognised(text, conf, intent, ev.at_ms, reason or ev.reason, ms)
 
@@ -101,7 +114,7 @@ class Listener:
         out: list[SpeechEvent] = []
         for ev in self._core.vad(samples):
             if ev.kind == "start":
-                self.stream.start(grammar_for(self._core.state, self._core.lang))
+                self.stream.start(grammar_of(self._core.state, self._core.lang))
                 out.append(SpeechStarted(ev.at_ms))
             if ev.audio:
                 self.stream.accept(ev.audio)
@@ -140,10 +153,27 @@ class AsyncListener:
         self._work: asyncio.Queue[tuple[str, object, VadEvent | None, float]] = asyncio.Queue()
         self._results: asyncio.Queue[Recognised | RecognitionError] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.tap: Callable[[VadEvent], None] | None = None
+        """Sees every VAD event (audio at the recogniser's rate) as it happens: a recording."""
 
     def listen(self, state: str) -> None:
-        """Listen with the grammar of dialog ``state`` from the next utterance on."""
+        """Listen with the grammar of dialog ``state`` from the next utterance on
+        (``DICTATION``: free speech; ``RECORD_ONLY``: endpointing only)."""
         self._core.state = state
+
+    def limits(self, *, trailing_pause_ms: int, max_utterance_ms: int) -> None:
+        """Utterances from now on end after this pause or length (see ``Endpointer``)."""
+        self._core.endpointer.set_limits(trailing_pause_ms=trailing_pause_ms,
+                                         max_utterance_ms=max_utterance_ms)
+
+    def end_now(self, reason: str = "key") -> bool:
+        """End the utterance in progress at once (its result follows as usual); False when
+        nobody was speaking."""
+        ev = self._core.endpointer.force_end(reason)
+        if ev is None:
+            return False
+        self._event(ev)
+        return True
 
     def start(self) -> None:
         """Start the consumer task (owned by this listener; stopped by ``aclose``)."""
@@ -157,16 +187,23 @@ class AsyncListener:
         for ev in self._core.vad(samples):
             if ev.kind == "start":
                 out.append(SpeechStarted(ev.at_ms))
-                self._skipping = self._backlog > self._max_backlog
-                if not self._skipping:
-                    grammar = grammar_for(self._core.state, self._core.lang)
-                    self._work.put_nowait(("start", grammar, None, 0.0))
-            if not self._skipping:
-                self._queue_audio(ev)
-            if ev.kind == "end":
-                op = "skip" if self._skipping else "end"
-                self._work.put_nowait((op, self._core.state, ev, time.perf_counter()))
+            self._event(ev)
         return out
+
+    def _event(self, ev: VadEvent) -> None:
+        if self.tap is not None:
+            self.tap(ev)
+        if ev.kind == "start":
+            self._skipping = (self._backlog > self._max_backlog
+                              or self._core.state == RECORD_ONLY)  # fmt: skip
+            if not self._skipping:
+                grammar = grammar_of(self._core.state, self._core.lang)
+                self._work.put_nowait(("start", grammar, None, 0.0))
+        if not self._skipping:
+            self._queue_audio(ev)
+        if ev.kind == "end":
+            op = "skip" if self._skipping else "end"
+            self._work.put_nowait((op, self._core.state, ev, time.perf_counter()))
 
     def _queue_audio(self, ev: VadEvent) -> None:
         self._pending += ev.audio
@@ -195,13 +232,14 @@ class AsyncListener:
             self._results.put_nowait(exc)
 
     async def _apply(self, op: str, arg: object, ev: VadEvent | None, t0: float) -> None:
-        if op == "start" and isinstance(arg, Grammar):
+        if op == "start" and (arg is None or isinstance(arg, Grammar)):
             await self.stream.start(arg)
         elif op == "audio" and isinstance(arg, bytes):
             self._backlog -= len(arg)
             await self.stream.accept(arg)
         elif op == "skip" and ev is not None:
-            self._results.put_nowait(self._core.result("", 0.0, ev, t0, str(arg), "overload"))
+            why = "not_transcribed" if arg == RECORD_ONLY else "overload"
+            self._results.put_nowait(self._core.result("", 0.0, ev, t0, str(arg), why))
         elif ev is not None:
             final = await self.stream.finish()
             self._results.put_nowait(self._core.result(final.text, final.confidence, ev, t0,

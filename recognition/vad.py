@@ -18,7 +18,7 @@ so the endpointer may run on the event loop; the recogniser may not.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from recognition.errors import AudioFormatError, BackendUnavailable
@@ -140,6 +140,20 @@ class Endpointer:
                 audio.clear()
             events.append(VadEvent("end", self._t_ms, reason=reason))
             self.in_speech = False
+
+    def set_limits(self, *, trailing_pause_ms: int, max_utterance_ms: int) -> None:
+        """End the next utterances after ``trailing_pause_ms`` of pause or ``max_utterance_ms``
+        (a free-form comment is longer and has longer pauses than an answer to a menu)."""
+        self.settings = replace(self.settings, trailing_pause_ms=trailing_pause_ms,
+                                max_utterance_ms=max_utterance_ms)
+
+    def force_end(self, reason: str) -> VadEvent | None:
+        """End the utterance in progress now (the caller pressed a key): its ``end`` event, or
+        None when nobody is speaking. Audio not yet framed is dropped."""
+        if not self.in_speech:
+            return None
+        self.reset()
+        return VadEvent("end", self._t_ms, reason=reason)
 
     def reset(self) -> None:
         """Forget any utterance in progress (e.g. when the dialog stops listening)."""

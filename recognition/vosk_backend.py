@@ -28,6 +28,8 @@ class VoskBackend:
     """A loaded vosk model (shared by all streams; vosk models are thread-safe)."""
 
     name = "vosk"
+    dictation = True
+    """A ``KaldiRecognizer`` without a grammar decodes with the model's own graph."""
 
     def __init__(self, model: Any, vosk: Any, *, language: str, sample_rate: int = 16000) -> None:
         self._model, self._vosk = model, vosk

@@ -31,6 +31,8 @@ from recognition.executor import RecognitionPool
 _LEN = struct.Struct(">I")
 START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 10.0
+DICTATION_TIMEOUT_S = 90.0
+"""A dictated utterance (up to a minute of comment) is decoded in one ``finish``."""
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -57,7 +59,7 @@ def _serve(sock: socket.socket, config: RecognitionConfig, prewarm: int) -> None
     except RecognitionError as exc:
         _send(sock, (0, False, (type(exc).__name__, exc.message)))
         return
-    _send(sock, (0, True, backend.sample_rate))
+    _send(sock, (0, True, (backend.sample_rate, backend.dictation)))
     streams: dict[int, Recognizer] = {}
     while True:
         try:
@@ -131,6 +133,8 @@ class ProcessPool:
     def __init__(self, config: RecognitionConfig, *, workers: int = 2, prewarm: int = 0) -> None:
         self.config, self.n_workers, self.prewarm = config, workers, prewarm
         self.sample_rate = 16000
+        self.dictation = False
+        """Whether the workers' backend transcribes free speech (``start(None)``)."""
         self._workers: list[_Worker] = []
         self._ids = itertools.count(1)
 
@@ -163,20 +167,21 @@ class ProcessPool:
         if not ok:
             self._workers.append(worker)
             raise BackendUnavailable(message=str(value[1]), backend=self.config.backend)
-        self.sample_rate = int(value)
+        self.sample_rate, self.dictation = int(value[0]), bool(value[1])
         worker.task = asyncio.create_task(worker.read_replies(), name="asr-worker-replies")
         return worker
 
-    async def call(self, worker: _Worker, sid: int, op: str, arg: object) -> Any:
+    async def call(self, worker: _Worker, sid: int, op: str, arg: object, *,
+                   timeout: float = CALL_TIMEOUT_S) -> Any:  # noqa: ASYNC109
         """One request to ``worker``; raises ``RecognitionFailed`` on a worker error, exit or
-        no answer within ``CALL_TIMEOUT_S``."""
+        no answer within ``timeout`` seconds."""
         req_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         worker.waiting[req_id] = fut
         data = pickle.dumps((req_id, sid, op, arg), protocol=pickle.HIGHEST_PROTOCOL)
         worker.writer.write(_LEN.pack(len(data)) + data)
         try:
-            async with asyncio.timeout(CALL_TIMEOUT_S):
+            async with asyncio.timeout(timeout):
                 await worker.writer.drain()
                 return await fut
         except TimeoutError as exc:
@@ -217,9 +222,11 @@ class ProcessStream:
     def __init__(self, pool: ProcessPool, worker: _Worker, sid: int) -> None:
         self._pool, self._worker, self._sid = pool, worker, sid
         self.sample_rate = pool.sample_rate
+        self._dictating = False
 
     async def start(self, grammar: Grammar | None) -> None:
-        """Begin an utterance restricted to ``grammar``."""
+        """Begin an utterance restricted to ``grammar`` (``None``: dictation)."""
+        self._dictating = grammar is None
         await self._pool.call(self._worker, self._sid, "start", grammar)
 
     async def accept(self, pcm: bytes) -> Result | None:
@@ -229,7 +236,9 @@ class ProcessStream:
 
     async def finish(self) -> Result:
         """The utterance's final result. Raises ``RecognitionFailed``."""
-        result: Result = await self._pool.call(self._worker, self._sid, "finish", None)
+        timeout = DICTATION_TIMEOUT_S if self._dictating else CALL_TIMEOUT_S
+        result: Result = await self._pool.call(self._worker, self._sid, "finish", None,
+                                               timeout=timeout)
         return result
 
     async def aclose(self) -> None:

@@ -9,7 +9,9 @@ variables (the Originate's ``Variable:`` control hook, or the scenario's ``[orig
   ``KEY_GAP_S`` apart) after the next prompt finished;
 * ``PBXSIM_REPLY_AFTER=prompt`` — the ``PBXSIM_AUDIO`` WAV is not streamed from the moment the
   externalMedia channel is bridged but from the moment the first prompt finished (silence
-  before); with DTMF too, the speech comes first, then the key groups, one per prompt.
+  before); with DTMF too, the speech comes first, then the key groups, one per prompt;
+* ``PBXSIM_REPLY_AFTER=keys`` — the other order: the key groups first (one per finished prompt),
+  then the speech after the next prompt (a feedback call: a score key, then a spoken comment).
 
 "The prompt finished": a playback on the Stasis channel ended (done or stopped) and none started
 within ``QUIET_S`` (the bot plays its sentences back to back). Deterministic: no randomness, times
@@ -45,8 +47,9 @@ class PatientReply:
 def reply_of(ch: Channel) -> PatientReply | None:
     """The reply the channel's variables ask for, or None."""
     keys = ch.variables.get("PBXSIM_DTMF", "")
-    after = ch.variables.get("PBXSIM_REPLY_AFTER", "") == "prompt"
-    groups = ["".join(k for k in g if k in KEYS) for g in keys.split("|")]
-    turns = (["audio"] if after and ch.variables.get("PBXSIM_AUDIO") else [])
-    turns += [g for g in groups if g]
+    mode = ch.variables.get("PBXSIM_REPLY_AFTER", "")
+    after = mode in ("prompt", "keys")
+    groups = [g for g in ("".join(k for k in g if k in KEYS) for g in keys.split("|")) if g]
+    speech = ["audio"] if after and ch.variables.get("PBXSIM_AUDIO") else []
+    turns = groups + speech if mode == "keys" else speech + groups
     return PatientReply(turns, after) if turns or after else None

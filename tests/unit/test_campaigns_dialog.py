@@ -109,6 +109,16 @@ def test_feedback_score_and_comment() -> None:
     assert rated == ("rated", {"score": "5", "comment": ""})
 
 
+def test_a_recorded_comment_keeps_its_recording_length_and_status_only() -> None:
+    d = Dialog(CallFacts("feedback", "Smile", "en"))
+    details = {"recording": "/rec/dial-9.wav", "duration_s": "3.10", "status": "transcribed",
+               "score": "5"}  # a detail cannot overwrite the score  # fmt: skip
+    assert run(d, Input("dtmf", "2"), Input("text", " the doctor was late ", details)) == (
+        "low_score", {"score": "2", "comment": "the doctor was late",
+                      "comment_recording": "/rec/dial-9.wav", "comment_duration_s": "3.10",
+                      "comment_status": "transcribed"})  # fmt: skip
+
+
 def test_recall_and_waitlist_offers() -> None:
     assert run(Dialog(CallFacts("recall", "Улыбка")), Input("dtmf", "1"))[0] == "booking_requested"
     wl = Dialog(CallFacts("waitlist", "Улыбка", "ru", "Петров", VISIT))

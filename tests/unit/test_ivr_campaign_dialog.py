@@ -18,9 +18,12 @@ from ivr.campaign_calls import dial_id_of
 from ivr.campaign_dialog import CampaignDialog
 from ivr.models import (
     Answered,
+    Comment,
     Dtmf,
+    EndComment,
     HangUp,
     Hangup,
+    ListenComment,
     PlayPrompts,
     PromptFinished,
     SilenceTimeout,
@@ -88,17 +91,37 @@ async def test_keys_silence_and_a_hang_up() -> None:
     assert out[0] == StopPlayback() and dialog.outcome == "opt_out"
 
 
-async def test_feedback_listens_for_a_score_then_takes_no_free_speech() -> None:
+async def test_feedback_hash_before_any_speech_leaves_no_comment() -> None:
     _, dialog, talk = await taken("feedback")
     first = dialog.handle(Answered(speech=True))
     assert first[0] == StartRecognition("campaign_score", "en")
     comment = dialog.handle(Utterance("three", "score", 1.0))
-    assert StopRecognition() in comment and dialog.state == "comment"
+    assert ListenComment("comment") in comment and dialog.state == "comment"
     dialog.handle(PromptFinished())
     assert dialog.handle(Dtmf("#"))[-1] == PlayPrompts(("Thank you! Goodbye.",), "en")
     assert dialog.outcome == "low_score"
     dialog.handle(PromptFinished())
-    assert getattr(await asyncio.wait_for(talk, 1.0), "data", {})["score"] == "3"
+    data = getattr(await asyncio.wait_for(talk, 1.0), "data", {})
+    assert data == {"score": "3", "comment": ""}
+
+
+async def test_a_spoken_comment_ends_at_hash_and_reaches_the_result_with_its_recording() -> None:
+    _, dialog, talk = await taken("feedback")
+    dialog.handle(Answered(speech=True))
+    dialog.handle(Dtmf("5"))
+    dialog.handle(PromptFinished())
+    dialog.handle(SpeechStarted())
+    assert dialog.handle(SilenceTimeout()) == []  # a speaker is not silent
+    assert dialog.handle(Dtmf("#")) == [EndComment()]  # the transcript is still to come
+    assert dialog.state == "comment"
+    out = dialog.handle(Comment("the doctor was very good", "/rec/dial-5.wav", 2.5,
+                                "transcribed"))
+    assert out[-1] == PlayPrompts(("Thank you! Goodbye.",), "en") and dialog.outcome == "rated"
+    dialog.handle(PromptFinished())
+    data = getattr(await asyncio.wait_for(talk, 1.0), "data", {})
+    assert data == {"score": "5", "comment": "the doctor was very good",
+                    "comment_recording": "/rec/dial-5.wav", "comment_duration_s": "2.50",
+                    "comment_status": "transcribed"}
 
 
 @pytest.mark.parametrize(("state", "text", "intent"), [

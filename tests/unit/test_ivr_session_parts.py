@@ -98,6 +98,9 @@ async def test_a_good_utterance_resets_the_failure_count() -> None:
     ({"silence_s": 0.1}, "ivr.silence_s"), ({"rtp_port_min": 80}, "ivr.rtp_port_min"),
     ({"rtp_port_min": 40000, "rtp_port_max": 40010}, "ivr.rtp_port_max"),
     ({"max_calls": 0}, "ivr.max_calls"), ({"workers": 0}, "ivr.workers"),
+    ({"recordings_dir": "/x/../etc"}, "ivr.recordings_dir"),
+    ({"comment_max_s": 0.5}, "ivr.comment_max_s"),
+    ({"comment_pause_ms": 50}, "ivr.comment_pause_ms"),
 ])  # fmt: skip
 def test_config_errors_name_the_key(change: dict[str, object], key: str) -> None:
     validate_ivr(IvrConfig())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from callserver.errors import ConfigError
-from recognition.audio import pcm16_bytes
+from recognition.audio import NoiseFill, Resampler, pcm16_bytes
 from recognition.backends import Grammar, RecognitionConfig, load_backend, packaged_vosk_model
 from recognition.errors import BackendUnavailable, ModelNotFound, RecognitionFailed
 from recognition.executor import RecognitionPool
@@ -88,11 +88,39 @@ def test_pocketsphinx_streams_an_utterance_inside_its_grammar(sphinx: SphinxBack
     assert 0.0 <= result.confidence <= 1.0
 
 
-def test_pocketsphinx_refuses_no_grammar_and_a_grammar_it_cannot_say(sphinx: SphinxBackend
-                                                                      ) -> None:
-    stream = sphinx.new_stream()
+def test_pocketsphinx_without_a_language_model_refuses_free_speech() -> None:
+    backend = SphinxBackend.load(None, language="ru")  # the wheel's n-gram model is English
+    assert not backend.dictation
+    stream = backend.new_stream()
     with pytest.raises(RecognitionFailed):
         stream.start(None)
+    stream.close()
+
+
+def test_pocketsphinx_dictation_transcribes_free_speech_without_a_grammar(
+        sphinx: SphinxBackend) -> None:  # fmt: skip
+    """A feedback comment: no grammar, the wheel's English language model, decoded at finish;
+    the same stream then takes a grammar again."""
+    assert sphinx.dictation
+    def line(text: str) -> bytes:  # the bot's front end: 8 kHz → 16 kHz + noise floor
+        said = speak(text, pad_s=(0.3, 0.5))
+        return pcm16_bytes(NoiseFill().process(Resampler(8000, 16000).process(said)))
+
+    audio = line("the doctor was very good thank you")
+    stream = sphinx.new_stream()
+    stream.start(None)
+    assert all(stream.accept(audio[i:i + 3200]) is None for i in range(0, len(audio), 3200))
+    text = stream.finish().text
+    stream.start(grammar_for("campaign_score", "en"))
+    stream.accept(line("five"))
+    score = stream.finish().text
+    stream.close()
+    assert {"doctor", "very", "good"} & set(text.split()), text  # pocketsphinx: "really good"
+    assert score == "five"
+
+
+def test_pocketsphinx_refuses_a_grammar_it_cannot_say(sphinx: SphinxBackend) -> None:
+    stream = sphinx.new_stream()
     with pytest.raises(RecognitionFailed):
         stream.start(Grammar("ru/x", ("записаться",)))
     with pytest.raises(RecognitionFailed):
