@@ -11,7 +11,8 @@ from pbxsim.ami_lists import core_show_channels, queue_status, queue_summary, st
 from pbxsim.ami_server import Session
 from pbxsim.dialplan import Dialplan
 from pbxsim.engine import Engine
-from pbxsim.originate import OriginatePolicy, OriginateRequest, originate, parse_callerid
+from pbxsim.originate import originate, parse_callerid
+from pbxsim.originate_spec import OriginatePolicy, OriginateRequest
 from pbxsim.queue_events import agent_status
 from pbxsim.queues import Member
 from pbxsim.wire import every, first, message

@@ -19,78 +19,18 @@ Times are scenario seconds; ``Timeout`` in the action is milliseconds like Aster
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pbxsim import ami_events as ev
 from pbxsim.agents import Agent
 from pbxsim.dialplan import Dialplan, InboundCall, finish, playback, route_inbound, run_queue
 from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
+from pbxsim.originate_spec import OUTCOMES, OriginatePolicy, OriginateRequest
 from pbxsim.outbound import dial_trunk, is_number
 from pbxsim.patient_first import CONTEXT as PATIENT_FIRST
 from pbxsim.patient_first import press_of, run_patient_first
 from pbxsim.patients import REPLY_VARIABLES, outbound_record, pick_reply, stasis_patient
 from pbxsim.queue_events import agent_status
 from pbxsim.vhold_plan import SLOT_CONTEXT, run_slot
-
-OUTCOMES = {
-    "answer": (4, "ANSWER", 16, "ANSWERED"),
-    "machine": (4, "ANSWER", 16, "ANSWERED"),
-    "noanswer": (3, "NOANSWER", 19, "NO ANSWER"),
-    "busy": (5, "BUSY", 17, "BUSY"),
-    "congestion": (8, "CONGESTION", 34, "FAILED"),
-}
-
-
-@dataclass
-class OriginatePolicy:
-    """Outcome mix for trunk originates; ``numbers`` pins an outcome per dialled number."""
-
-    answer: float = 0.7
-    noanswer: float = 0.2
-    busy: float = 0.07
-    congestion: float = 0.03
-    ring_s: tuple[float, float] = (3.0, 12.0)
-    talk_s: tuple[float, float] = (30.0, 120.0)
-    numbers: dict[str, str] = field(default_factory=dict)
-    machine: float = 0.0
-    """Weight of an answering machine picking up (see ``pbxsim.patients``)."""
-    machine_s: tuple[float, float] = (8.0, 20.0)
-    """How long the machine's greeting lasts before it hangs up."""
-    audio: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Number (or ``*``) → WAV files the patient "says" on successive answered calls."""
-    machine_audio: tuple[str, ...] = ()
-    dtmf: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Number (or ``*``) → the keys (``PBXSIM_DTMF``) the patient presses on successive
-    answered calls (see ``pbxsim.ari.patient_reply``)."""
-    reply_after: str = "bridge"
-    """``prompt``: patients speak their WAV after the bot's first prompt, not at bridging;
-    ``keys``: after the prompt that follows their key groups."""
-    press: dict[str, str] = field(default_factory=dict)
-    """Number (or ``*``) → digits the patient presses in ``[callbacks-patient-first]``."""
-
-
-@dataclass(frozen=True)
-class OriginateRequest:
-    channel: str
-    action_id: str = ""
-    application: str = ""
-    data: str = ""
-    context: str = ""
-    exten: str = ""
-    priority: int = 1
-    timeout_s: float = 30.0
-    callerid: tuple[str, str] = ("<unknown>", "<unknown>")
-    variables: tuple[tuple[str, str], ...] = ()
-
-    def target(self) -> tuple[tuple[str, str], ...]:
-        if self.application:
-            return (
-                ("Channel", self.channel),
-                ("Application", self.application),
-                ("Data", self.data),
-            )
-        return (("Channel", self.channel), ("Context", self.context), ("Exten", self.exten))
 
 
 def parse_callerid(text: str) -> tuple[str, str]:

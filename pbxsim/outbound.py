@@ -16,7 +16,7 @@ from pbxsim.engine import Call, Engine
 from pbxsim.model import Channel
 
 if TYPE_CHECKING:
-    from pbxsim.originate import OriginatePolicy
+    from pbxsim.originate_spec import OriginatePolicy
 
 DIAL_TIMEOUT_S = 60.0
 STATUS = {"answer": "ANSWER", "noanswer": "NOANSWER", "busy": "BUSY", "congestion": "CONGESTION"}

@@ -26,7 +26,7 @@ from pbxsim.engine import Call, Engine
 from pbxsim.stasis_run import run_stasis
 
 if TYPE_CHECKING:
-    from pbxsim.originate import OriginatePolicy
+    from pbxsim.originate_spec import OriginatePolicy
 
 
 REPLY_VARIABLES = ("PBXSIM_AUDIO", "PBXSIM_DTMF", "PBXSIM_REPLY_AFTER")

@@ -39,7 +39,7 @@ from typing import Any
 
 from pbxsim.agents import AgentProfile
 from pbxsim.dialplan import InboundCall
-from pbxsim.originate import OriginatePolicy
+from pbxsim.originate_spec import OriginatePolicy
 from pbxsim.plan import MidCall
 from pbxsim.traffic import TrafficConfig
 from pbxsim.wire import PbxsimError

@@ -29,7 +29,7 @@ from pbxsim.queue_call import queue_app
 from pbxsim.stasis_session import PLAYBACK_SECONDS
 
 if TYPE_CHECKING:
-    from pbxsim.originate import OriginatePolicy, OriginateRequest
+    from pbxsim.originate_spec import OriginatePolicy, OriginateRequest
 
 SLOT_CONTEXT = "callbacks-vhold-slot"
 EXIT_CONTEXT = "callbacks-vhold"

@@ -7,7 +7,8 @@ import dataclasses
 from pbxsim.agi_client import AgiRequest, AgiSession
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.model import Channel
-from pbxsim.originate import OriginatePolicy, _draw
+from pbxsim.originate import _draw
+from pbxsim.originate_spec import OriginatePolicy
 from pbxsim.queues import Entry
 from pbxsim.scenario import QueueSpec, load
 from pbxsim.stasis_session import StasisSession
