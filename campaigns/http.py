@@ -14,7 +14,7 @@ from aiohttp import web
 from callserver.core.phone import PhoneNumberError, normalize_phone
 from callserver.core.text import first_bad_text
 from callserver.web.auth import require_role
-from callserver.web.body import json_body
+from callserver.web.body import json_body, raw_body
 from campaigns.errors import CampaignInvalid
 from campaigns.models import KINDS, CampaignSettings, Target, parse_settings
 from campaigns.reports import campaign_stats, export_csv, feedback_results
@@ -23,13 +23,6 @@ from campaigns.targets import csv_targets, feedback_targets, recall_targets, rem
 
 MAX_BODY = 8 * 1024 * 1024
 ROLES = ("supervisor", "admin")
-
-
-async def _raw(request: web.Request) -> bytes:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise CampaignInvalid(message="body too large", field="body")
-    return raw
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -130,7 +123,8 @@ class CampaignsApi:
     async def upload_csv(self, request: web.Request) -> web.Response:
         require_role(request, *ROLES)
         campaign = await self._store.campaign(_id(request))
-        text = (await _raw(request)).decode("utf-8-sig", errors="replace")
+        # the whole upload, however many pieces it arrives in (413 past MAX_BODY)
+        text = (await raw_body(request, max_bytes=MAX_BODY)).decode("utf-8-sig", errors="replace")
         if (bad := first_bad_text(text, "csv")) is not None:
             raise CampaignInvalid(message=f"csv: {bad[1]}", field="csv")
         settings = parse_settings(campaign["settings"])

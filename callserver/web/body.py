@@ -64,13 +64,18 @@ async def _read(request: web.Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
+    """The whole body as bytes (an upload); raises BodyTooLarge (413) past ``max_bytes``."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    return await _read(request, max_bytes)
+
+
 async def json_body(request: web.Request, *, max_bytes: int) -> Any:
     """The parsed JSON body (``{}`` when empty). Raises BodyTooLarge (413) when it is larger
     than ``max_bytes``; BadBody (400) when it is not UTF-8, not JSON, nested too deeply or
     holds an absurdly long number."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise _too_large(max_bytes)
-    raw = await _read(request, max_bytes)
+    raw = await raw_body(request, max_bytes=max_bytes)
     if not raw.strip():
         return {}
     try:

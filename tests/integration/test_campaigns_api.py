@@ -8,6 +8,7 @@ the port stands in for it and presses 1; the real voice bot on that port:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,20 @@ async def _drive(http: aiohttp.ClientSession, auth: dict[str, str], bot: VoiceBo
     up = await http.post(f"/api/campaigns/{cid}/csv", data=csv_text.encode(), headers=auth)
     body = await up.json()
     assert body["added"] == 1 and [e["line"] for e in body["errors"]] == [4]
+    # an upload arriving in pieces is read whole (the first piece alone used to be imported)
+    other = await http.post("/api/campaigns", headers=auth, json={
+        "name": "Куски", "kind": "custom", "settings": settings, "source": {"type": "csv"}})
+    rows = "phone,name\n" + "".join(f"+7999111{i:04d},Пациент {i}\n" for i in range(60))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        raw = rows.encode()
+        for i in range(0, len(raw), 256):
+            yield raw[i : i + 256]
+            await asyncio.sleep(0.01)
+
+    up = await http.post(f"/api/campaigns/{(await other.json())['id']}/csv", data=pieces(),
+                         headers=auth)  # fmt: skip
+    assert (await up.json()) == {"added": 60, "errors": []}
     dnc = await http.post(
         "/api/campaigns/dnc", json={"phones": ["89990000005", "??"]}, headers=auth
     )
@@ -141,4 +156,4 @@ async def _drive(http: aiohttp.ClientSession, auth: dict[str, str], bot: VoiceBo
     assert lines[0].startswith("phone,") and lines[1].startswith("+79990000004,Анна,")
     assert lines[1].split(",")[7] == "accepted"
     listing = (await (await http.get("/api/campaigns", headers=auth)).json())["campaigns"]
-    assert [c["id"] for c in listing] == [cid]
+    assert [c["id"] for c in listing] == [cid + 1, cid]  # newest first: "Куски" too
