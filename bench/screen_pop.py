@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import asyncpg
 
-from callserver.app import CallServer
+from callserver.app import CallServer, settle_heap
 from callserver.config import load_config
 from callserver.core.events import AgentRinging, DomainEvent
 from callserver.plugins import load_plugins
@@ -157,6 +157,7 @@ async def run(args: argparse.Namespace) -> None:
     server.bus.subscribe(on_event)
     args.bus_lag, args.published = bus_lag, published
     await server.start()
+    settle_heap()  # as ``python -m callserver run`` does once the server is up
     try:
         await wait_tables(dsn)
         tokens = await operators(dsn, args.operators)

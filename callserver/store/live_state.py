@@ -10,7 +10,8 @@ Writes (one owned task, never on the caller's path):
   ``agent``, ``updated_at``), member of the set ``{prefix}calls`` while live; when the call ends
   (state ``ended``/``abandoned``) it leaves the set and the hash expires after ``ended_ttl``
   seconds. Live hashes carry a long TTL too (``live_ttl``) so a crashed instance leaves no
-  garbage forever;
+  garbage forever; the set membership and the TTL are written when the call appears and when
+  it ends, its other changes are one HSET each;
 * ``{prefix}agent:{interface}``: hash of the agent's latest snapshot (``json``, ``status``,
   ``paused``, ``in_call``), member of the set ``{prefix}agents``.
 
@@ -60,8 +61,11 @@ class LiveStateSettings:
 
     queue_size: int = 10_000
     """Events waiting to be published; beyond it the oldest are dropped (counted)."""
-    batch_size: int = 500
+    batch_size: int = 100
     """Events per pipelined round trip."""
+    states_per_trip: int = 20
+    """Calls (and, apart, agents) whose state one round trip writes: bounds the time one
+    round trip's preparation holds the event loop (the AMI reader waits behind it)."""
     op_timeout: float = 2.0
     """Deadline of one round trip (a pipeline, or one read of ``live_calls``)."""
     close_timeout: float = 5.0
@@ -97,6 +101,14 @@ def _agent_fields(agent: AgentSnapshot) -> dict[FieldT, EncodableT]:
     }
 
 
+def _take(pending: dict[str, Any], n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the first ``n`` entries, the rest) of ``pending``, oldest first."""
+    if len(pending) <= n:
+        return pending, {}
+    items = list(pending.items())
+    return dict(items[:n]), dict(items[n:])
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -120,6 +132,10 @@ class RedisLiveState(BufferedWorker):
         self._calls: dict[str, tuple[CallSnapshot, float]] = {}
         self._agents: dict[str, AgentSnapshot] = {}
         self._closed_calls: set[str] = set()
+        self._listed_calls: set[str] = set()
+        """Calls this writer put in ``{prefix}calls`` with their TTL (written once, not on
+        every change; forgotten after a Redis failure, so everything is written again)."""
+        self._listed_agents: set[str] = set()
         self._down_logged = False
         self.published = 0
         self.errors = 0
@@ -212,8 +228,11 @@ class RedisLiveState(BufferedWorker):
         return bool(self._outbox or self._calls or self._agents or self._closed_calls)
 
     async def _wait_for_batch(self) -> None:
-        if not self._closing and len(self._outbox) < self._s.batch_size:
-            await asyncio.sleep(self._s.flush_interval)
+        s = self._s
+        backlog = (len(self._outbox) >= s.batch_size or len(self._calls) > s.states_per_trip
+                   or len(self._agents) > s.states_per_trip)  # fmt: skip
+        if not self._closing and not backlog:
+            await asyncio.sleep(s.flush_interval)
 
     async def _probe(self) -> bool:
         try:
@@ -226,12 +245,13 @@ class RedisLiveState(BufferedWorker):
     async def _flush_once(self) -> bool:
         n = min(self._s.batch_size, len(self._outbox))
         events = [self._outbox.popleft() for _ in range(n)]
-        calls, self._calls = self._calls, {}
-        agents, self._agents = self._agents, {}
+        calls, self._calls = _take(self._calls, self._s.states_per_trip)
+        agents, self._agents = _take(self._agents, self._s.states_per_trip)
         closed, self._closed_calls = self._closed_calls, set()
         try:
             async with asyncio.timeout(self._s.op_timeout):
                 await self._pipeline(events, calls, agents, closed).execute()
+            self._listed(calls, agents, closed)
         except asyncio.CancelledError:
             self._merge_back(calls, agents, closed)
             raise
@@ -241,6 +261,17 @@ class RedisLiveState(BufferedWorker):
         self.published += len(events)
         self._mark_connected()
         return True
+
+    def _listed(self, calls: dict[str, tuple[CallSnapshot, float]],
+                agents: dict[str, AgentSnapshot], closed: set[str]) -> None:  # fmt: skip
+        """Remember what the round trip just written put in (or took out of) the sets."""
+        for call_id, (snap, _) in calls.items():
+            if snap.state in FINAL_STATES:
+                self._listed_calls.discard(call_id)
+            else:
+                self._listed_calls.add(call_id)
+        self._listed_calls -= closed
+        self._listed_agents |= agents.keys()
 
     def _mark_connected(self) -> None:
         if not self.connected:
@@ -264,12 +295,13 @@ class RedisLiveState(BufferedWorker):
             if snap.state in FINAL_STATES:
                 pipe.srem(f"{p}calls", call_id)
                 pipe.expire(key, self._s.ended_ttl)
-            else:
+            elif call_id not in self._listed_calls:
                 pipe.sadd(f"{p}calls", call_id)
                 pipe.expire(key, self._s.live_ttl)
         for interface, agent in agents.items():
             pipe.hset(f"{p}agent:{interface}", mapping=_agent_fields(agent))
-            pipe.sadd(f"{p}agents", interface)
+            if interface not in self._listed_agents:
+                pipe.sadd(f"{p}agents", interface)
         for call_id in closed:
             pipe.srem(f"{p}calls", call_id)
             pipe.expire(f"{p}call:{call_id}", self._s.ended_ttl)
@@ -285,6 +317,8 @@ class RedisLiveState(BufferedWorker):
     ) -> None:
         """Count and log (once per outage); keep the latest state, drop the pub/sub batch."""
         self.errors += 1
+        self._listed_calls.clear()  # Redis may have lost them (a restart): list them again
+        self._listed_agents.clear()
         self.dropped += n_events
         self.connected = False
         self._merge_back(calls, agents, closed)

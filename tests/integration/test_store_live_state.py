@@ -205,3 +205,31 @@ async def test_a_call_closed_by_resync_keeps_its_final_state_in_its_hash(
     assert await live.live_calls() == []
     assert await client.hget(f"{redis_prefix}call:resync-closed-1", "state") == b"ended"
     assert 0 < await client.ttl(f"{redis_prefix}call:resync-closed-1") <= 30
+
+
+async def test_a_burst_of_calls_is_written_in_bounded_round_trips(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Each round trip writes at most ``states_per_trip`` calls (one long one held the event
+    loop, and every screen-pop behind it, for up to 100 ms); all of them arrive, listed once,
+    and a live call's later changes keep it listed with its TTL."""
+    live = RedisLiveState(client, redis_prefix, LiveStateSettings(states_per_trip=7,
+                                                                  flush_interval=0.01))
+    await live.start()
+    try:
+        for i in range(50):
+            for event in lifecycle(f"burst-{i}")[:2]:  # started, queued: live
+                live.submit(event)
+        want, members = {f"burst-{i}" for i in range(50)}, set()
+        async with asyncio.timeout(5):
+            while members != want:  # the states follow the events, 7 calls per round trip
+                await asyncio.sleep(0.02)
+                members = {m.decode() for m in await client.smembers(f"{redis_prefix}calls")}
+        live.submit(lifecycle("burst-0")[2])  # a later change of a listed call
+        await wait_until(lambda: live.published == 101)
+        state = await client.hget(f"{redis_prefix}call:burst-0", "state")
+        assert state is not None and state.decode() != "queued"
+        assert await client.sismember(f"{redis_prefix}calls", "burst-0")
+        assert await client.ttl(f"{redis_prefix}call:burst-0") > 3600
+    finally:
+        await live.aclose()
