@@ -157,14 +157,26 @@ class Window:
 async def _measure(
     run: Run, warmup: float, seconds: float
 ) -> tuple[Window, dict[str, float], int]:
-    pid, port, ended = run.procs[-1].pid, run.ports["http"], [0]
+    pid, port, ended, lost = run.procs[-1].pid, run.ports["http"], [0], [0]
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws/live?token={run.token}")
 
         async def read() -> None:
-            async for msg in ws:
-                if '"CallEnded"' in msg.data and json.loads(msg.data).get("type") == "CallEnded":
-                    ended[0] += 1
+            """Count CallEnded frames; a socket the server closes (or that fails) is opened
+            again and counted in ``lost`` (a run whose one socket died used to report 0 calls)."""
+            url = f"http://127.0.0.1:{port}/ws/live?token={run.token}"
+            while True:
+                try:
+                    async with session.ws_connect(url) as ws:
+                        async for msg in ws:
+                            if msg.type != aiohttp.WSMsgType.TEXT:
+                                break
+                            if '"CallEnded"' in msg.data and json.loads(msg.data).get(
+                                    "type") == "CallEnded":  # fmt: skip
+                                ended[0] += 1
+                except (aiohttp.ClientError, OSError, ValueError) as exc:
+                    print(f"live WebSocket failed: {exc!r}", flush=True)
+                lost[0] += 1
+                await asyncio.sleep(0.2)
 
         reader = asyncio.create_task(read())
         await asyncio.sleep(warmup)
@@ -177,7 +189,10 @@ async def _measure(
         await asyncio.sleep(3.0)  # let the writer and the outbox drain
         final = await _metrics(session, port)
         reader.cancel()
-        await ws.close()
+        await asyncio.gather(reader, return_exceptions=True)
+    if lost[0]:
+        print(f"the live WebSocket was closed {lost[0]} time(s) and opened again: frames sent"
+              " meanwhile are not counted", flush=True)
     return w, final, ended[0]
 
 
