@@ -11,7 +11,7 @@ from pbxsim import ami_events as ev
 from pbxsim.engine import Call, Engine
 from pbxsim.local_member import open_local_leg, talk_local
 from pbxsim.model import Channel
-from pbxsim.queue_events import Leg, agent_status, drop_leg, member_fields
+from pbxsim.queue_events import Leg, agent_status, drop_leg, leave_queue, member_fields
 from pbxsim.queues import EXIT_EXTENSIONS, Entry, Member, Queue
 from pbxsim.talk import talk
 
@@ -98,13 +98,7 @@ def _exit_with_key(eng: Engine, call: Call, q: Queue, entry: Entry, digit: str) 
     eng.queue_key(ch, digit)
     for k, v in q.queue_vars():
         eng.setvar(ch, k, v)
-    pos = q.position(entry)
-    q.entries.remove(entry)
-    if not q.entries:
-        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
-    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
-    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
-    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+    leave_queue(eng, ch, q, entry)
     q.notify()
     ch.goto(q.context, digit, 1)
     return "EXITKEY"
@@ -269,13 +263,7 @@ def _leave(
         _record_abandoned(eng, call, q, entry)
         for k, v in q.queue_vars():
             eng.setvar(ch, k, v)
-    pos = q.position(entry)
-    q.entries.remove(entry)
-    if not q.entries:
-        eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
-    leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
-    eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
-    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+    leave_queue(eng, ch, q, entry)
     for m, _leg in legs or []:
         eng.emit(ev.device_state(m.agent.interface, "NOT_INUSE"))
         agent_status(eng, m.agent)

@@ -89,15 +89,22 @@ def setvars(eng: Engine, ch: Channel, pairs: list[tuple[str, str]]) -> None:
         eng.setvar(ch, k, v)
 
 
-def left_queue(eng: Engine, ch: Channel, q: Queue, entry: Entry, hold: int) -> None:
-    """A connected caller leaves the queue: QueueCallerLeave, ``QUEUEPOSITION``/``QUEUEWAIT*``."""
+def leave_queue(eng: Engine, ch: Channel, q: Queue, entry: Entry) -> None:
+    """app_queue's ``leave_queue``: the entry goes (the queue's device NOT_INUSE when it was
+    the last), QueueCallerLeave, ``QUEUEPOSITION``."""
     pos = q.position(entry)
     q.entries.remove(entry)
     if not q.entries:
         eng.emit(ev.device_state(f"Queue:{q.name}", "NOT_INUSE"))
     leave = (("Queue", q.name), ("Position", pos), ("Count", len(q.entries)))
     eng.emit(ev.queue_caller("QueueCallerLeave", ch, *leave))
-    setvars(eng, ch, [("QUEUEPOSITION", str(pos)), ("QUEUEWAIT", str(hold))])
+    eng.setvar(ch, "QUEUEPOSITION", str(pos))
+
+
+def left_queue(eng: Engine, ch: Channel, q: Queue, entry: Entry, hold: int) -> None:
+    """A connected caller leaves the queue: QueueCallerLeave, ``QUEUEPOSITION``/``QUEUEWAIT*``."""
+    leave_queue(eng, ch, q, entry)
+    eng.setvar(ch, "QUEUEWAIT", str(hold))
     eng.setvar(ch, "QUEUEWAIT_MS", str(hold * 1000))
 
 
