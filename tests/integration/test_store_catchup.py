@@ -206,20 +206,25 @@ async def test_catchup_adds_and_corrects_calls_once(
         await server.aclose()
 
 
+async def _seeded_schema(dsn: str) -> None:
+    """callserver's schema and the seeded cdr/queue_log rows, the calls ending ~5 minutes ago."""
+    global T0
+    T0 = time.time() - 300.0
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn, core_sources())
+    finally:
+        await conn.close()
+    await _seed(dsn)
+
+
 async def test_catchup_pages_through_more_calls_than_a_page(
     fresh_pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages of 2 calls: every call is read once per pass, and a pass over calls already
     merged (more of them than a page, all inside the safety margin) ends."""
-    global T0
-    T0 = time.time() - 300.0
     monkeypatch.setattr(catchup_module, "PAGE", 2)
-    conn = await asyncpg.connect(fresh_pg_dsn)
-    try:
-        await apply_migrations(conn, core_sources())
-    finally:
-        await conn.close()
-    await _seed(fresh_pg_dsn)
+    await _seeded_schema(fresh_pg_dsn)
     ended: list[DomainEvent] = []
     pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=2)
     try:
@@ -239,14 +244,7 @@ async def test_catchup_pages_through_more_calls_than_a_page(
 async def test_catchup_reads_no_further_than_ami_has_delivered(fresh_pg_dsn: str) -> None:
     """Bug: under a burst callserver read AMI some seconds behind Asterisk; the catch-up took
     calls AMI had not delivered yet for missed ones and wrote them from the CDR alone."""
-    global T0
-    T0 = time.time() - 300.0
-    conn = await asyncpg.connect(fresh_pg_dsn)
-    try:
-        await apply_migrations(conn, core_sources())
-    finally:
-        await conn.close()
-    await _seed(fresh_pg_dsn)
+    await _seeded_schema(fresh_pg_dsn)
     ended: list[DomainEvent] = []
     seen: list[float | None] = [T0]  # AMI up, read up to the first call's start
     pool = await asyncpg.create_pool(fresh_pg_dsn, min_size=1, max_size=2)
