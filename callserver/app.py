@@ -26,7 +26,7 @@ from aiohttp import web
 
 from callserver.asterisk.agi_server import FastAgiServer
 from callserver.asterisk.ami_codec import AmiMessage
-from callserver.asterisk.ami_connection import AmiClient
+from callserver.asterisk.ami_connection import CLIENT_EVENTS, AmiClient
 from callserver.asterisk.ami_translate import AmiTranslator
 from callserver.asterisk.ari_client import AriClient
 from callserver.asterisk.resync import resync
@@ -79,7 +79,12 @@ class CallServer:
         self.model = LiveModel(self.bus)
         self.translator = AmiTranslator(self.model)
         self.ami_events: Counter[str] = Counter()
-        self.ami = AmiClient(config.ami, on_event=self._on_ami_event, on_connected=self._resync)
+        self.ami = AmiClient(
+            config.ami, on_event=self._on_ami_event, on_connected=self._resync,
+            event_filters=(
+                self.translator.event_filters(CLIENT_EVENTS) if config.ami.event_filter else ()
+            ),
+        )  # fmt: skip
         self.database = database
         self.pool = pool
         self.writer = CallWriter(config.database.dsn, config.database)

@@ -38,6 +38,8 @@ class AmiConfig:
     ping_interval: float = 20.0
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+    event_filter: bool = True
+    """After login, ask Asterisk (``Filter`` action) not to send what callserver ignores."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pbxsim.ami_filter import EventFilter, FilterError, SessionFilters
 from pbxsim.wire import BANNER, ActionReader, AmiProtocolError, first, message
 
 log = logging.getLogger("pbxsim.ami")
@@ -47,6 +48,8 @@ class Session:
     """None: every class; else only events whose Privilege class is listed."""
     closing: bool = False
     wants: set[str] = field(default_factory=set)
+    filters: SessionFilters = field(default_factory=lambda: SessionFilters([], []))
+    """Added with the ``Filter`` action; gone with the session."""
     connected: float = field(default_factory=time.monotonic)
 
     def send(self, data: bytes) -> None:
@@ -57,11 +60,11 @@ class Session:
     def wants_event(self, data: bytes) -> bool:
         if not (self.authed and self.events) or self.closing:
             return False
-        if self.classes is None:
-            return True
-        start = data.find(b"Privilege: ") + 11
-        cls = data[start : data.find(b",", start)].decode()
-        return cls in self.classes
+        if self.classes is not None:
+            start = data.find(b"Privilege: ") + 11
+            if data[start : data.find(b",", start)].decode() not in self.classes:
+                return False
+        return not self.filters or self.filters.wants(data)
 
 
 class AmiServer:
@@ -187,7 +190,22 @@ class AmiServer:
             self._set_events(s, first(action, "EventMask"))
             state = "On" if s.events else "Off"
             return [message([("Response", "Success"), *head, ("Events", state)])]
+        if name == "filter":
+            return [self._filter(s, action, head)]
         return await self.handler(s, action)
+
+    def _filter(
+        self, s: Session, action: list[tuple[str, str]], head: list[tuple[str, object]]
+    ) -> bytes:
+        """``Filter``: add an event filter to this session (``pbxsim.ami_filter``)."""
+        if first(action, "Operation").lower() != "add":
+            return message([("Response", "Error"), *head, ("Message", "Unknown operation")])
+        try:
+            f = EventFilter.parse(first(action, "MatchCriteria"), first(action, "Filter"))
+        except FilterError as exc:
+            return message([("Response", "Error"), *head, ("Message", exc.args[0])])
+        s.filters.add(f)
+        return message([("Response", "Success"), *head, ("Message", "Success")])
 
     def _set_events(self, s: Session, mask: str) -> None:
         value = mask.strip().lower()

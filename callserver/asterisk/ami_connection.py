@@ -27,7 +27,13 @@ from typing import Any, Literal
 
 from callserver.asterisk.ami_codec import AmiCodec, AmiMessage, encode_action
 from callserver.asterisk.ami_pending import Mode, Pending, first_error
-from callserver.asterisk.errors import AmiAuthError, AmiConnectionError, AmiError, AmiTimeout
+from callserver.asterisk.errors import (
+    AmiActionError,
+    AmiAuthError,
+    AmiConnectionError,
+    AmiError,
+    AmiTimeout,
+)
 from callserver.config import AmiConfig
 from callserver.core.backoff import Backoff
 from callserver.core.tasks import cancel_and_wait
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 Headers = Mapping[str, str | Sequence[str]]
 State = Literal["disconnected", "connecting", "connected", "auth_failed"]
 READ_SIZE = 65536
+CLIENT_EVENTS = ("OriginateResponse",)
+"""Events the client itself reads (``originate``); event-list items are never filtered."""
 
 
 class AmiClient:
@@ -54,8 +62,11 @@ class AmiClient:
         on_event: Callable[[AmiMessage], None],
         on_connected: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        event_filters: Sequence[str] = (),
     ) -> None:
         self._config = config
+        self._event_filters = tuple(event_filters)
+        self._filters_refused = False
         self._on_event = on_event
         self._on_connected = on_connected
         self._clock = clock
@@ -240,6 +251,7 @@ class AmiClient:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read_loop(reader, codec))
                 tg.create_task(self._ping_loop())
+                tg.create_task(self._add_filters())
                 tg.create_task(self._call_on_connected())
         except BaseExceptionGroup as group:
             raise first_error(group) from None
@@ -274,6 +286,34 @@ class AmiClient:
                             return codec, messages[i + 1 :]
         except (OSError, TimeoutError) as exc:
             raise AmiConnectionError(message=f"AMI login failed: {str(exc) or 'timeout'}") from exc
+
+    async def _add_filters(self) -> None:
+        """Ask Asterisk to keep back the events nobody here reads (``Filter``, per session).
+        Refused before any was added: go on unfiltered. Refused after some were: the session's
+        filters are incomplete (AMI cannot remove one), so drop the connection and reconnect
+        without filters."""
+        if self._filters_refused:
+            return
+        added = 0
+        for pattern in self._event_filters:
+            try:
+                await self.send_action(
+                    "Filter", {"Operation": "Add", "Filter": pattern},
+                    timeout=self._config.action_timeout,
+                )  # fmt: skip
+            except AmiActionError as exc:
+                self._filters_refused = True
+                log.warning(
+                    "AMI Filter refused (%s): callserver now receives every event, which costs "
+                    "CPU (grant write = system to user %r in manager.conf)",
+                    exc, self._config.username,
+                )  # fmt: skip
+                if added:
+                    raise AmiConnectionError(message="AMI event filters incomplete") from exc
+                return
+            added += 1
+        if added:
+            log.info("AMI event filters added: %d", added)
 
     def _check_login(self, response: AmiMessage) -> None:
         if response.name != "Error":

@@ -81,6 +81,8 @@ class FakeAmi:
         self.actions: list[dict[str, str]] = []
         self.answer_pings = True
         self.channels = [ONE_CHANNEL]
+        self.accept_filters = 0
+        """Filter actions answered Success; later ones get Permission denied."""
         self.connections = 0
         self.closed = 0
         self.port = 0
@@ -156,6 +158,11 @@ class FakeAmi:
         elif action == "Logoff":
             writer.write(with_id("ami-login.txt", "Logoff", aid))
             return False
+        elif action == "Filter":
+            ok = self.accept_filters > 0
+            self.accept_filters -= ok
+            answer = "Success\r\nMessage: Success" if ok else "Error\r\nMessage: Permission denied"
+            writer.write(f"Response: {answer}\r\nActionID: {aid}\r\n\r\n".encode())
         elif action != "Silent":
             err = f"Response: Error\r\nActionID: {aid}\r\nMessage: Invalid/unknown command\r\n\r\n"
             writer.write(err.encode())
@@ -494,3 +501,70 @@ async def test_call_that_ended_while_disconnected_is_closed_once_by_resync() -> 
         assert resyncs[1:] == [0, 0]  # no live call left after the resyncs
         assert client.reconnects == 2
         await client.aclose()
+
+
+FILTERS = ["^Event: (Hangup)[[:cntrl:]]", "Variable: DID"]
+
+
+def filtering_client(peer: FakeAmi) -> AmiClient:
+    rec = Recorder()
+    return AmiClient(
+        config(peer.port), on_event=rec.on_event, on_connected=rec.on_connected,
+        event_filters=FILTERS,
+    )  # fmt: skip
+
+
+async def test_event_filters_are_added_after_each_login(caplog: pytest.LogCaptureFixture) -> None:
+    async with FakeAmi() as peer:
+        peer.accept_filters = 10
+        client = filtering_client(peer)
+        with caplog.at_level(logging.INFO, logger="callserver.asterisk.ami_connection"):
+            await client.start()
+            try:
+                await eventually(lambda: peer.accept_filters == 8)
+                sent = [a for a in peer.actions if a["Action"] == "Filter"]
+                assert [(a["Operation"], a["Filter"]) for a in sent] == [
+                    ("Add", f) for f in FILTERS
+                ]
+                assert "MatchCriteria" not in sent[0]
+                await eventually(lambda: "AMI event filters added: 2" in caplog.text)
+                assert client.state == "connected" and peer.connections == 1
+            finally:
+                await client.aclose()
+
+
+async def test_refused_filters_leave_the_session_unfiltered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeAmi() as peer:
+        client = filtering_client(peer)
+        with caplog.at_level(logging.WARNING):
+            await client.start()
+            try:
+                await eventually(lambda: "AMI Filter refused" in caplog.text)
+                await asyncio.sleep(0.1)
+                assert [a["Action"] for a in peer.actions].count("Filter") == 1
+                assert client.state == "connected" and peer.connections == 1
+                assert "Permission denied" in caplog.text and "write = system" in caplog.text
+            finally:
+                await client.aclose()
+
+
+async def test_filters_refused_halfway_reconnect_unfiltered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One filter added and the next refused: the session's filters are incomplete (AMI cannot
+    remove one), so the client drops it and logs in again without filters."""
+    async with FakeAmi() as peer:
+        peer.accept_filters = 1
+        client = filtering_client(peer)
+        with caplog.at_level(logging.WARNING):
+            await client.start()
+            try:
+                await eventually(lambda: peer.connections == 2 and client.state == "connected")
+                await asyncio.sleep(0.1)
+                assert [a["Action"] for a in peer.actions].count("Filter") == 2
+                assert peer.names()[-1] != "Filter"
+                assert "event filters incomplete" in caplog.text
+            finally:
+                await client.aclose()

@@ -405,3 +405,40 @@ async def test_originate_to_a_busy_operator_is_busy_and_ringing_blocks_the_queue
         assert (second["Response"], second["Reason"]) == ("Failure", "5")
     finally:
         await pbx.aclose()
+
+
+async def test_filter_action_keeps_back_what_callserver_does_not_read(agi_port: int) -> None:
+    from callserver.asterisk.ami_connection import CLIENT_EVENTS
+    from callserver.asterisk.ami_translate import AmiTranslator
+    from callserver.core.bus import EventBus
+    from callserver.core.model import LiveModel
+
+    translator = AmiTranslator(LiveModel(EventBus()))
+    handled = {*translator._handlers, *CLIENT_EVENTS} - {"VarSet"}
+    pbx = await make_pbx("single-answered", agi_port)
+    try:
+        filtered, everything = await connect(pbx), await connect(pbx)
+        for pattern in translator.event_filters(CLIENT_EVENTS):
+            r = await filtered.action(Action="Filter", Operation="Add", Filter=pattern)
+            assert (r["Response"], r["Message"]) == ("Success", "Success")
+        r = await filtered.action(Action="Filter", Operation="Add", Filter="XX[X")
+        assert r["Response"] == "Error" and "did not compile" in r["Message"]
+        r = await filtered.action(Action="Filter", Operation="Remove", Filter="x")
+        assert (r["Response"], r["Message"]) == ("Error", "Unknown operation")
+        skip = (len(filtered.seen), len(everything.seen))
+        pbx.start_call(InboundCall("74951234567", "79161234567", patience=60.0))
+        for c in (filtered, everything):
+            await c.wait(ev("AgentComplete"))
+            await c.wait(lambda m: m.get("Event") == "Hangup" and "trunk" in m.get("Channel", ""))
+        got = [m for m in filtered.seen[skip[0] :] if "Event" in m]
+        sent = [m for m in everything.seen[skip[1] :] if "Event" in m]
+        variables = {m["Variable"] for m in got if m["Event"] == "VarSet"}
+        assert {m["Event"] for m in got} - {"VarSet"} == {m["Event"] for m in sent} & handled
+        assert {"Newexten", "DeviceStateChange", "DialBegin"} <= {m["Event"] for m in sent}
+        assert {"__DID", "__AD_SOURCE"} <= variables
+        assert all(v.lstrip("_") in ("DID", "AD_SOURCE") or v[:6] == "ROUTE_" for v in variables)
+        assert len(got) * 3 < len(sent)
+        r = await filtered.action(Action="CoreShowChannels")  # lists are never filtered
+        assert r["Response"] == "Success"
+    finally:
+        await pbx.aclose()

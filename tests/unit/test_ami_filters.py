@@ -1,0 +1,178 @@
+"""AMI event filters: callserver's patterns under the C library's POSIX regex (what Asterisk
+compiles them with), against every event of the golden transcripts; pbxsim's Filter matching
+agrees with it; pbxsim parses filter criteria as Asterisk's manager.c does."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Iterator
+
+import pytest
+
+from callserver.asterisk.ami_connection import CLIENT_EVENTS
+from callserver.asterisk.ami_filters import event_filters
+from callserver.asterisk.ami_translate import AmiTranslator
+from callserver.core.bus import EventBus
+from callserver.core.model import LiveModel
+from pbxsim.ami_filter import EventFilter, FilterError, SessionFilters
+from tests import transcripts
+
+REG_EXTENDED, REG_NOSUB = 1, 8
+"""glibc's <regex.h> values."""
+TRANSCRIPTS = (
+    "ami-queue-answered-call.txt", "ami-queue-abandoned-call.txt", "ami-blind-transfer.txt",
+    "ami-attended-transfer.txt", "ami-hold-unhold.txt", "ami-queue-two-callers.txt",
+    "ami-originate.txt", "ami-local-member-cyrillic.txt", "ami-during-ari-call.txt",
+)  # fmt: skip
+
+
+class PosixRegex:
+    """regcomp/regexec of the C library, as Asterisk calls them for event filters."""
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+
+    def __init__(self, pattern: str) -> None:
+        self._buf = ctypes.create_string_buffer(1024)  # > sizeof(regex_t)
+        rc = self.libc.regcomp(self._buf, pattern.encode(), REG_EXTENDED | REG_NOSUB)
+        assert rc == 0, f"regcomp failed ({rc}) on {pattern!r}"
+
+    def search(self, text: str) -> bool:
+        return int(self.libc.regexec(self._buf, text.encode(), 0, None, 0)) == 0
+
+    def __del__(self) -> None:
+        self.libc.regfree(self._buf)
+
+
+def events() -> Iterator[tuple[str, str]]:
+    """(name, text) of every event Asterisk sent in the transcripts, as its filters see it."""
+    for name in TRANSCRIPTS:
+        for frame in transcripts.from_asterisk(name).decode().split("\r\n\r\n"):
+            if frame.startswith("Event: "):
+                yield frame[7 : frame.index("\r\n")], frame + "\r\n"
+
+
+def translator() -> AmiTranslator:
+    return AmiTranslator(LiveModel(EventBus()))
+
+
+def variable(text: str) -> str:
+    _, found, rest = text.partition("\r\nVariable: ")
+    return rest.split("\r\n", 1)[0] if found else ""
+
+
+def test_filters_pass_what_the_translator_reads_and_nothing_else() -> None:
+    patterns = translator().event_filters(CLIENT_EVENTS)
+    assert len(patterns) == 2 and not any(p.startswith("!") for p in patterns)
+    compiled = [PosixRegex(p) for p in patterns]
+    handled = set(translator()._handlers) | set(CLIENT_EVENTS)
+    wanted = {"DID", "AD_SOURCE", "CAMPAIGN", "DIALSTATUS", "MIXMONITOR_FILENAME"}
+    seen: dict[str, bool] = {}
+    for name, text in events():
+        passes = any(r.search(text) for r in compiled)
+        if name == "VarSet":
+            var = variable(text).lstrip("_")
+            expected = var in wanted or var.startswith("ROUTE_")
+            seen[f"VarSet {var}"] = passes
+        else:
+            expected = name in handled
+            seen[name] = passes
+        assert passes == expected, (name, variable(text))
+    # the transcripts hold both kinds, so both sides of each filter were exercised
+    assert seen["Newexten"] is False and seen["AgentCalled"] is True
+    assert seen["VarSet DID"] is True and seen["VarSet BRIDGEPEER"] is False
+    assert sum(seen.values()) < len(seen) / 2
+
+
+def test_text_inside_a_value_cannot_pose_as_a_header() -> None:
+    varset = PosixRegex(translator().event_filters()[1])
+    hostile = (
+        "Event: VarSet\r\nPrivilege: dialplan,all\r\nChannel: PJSIP/trunk-00000001\r\n"
+        "CallerIDName: x Variable: DID\r\nVariable: BRIDGEPEER\r\nValue: x\r\n\r\n"
+    )
+    assert not varset.search(hostile)
+    assert varset.search(hostile.replace("Variable: BRIDGEPEER", "Variable: __DID"))
+    named = PosixRegex(translator().event_filters()[0])
+    assert not named.search("Event: Newexten\r\nAppData: Event: Hangup\r\n\r\n")
+    assert not named.search("Event: HangupHandlerPush\r\n\r\n")  # whole names only
+
+
+def test_names_that_are_not_plain_turn_filtering_off() -> None:
+    assert event_filters(["Hangup"], ["DID|.*"], []) == []
+    assert event_filters(["Hang up"], ["DID"], []) == []
+    assert event_filters([], ["DID"], []) == []
+    assert len(event_filters(["Hangup"], [], [])) == 1
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        *translator().event_filters(CLIENT_EVENTS),
+        "Channel: PJSIP/op10[12]-",
+        "^Event: Dial(Begin|End)",
+        "Exten: [[:digit:]]{11}[[:space:]]",
+        "CallerIDName: .*[[:upper:]]",
+    ],
+)
+def test_pbxsim_matches_like_the_c_library(pattern: str) -> None:
+    posix, ours = PosixRegex(pattern), EventFilter.parse("", pattern)
+    for name, text in events():
+        assert ours.matches(name, text) == posix.search(text), (pattern, name)
+
+
+VARSET = "Event: VarSet\r\nChannel: ABC\r\nSomeheader: XXX\r\n"
+NEWCHANNEL = "Event: Newchannel\r\nChannel: XXX\r\nSomeheader: YYY\r\n"
+
+
+@pytest.mark.parametrize(
+    ("criteria", "pattern", "text", "sent"),
+    [  # the cases of manager.c's eventfilter_test_creation, as behaviour
+        ("", "XXX", NEWCHANNEL, True),
+        ("", "!XXX", VARSET, False),
+        ("name(VarSet),method(none)", "", VARSET, True),
+        ("name(Newchannel),method(regex)", "X[XYZ]X", NEWCHANNEL, True),
+        ("name(Newchannel),method(regex)", "X[abc]X", NEWCHANNEL, False),
+        ("action(exclude),name(Newchannel),method(regex)", "X[XYZ]X", NEWCHANNEL, False),
+        ("action(exclude),name(Newchannel),method(regex)", "X[abc]X", NEWCHANNEL, True),
+        ("action(include),name(VarSet),header(Channel),method(starts_with)", "AB", VARSET, True),
+        ("action(include),name(VarSet),header(Channel),method(ends_with)", "BC", VARSET, True),
+        ("action(include),name(VarSet),header(Channel),method(exact)", "ABC", VARSET, True),
+        ("action(include),name(VarSet),header(Channel),method(exact)", "XXX", VARSET, False),
+        ("name(VarSet),header(Channel),method(exact)", "!ZZZ", VARSET, True),
+        ("action(exclude),name(VarSet),header(Channel),method(exact)", "ZZZ", VARSET, True),
+        ("action(include),name(VarSet),header(Someheader),method(exact)", "!XXX", VARSET, True),
+        ("name(Newchannel),header(Channel),method(contains)", "XX", VARSET, False),
+    ],
+)
+def test_pbxsim_filter_semantics(criteria: str, pattern: str, text: str, sent: bool) -> None:
+    filters = SessionFilters([], [])
+    filters.add(EventFilter.parse(criteria, pattern))
+    assert filters.wants(text.encode()) is sent
+
+
+@pytest.mark.parametrize(
+    ("criteria", "pattern", "message"),
+    [
+        ("action(inlude)", "", "formatted incorrectly"),
+        ("nnnn(yyy)", "XXX", "formatted incorrectly"),
+        ("name(yyy),heder(VarSet),method(contains)", "XXX", "formatted incorrectly"),
+        ("method(yyy)", "XXX", "formatted incorrectly"),
+        ("", "", "formatted incorrectly"),
+        ("", "!", "formatted incorrectly"),
+        ("name(VarSet)", "XXX", "formatted incorrectly"),  # method none with a pattern
+        ("", "XX[X", "did not compile"),
+        ("method(regex)", "XX[X", "did not compile"),
+    ],
+)
+def test_pbxsim_refuses_what_asterisk_refuses(criteria: str, pattern: str, message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        EventFilter.parse(criteria, pattern)
+
+
+def test_include_then_exclude() -> None:
+    filters = SessionFilters([], [])
+    filters.add(EventFilter.parse("name(VarSet)", ""))
+    filters.add(EventFilter.parse("action(exclude),header(Channel),method(starts_with)", "AB"))
+    assert not filters.wants(VARSET.encode())  # included, then excluded
+    assert filters.wants(VARSET.replace("ABC", "ZBC").encode())
+    assert not filters.wants(NEWCHANNEL.encode())  # not included
