@@ -133,7 +133,12 @@ async def build(dsn: str, n: int) -> None:
         t = time.perf_counter()
         await rollup.run_once()
         print(f"rollup, a routine pass with nothing new: {time.perf_counter() - t:.2f} s")
-        await pool.execute("ANALYZE dashboards_call_facts")
+        # steady state: autovacuum (tuned for this table in the migration) has set the
+        # visibility map the report's index-only scan needs; here it is done at once
+        t = time.perf_counter()
+        await pool.execute("VACUUM (ANALYZE) dashboards_call_facts")
+        print(f"vacuum of the rollup (autovacuum's job in production): "
+              f"{time.perf_counter() - t:.1f} s")
     finally:
         await pool.close()
 

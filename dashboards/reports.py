@@ -89,13 +89,17 @@ class Reports:
         self._pool = pool
         self.s = settings
 
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def _fetch(
+        self, sql: str, *args: Any, settings: tuple[str, ...] = ()
+    ) -> list[asyncpg.Record]:
         limit = int(self.s.timeout * 1000)
         async with (asyncio.timeout(self.s.timeout), self._pool.acquire() as conn,
                     conn.transaction(readonly=True)):  # fmt: skip
             await conn.execute("SET LOCAL work_mem = '128MB'")
             await conn.execute("SET LOCAL jit = off")
             await conn.execute(f"SET LOCAL statement_timeout = {limit}")
+            for statement in settings:
+                await conn.execute(statement)
             rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             return rows
 
@@ -113,7 +117,9 @@ class Reports:
         if by not in q.DIMENSIONS:
             raise InvalidReportRequest(message=f"by: one of {', '.join(q.DIMENSIONS)}", field="by")
         has_decisions, has_crm = await self.tables()
-        rows = await self._fetch(q.summary_sql(by), *f.args(self.s.tz))
+        rows = await self._fetch(
+            q.summary_sql(by), *f.args(self.s.tz), settings=q.SUMMARY_SETTINGS
+        )
         out = [_marketer_row(r) for r in rows]
         total = next((r for r in out if r["key"] is None), _marketer_row(None))
         return {"filters": f.to_dict(), "by": by, "rows": [r for r in out if r["key"] is not None],

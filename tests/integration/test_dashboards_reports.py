@@ -120,6 +120,56 @@ async def test_filters(pool: asyncpg.Pool) -> None:
     assert none["rows"] == [] and none["total"]["calls"] == 0
 
 
+def by_hand(facts: list[asyncpg.Record], dim: str) -> dict[str | None, dict[str, int]]:
+    """The marketer figures worked out in Python from the facts: per key and in total."""
+    groups: dict[str | None, dict[int, list[asyncpg.Record]]] = {}
+    for r in facts:
+        for key in (r[dim], None):
+            groups.setdefault(key, {}).setdefault(r["caller_key"], []).append(r)
+    out = {}
+    for key, callers in groups.items():
+        calls = [c for rows in callers.values() for c in rows]
+
+        def anyone(test: Any, callers: dict[int, list[asyncpg.Record]] = callers) -> int:
+            return sum(any(test(c) for c in rows) for rows in callers.values())
+
+        out[key] = {
+            "calls": len(calls), "unique_callers": len(callers),
+            "answered": sum(c["answered"] for c in calls),
+            "called_back": sum(c["called_back"] for c in calls),
+            "reached": sum(c["reached"] for c in calls),
+            "returning_callers": anyone(lambda c: c["known"]),
+            "booked": anyone(lambda c: c["appointment_id"] is not None),
+            "came": anyone(lambda c: c["appointment_status"] == "came"),
+            "visit_known": anyone(lambda c: c["appointment_status"] in ("came", "no_show")),
+        }  # fmt: skip
+    return out
+
+
+async def test_a_caller_seen_under_two_keys_counts_once_in_the_total(pool: asyncpg.Pool) -> None:
+    """+79160000004 called 2GIS's number (c4) and, here, Yandex's (c5): one unique caller in
+    each of the two rows and once in the total."""
+    await pool.execute(
+        "UPDATE dashboards_call_facts SET did = $1, source = 'yandex', campaign = 'implants',"
+        " clinic = 'center' WHERE call_id = 'c5'", "+74950000001",
+    )  # fmt: skip
+    rep = reports(pool)
+    start, end = day().bounds(rep.s.tz)
+    facts = await pool.fetch(
+        "SELECT * FROM dashboards_call_facts WHERE started_at >= $1 AND started_at < $2",
+        start, end,
+    )  # fmt: skip
+    for dim in ("source", "campaign", "did", "clinic"):
+        expected = by_hand(facts, dim)
+        got = await rep.marketer(day(), dim)
+        for row in [*got["rows"], got["total"]]:
+            assert {k: row[k] for k in expected[row["key"]]} == expected[row["key"]], (dim, row)
+        assert len(got["rows"]) == len(expected) - 1
+    yandex = next(r for r in (await rep.marketer(day(), "source"))["rows"] if r["key"] == "yandex")
+    assert (yandex["calls"], yandex["unique_callers"]) == (5, 5)
+    assert (await rep.marketer(day(), "source"))["total"]["unique_callers"] == 6
+
+
 async def test_the_day_is_the_clinics_calendar_day(pool: asyncpg.Pool) -> None:
     rep = reports(pool)
     # c8 at 23:50 Moscow the day before is 20:50 UTC: not in DAY; c7 at 00:30 Moscow is
