@@ -65,6 +65,12 @@ def posix_regex(pattern: str) -> re.Pattern[str]:
         raise FilterError(COMPILE_ERROR) from exc
 
 
+def _after_newline(text: str, header: str, start: int) -> int:
+    """Where the next line starting with ``header`` begins (at or after ``start``), or -1."""
+    at = text.find("\n" + header, start)
+    return at + 1 if at >= 0 else -1
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """One filter entry (``struct event_filter_entry``)."""
@@ -116,13 +122,18 @@ class EventFilter:
         """``filter_cmp_fn``: ``name`` the event's name, ``text`` the whole event."""
         if self.event is not None and name != self.event:
             return False
-        if self.header is None:
+        header = self.header
+        if header is None:
             return self._match(text)
-        for line in text.split("\n"):
-            if line.startswith(self.header):
-                value = line[len(self.header) :].lstrip(" \t").rstrip("\r")
-                if value and self._match(value):
-                    return True
+        # the lines starting with the header: the first line, or any after a newline
+        pos = 0 if text.startswith(header) else _after_newline(text, header, 0)
+        while pos >= 0:
+            end = text.find("\n", pos)
+            line = text[pos:] if end < 0 else text[pos:end]
+            value = line[len(header) :].lstrip(" \t").rstrip("\r")
+            if value and self._match(value):
+                return True
+            pos = -1 if end < 0 else _after_newline(text, header, end)
         return False
 
     def _match(self, data: str) -> bool:
@@ -141,22 +152,37 @@ class EventFilter:
         return True  # none
 
 
-@dataclass
 class SessionFilters:
-    """A session's include and exclude filters (``should_send_event``)."""
+    """A session's include and exclude filters (``should_send_event``). Filters naming an
+    event are looked up by the event's name (Asterisk compares a hash of it), so an event is
+    matched only against the filters that can match it."""
 
-    include: list[EventFilter]
-    exclude: list[EventFilter]
+    def __init__(self) -> None:
+        self.include: list[EventFilter] = []
+        self.exclude: list[EventFilter] = []
+        self._named: tuple[dict[str, list[EventFilter]], dict[str, list[EventFilter]]] = ({}, {})
+        self._unnamed: tuple[list[EventFilter], list[EventFilter]] = ([], [])
 
     def __bool__(self) -> bool:
         return bool(self.include or self.exclude)
 
     def add(self, f: EventFilter) -> None:
         (self.exclude if f.exclude else self.include).append(f)
+        side = int(f.exclude)
+        if f.event is None:
+            self._unnamed[side].append(f)
+        else:
+            self._named[side].setdefault(f.event, []).append(f)
 
     def wants(self, data: bytes) -> bool:
         text = data.decode("utf-8", "replace")
         name = text[7 : text.find("\r\n")] if text.startswith("Event: ") else ""
-        if self.include and not any(f.matches(name, text) for f in self.include):
+        if self.include and not self._any(0, name, text):
             return False
-        return not any(f.matches(name, text) for f in self.exclude)
+        return not (self.exclude and self._any(1, name, text))
+
+    def _any(self, side: int, name: str, text: str) -> bool:
+        for f in self._named[side].get(name, ()):
+            if f.matches(name, text):
+                return True
+        return any(f.matches(name, text) for f in self._unnamed[side])

@@ -48,7 +48,7 @@ class Session:
     """None: every class; else only events whose Privilege class is listed."""
     closing: bool = False
     wants: set[str] = field(default_factory=set)
-    filters: SessionFilters = field(default_factory=lambda: SessionFilters([], []))
+    filters: SessionFilters = field(default_factory=SessionFilters)
     """Added with the ``Filter`` action; gone with the session."""
     connected: float = field(default_factory=time.monotonic)
 

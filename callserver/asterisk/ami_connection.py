@@ -62,7 +62,7 @@ class AmiClient:
         on_event: Callable[[AmiMessage], None],
         on_connected: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        event_filters: Sequence[str] = (),
+        event_filters: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._config = config
         self._event_filters = tuple(event_filters)
@@ -295,12 +295,12 @@ class AmiClient:
         if self._filters_refused:
             return
         added = 0
-        for pattern in self._event_filters:
+        for criteria, pattern in self._event_filters:
+            headers = {"Operation": "Add", "Filter": pattern}
+            if criteria:
+                headers["MatchCriteria"] = criteria
             try:
-                await self.send_action(
-                    "Filter", {"Operation": "Add", "Filter": pattern},
-                    timeout=self._config.action_timeout,
-                )  # fmt: skip
+                await self.send_action("Filter", headers, timeout=self._config.action_timeout)
             except AmiActionError as exc:
                 self._filters_refused = True
                 log.warning(

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from callserver.asterisk.ami_codec import AmiMessage, Fields
-from callserver.asterisk.ami_filters import event_filters
+from callserver.asterisk.ami_filters import Filter, event_filters
 from callserver.asterisk.ami_flows import FlowHandlers
 from callserver.core.model import LiveModel, MemberInfo
 from callserver.core.phone import mask
@@ -196,7 +196,7 @@ class AmiTranslator:
             **FlowHandlers(model, self._at, need, text).handlers(),
         }
 
-    def event_filters(self, also: Iterable[str] = ()) -> list[str]:
+    def event_filters(self, also: Iterable[str] = ()) -> list[Filter]:
         """AMI ``Filter`` values that keep from Asterisk what this translator ignores
         (``ami_filters``); ``also``: more events someone else reads."""
         return event_filters([*self._handlers, *also], self._variables, self._prefixes)

@@ -418,8 +418,10 @@ async def test_filter_action_keeps_back_what_callserver_does_not_read(agi_port: 
     pbx = await make_pbx("single-answered", agi_port)
     try:
         filtered, everything = await connect(pbx), await connect(pbx)
-        for pattern in translator.event_filters(CLIENT_EVENTS):
-            r = await filtered.action(Action="Filter", Operation="Add", Filter=pattern)
+        for criteria, pattern in translator.event_filters(CLIENT_EVENTS):
+            r = await filtered.action(
+                Action="Filter", Operation="Add", MatchCriteria=criteria, Filter=pattern
+            )
             assert (r["Response"], r["Message"]) == ("Success", "Success")
         r = await filtered.action(Action="Filter", Operation="Add", Filter="XX[X")
         assert r["Response"] == "Error" and "did not compile" in r["Message"]
