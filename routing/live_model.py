@@ -16,7 +16,6 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from callserver.core.events import AgentSnapshot
-from callserver.core.model.records import QueueSnapshot
 from routing.models import LiveSnapshot, QueueLive
 
 _OFFLINE = frozenset({"unavailable", "invalid"})
@@ -25,13 +24,14 @@ _OFFLINE = frozenset({"unavailable", "invalid"})
 class _Model(Protocol):
     def agents(self) -> list[AgentSnapshot]: ...
 
-    def queues(self, now: float | None = None) -> dict[str, QueueSnapshot]: ...
+    def longest_waits(self, now: float | None = None) -> dict[str, float]: ...
 
 
 def snapshot_from_model(
-    agents: list[AgentSnapshot], queues: dict[str, QueueSnapshot], names: Collection[str]
+    agents: list[AgentSnapshot], waits: Mapping[str, float], names: Collection[str]
 ) -> LiveSnapshot:
-    """Build the routing view of ``names`` from the model's agent and queue snapshots."""
+    """Build the routing view of ``names`` from the model's agent snapshots and the longest
+    current wait per queue (seconds)."""
     out: dict[str, QueueLive] = {}
     for name in names:
         members = [a for a in agents if name in a.queues]
@@ -41,8 +41,7 @@ def snapshot_from_model(
             for a in members
             if a.status == "not_inuse" and not a.paused and not a.in_call
         )
-        q = queues.get(name)
-        wait = 0.0 if free else (q.longest_wait if q is not None else 0.0)
+        wait = 0.0 if free else waits.get(name, 0.0)
         out[name] = QueueLive(logged_in, free, wait)
     return LiveSnapshot(out)
 
@@ -61,7 +60,9 @@ class LiveModelState:
         now = time.monotonic()
         names = frozenset(queues)
         if self._cached is None or names != self._names or now - self._at > self._max_age:
-            self._cached = snapshot_from_model(self._model.agents(), self._model.queues(), names)
+            self._cached = snapshot_from_model(
+                self._model.agents(), self._model.longest_waits(), names
+            )
             self._names, self._at = names, now
         return self._cached
 
@@ -123,10 +124,6 @@ class SharedLiveState:
             if not self._fresh(names) or self._cached is None:
                 agents = [a for a in map(_agent, await self._source.live_agents()) if a]
                 waits = _waits(await self._source.live_calls(), time.time())
-                snap = snapshot_from_model(agents, {}, names)
-                self._cached = LiveSnapshot({
-                    n: q if q.free else QueueLive(q.logged_in, q.free, waits.get(n, 0.0))
-                    for n, q in snap.queues.items()
-                })  # fmt: skip
+                self._cached = snapshot_from_model(agents, waits, names)
                 self._names, self._at = names, time.monotonic()
             return self._cached

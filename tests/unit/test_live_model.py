@@ -134,6 +134,11 @@ def test_queue_snapshot_waits_and_counts(r: Recorder) -> None:
     counts = m.counts_by_state()
     assert counts["queued"] == 3 and counts["answered"] == 0
     assert m.to_dict(now=T0 + 60)["queues"]["reception"]["longest_wait"] == 60.0
+    assert m.longest_waits(now=T0 + 60) == {"reception": 60.0}  # what routing reads
+    m.caller_left_queue("1.1", "reception", at=T0 + 61)
+    assert m.longest_waits(now=T0 + 70) == {"reception": 60.0} == {
+        n: q.longest_wait for n, q in m.queues(now=T0 + 70).items()
+    }
 
 
 def test_free_and_logged_in_agents(r: Recorder) -> None:

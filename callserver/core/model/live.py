@@ -282,6 +282,16 @@ class LiveModel(FlowModel):
         the latest event time)."""
         return queue_snapshots(self._queues, self._calls, self._agents, self._when(now))
 
+    def longest_waits(self, now: float | None = None) -> dict[str, float]:
+        """Seconds the longest-waiting caller of each queue with callers has waited at ``now``
+        (default: the latest event time); what ``queues()`` says, without building members."""
+        at = self._when(now)
+        return {
+            name: max(0.0, at - min(e.joined_at for e in entries.values()))
+            for name, entries in self._queues.items()
+            if entries
+        }
+
     def counts_by_state(self) -> dict[str, int]:
         """Live calls per state; every live state is present (0 when none)."""
         counts: dict[str, int] = dict.fromkeys(LIVE_STATES, 0)
