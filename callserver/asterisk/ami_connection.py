@@ -289,9 +289,9 @@ class AmiClient:
 
     async def _add_filters(self) -> None:
         """Ask Asterisk to keep back the events nobody here reads (``Filter``, per session).
-        Refused before any was added: go on unfiltered. Refused after some were: the session's
-        filters are incomplete (AMI cannot remove one), so drop the connection and reconnect
-        without filters."""
+        They are exclude filters: each one added only takes away events nobody reads, so
+        events flow from the login on and a refusal halfway leaves a session that still gets
+        everything it needs. Refused: warn once and go on with what was added."""
         if self._filters_refused:
             return
         added = 0
@@ -304,12 +304,10 @@ class AmiClient:
             except AmiActionError as exc:
                 self._filters_refused = True
                 log.warning(
-                    "AMI Filter refused (%s): callserver now receives every event, which costs "
-                    "CPU (grant write = system to user %r in manager.conf)",
-                    exc, self._config.username,
+                    "AMI Filter refused (%s) after %d of %d: callserver receives events it "
+                    "does not read, which costs CPU (grant write = system to user %r in "
+                    "manager.conf)", exc, added, len(self._event_filters), self._config.username,
                 )  # fmt: skip
-                if added:
-                    raise AmiConnectionError(message="AMI event filters incomplete") from exc
                 return
             added += 1
         if added:

@@ -197,7 +197,7 @@ class AmiTranslator:
         }
 
     def event_filters(self, also: Iterable[str] = ()) -> list[Filter]:
-        """AMI ``Filter`` values that keep from Asterisk what this translator ignores
+        """AMI ``Filter`` actions that keep from Asterisk what this translator ignores
         (``ami_filters``); ``also``: more events someone else reads."""
         return event_filters([*self._handlers, *also], self._variables, self._prefixes)
 
