@@ -22,7 +22,6 @@ everything. The ``Filter`` action needs ``write = system`` in ``manager.conf``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 Filter = tuple[str, str]
@@ -38,29 +37,44 @@ NOISE_EVENTS = (
 """Events Asterisk sends on every call that callserver does not read (those the translator
 handles are never excluded, whatever this list says)."""
 NOISE_VARIABLES = (
-    "BRIDGEPEER|BRIDGEPVTCALLID|QUEUE[A-Z_]*|MEMBER[A-Z_]*|QE[A-Z_]*|ANSWEREDTIME[A-Z_]*"
-    "|DIALEDTIME[A-Z_]*|RINGTIME[A-Z_]*|PROGRESSTIME[A-Z_]*|RTPAUDIOQOS[A-Z_]*|DIALEDPEER[A-Z_]*"
-    "|SIPDOMAIN|AGISTATUS|PLAYBACKSTATUS|STASISSTATUS|UNICASTRTP_[A-Z_]*"
-)
-"""Variables app_queue, app_dial, the bridge, RTP, AGI and Playback set on every call."""
-SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
+    "BRIDGEPEER", "BRIDGEPVTCALLID", "QUEUE*", "MEMBER*", "QE*", "ANSWEREDTIME*", "DIALEDTIME*",
+    "RINGTIME*", "PROGRESSTIME*", "RTPAUDIOQOS*", "DIALEDPEER*", "SIPDOMAIN", "AGISTATUS",
+    "PLAYBACKSTATUS", "STASISSTATUS", "UNICASTRTP_*",
+)  # fmt: skip
+"""Variables app_queue, app_dial, the bridge, RTP, AGI and Playback set on every call
+(``*``: and every name that starts so)."""
+VARSET_CRITERIA = "action(exclude),name(VarSet),header(Variable),method(regex)"
+
+
+def _noise_pattern() -> str:
+    names = "|".join(n[:-1] + "[A-Z_]*" if n.endswith("*") else n for n in NOISE_VARIABLES)
+    # the value may keep its line's CR: end at a character that cannot be in a name
+    return f"^_*({names})([^A-Za-z0-9_]|$)"
+
+
+def _is_noise(variable: str, prefix: bool) -> bool:
+    """Whether the VarSet filter would hold back ``variable`` (``prefix``: or any variable
+    whose name starts with it)."""
+    name = variable.lstrip("_")
+    for noise in NOISE_VARIABLES:
+        head, open_end = noise.rstrip("*"), noise.endswith("*")
+        if name == head or (open_end and name.startswith(head)):
+            return True
+        if prefix and head.startswith(name):
+            return True
+    return False
 
 
 def event_filters(
     handled: Iterable[str], variables: Iterable[str], prefixes: Iterable[str]
 ) -> list[Filter]:
-    """The filters to add: ``NOISE_EVENTS`` but the ``handled`` ones, then (when ``VarSet`` is
-    handled) ``VarSet`` of ``NOISE_VARIABLES`` unless one of the kept ``variables`` or a name
-    starting with one of ``prefixes`` matches them (then no VarSet is excluded)."""
-    handled = set(handled)
-    out = [(f"action(exclude),name({n})", "") for n in NOISE_EVENTS if n not in handled]
-    pattern = f"^_*({NOISE_VARIABLES})([^A-Za-z0-9_]|$)"
-    noise = re.compile(pattern)
-    kept = [*variables, *(p + suffix for p in prefixes for suffix in ("", "X", "QUEUE"))]
-    if "VarSet" in handled and not any(
-        noise.search(name) or not SAFE_NAME.fullmatch(name) for name in kept
+    """The filters to add: ``NOISE_EVENTS`` but the ``handled`` ones, then ``VarSet`` of
+    ``NOISE_VARIABLES``, unless one of the kept ``variables`` or a name starting with one of
+    ``prefixes`` would be among them (then no VarSet is excluded)."""
+    read = set(handled)
+    out = [(f"action(exclude),name({n})", "") for n in NOISE_EVENTS if n not in read]
+    if not any(_is_noise(v, False) for v in variables) and not any(
+        _is_noise(p, True) for p in prefixes
     ):
-        out.append(("action(exclude),name(VarSet),header(Variable),method(regex)", pattern))
-    elif "VarSet" not in handled:
-        out.append(("action(exclude),name(VarSet)", ""))
+        out.append((VARSET_CRITERIA, _noise_pattern()))
     return out
