@@ -158,17 +158,17 @@ class SessionFilters:
     matched only against the filters that can match it."""
 
     def __init__(self) -> None:
-        self.include: list[EventFilter] = []
-        self.exclude: list[EventFilter] = []
+        # index 0: include filters, 1: exclude filters
         self._named: tuple[dict[str, list[EventFilter]], dict[str, list[EventFilter]]] = ({}, {})
         self._unnamed: tuple[list[EventFilter], list[EventFilter]] = ([], [])
+        self._count = [0, 0]
 
     def __bool__(self) -> bool:
-        return bool(self.include or self.exclude)
+        return any(self._count)
 
     def add(self, f: EventFilter) -> None:
-        (self.exclude if f.exclude else self.include).append(f)
         side = int(f.exclude)
+        self._count[side] += 1
         if f.event is None:
             self._unnamed[side].append(f)
         else:
@@ -177,9 +177,9 @@ class SessionFilters:
     def wants(self, data: bytes) -> bool:
         text = data.decode("utf-8", "replace")
         name = text[7 : text.find("\r\n")] if text.startswith("Event: ") else ""
-        if self.include and not self._any(0, name, text):
+        if self._count[0] and not self._any(0, name, text):
             return False
-        return not (self.exclude and self._any(1, name, text))
+        return not (self._count[1] and self._any(1, name, text))
 
     def _any(self, side: int, name: str, text: str) -> bool:
         for f in self._named[side].get(name, ()):
