@@ -1,6 +1,7 @@
 """pbxsim's AMI server and call model over real sockets (pbxsim in-process, a plain client).
 
-The client here parses AMI with a few test-local lines (not callserver's codec, not pbxsim's).
+The client here parses AMI with a few test-local lines (not callserver's codec, not pbxsim's);
+the Filter test asks for the filters callserver's translator would add.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from callserver.asterisk.ami_connection import CLIENT_EVENTS
+from callserver.asterisk.ami_filters import NOISE_EVENTS
+from callserver.asterisk.ami_translate import AmiTranslator
+from callserver.core.bus import EventBus
+from callserver.core.model import LiveModel
 from pbxsim.app import Pbx, PbxOptions
 from pbxsim.dialplan import InboundCall
 from pbxsim.scenario import load
@@ -408,12 +414,6 @@ async def test_originate_to_a_busy_operator_is_busy_and_ringing_blocks_the_queue
 
 
 async def test_filter_action_keeps_back_what_callserver_does_not_read(agi_port: int) -> None:
-    from callserver.asterisk.ami_connection import CLIENT_EVENTS
-    from callserver.asterisk.ami_filters import NOISE_EVENTS
-    from callserver.asterisk.ami_translate import AmiTranslator
-    from callserver.core.bus import EventBus
-    from callserver.core.model import LiveModel
-
     translator = AmiTranslator(LiveModel(EventBus()))
     handled = {*translator._handlers, *CLIENT_EVENTS} - {"VarSet"}
     pbx = await make_pbx("single-answered", agi_port)
